@@ -1,0 +1,14 @@
+"""A developer's machine: DEBUG on, loopback webhooks allowed, a local key file if no KEK is set."""
+from .base import *  # noqa: F401,F403
+from .base import BASE_DIR, env
+
+DEBUG = env.bool("DEBUG", default=True)
+SECRET_KEY = SECRET_KEY or "local-development-only-not-a-secret"  # noqa: F405
+GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=True)
+EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+
+if not GATEWAY_KEK:  # noqa: F405
+    # scripts/setup.sh writes this file once; it never leaves the machine.
+    _kek_file = BASE_DIR / ".local" / "kek"
+    if _kek_file.exists():
+        GATEWAY_KEK = _kek_file.read_text().strip()

@@ -1,0 +1,23 @@
+"""The test suite: the same PostgreSQL, Redis and anvil as production, but fast password hashing."""
+import base64
+
+from .base import *  # noqa: F401,F403
+from .base import env
+
+SECRET_KEY = "test-only-secret-key"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+GATEWAY_KEK = base64.b64encode(b"k" * 32).decode()
+GATEWAY_KEK_PREVIOUS = []
+GATEWAY_WEBHOOK_ALLOW_LOOPBACK = True
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("REDIS_URL", default="redis://127.0.0.1:6379/15"),
+        "KEY_PREFIX": "gwtest",
+    }
+}
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

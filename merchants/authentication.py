@@ -1,0 +1,102 @@
+"""API authentication as in Stripe: `Authorization: Bearer <key>` or HTTP Basic with the key as user name."""
+import base64
+import binascii
+from dataclasses import dataclass
+
+from rest_framework import authentication, exceptions, permissions
+
+from . import selectors
+from .keys import KEY_RE, redact
+from .models import ApiKey, Merchant
+
+NO_KEY = (
+    "You did not provide an API key. You need to provide your API key in the Authorization header, "
+    "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."
+)
+
+
+@dataclass(frozen=True)
+class ApiCaller:
+    """Who is calling: the merchant and mode every query is scoped to, and what the key may do."""
+
+    merchant: Merchant
+    livemode: bool
+    key_id: str
+    kind: str
+    permissions: dict
+
+    def can(self, resource: str, access: str) -> bool:
+        if self.kind == ApiKey.Kind.SECRET:
+            return True
+        if self.kind == ApiKey.Kind.PUBLISHABLE:
+            return False
+        granted = self.permissions.get(resource, "none")
+        return granted == "write" or (access == "read" and granted == "read")
+
+
+def _raw_key_from_header(header: str) -> str:
+    scheme, _, value = header.partition(" ")
+    scheme = scheme.lower()
+    value = value.strip()
+    if scheme == "bearer":
+        return value
+    if scheme == "basic":
+        try:
+            decoded = base64.b64decode(value, validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            raise exceptions.AuthenticationFailed("Invalid Basic authorization header.") from None
+        return decoded.partition(":")[0]
+    raise exceptions.AuthenticationFailed(
+        "Invalid Authorization header: use 'Bearer YOUR_SECRET_KEY' or HTTP Basic with the key as user name."
+    )
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    def authenticate(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            raise exceptions.NotAuthenticated(NO_KEY)
+        raw = _raw_key_from_header(header)
+        if not raw:
+            raise exceptions.NotAuthenticated(NO_KEY)
+        if not KEY_RE.match(raw):
+            raise exceptions.AuthenticationFailed("Invalid API Key provided: the key is malformed.")
+        key = selectors.api_key_active_by_raw(raw)
+        if key is None:
+            raise exceptions.AuthenticationFailed(f"Invalid API Key provided: {redact(raw)}")
+        caller = ApiCaller(
+            merchant=key.merchant, livemode=key.livemode, key_id=key.id, kind=key.kind, permissions=key.permissions
+        )
+        return (None, caller)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="gateway"'
+
+
+class HasApiKey(permissions.BasePermission):
+    """Every API view needs a key; views name the resource they touch (`api_resource`) for restricted keys.
+
+    Publishable keys may only read what a view marks `publishable_read = True` (the checkout's retrieve)."""
+
+    message = "This API key does not have the permissions needed for this request."
+
+    def has_permission(self, request, view):
+        caller = request.auth
+        if not isinstance(caller, ApiCaller):
+            return False
+        read = request.method in permissions.SAFE_METHODS
+        if caller.kind == ApiKey.Kind.PUBLISHABLE:
+            if read and getattr(view, "publishable_read", False):
+                return True
+            self.message = "This API call cannot be made with a publishable API key. Please use a secret API key."
+            return False
+        resource = getattr(view, "api_resource", None)
+        if resource is None:
+            return caller.kind == ApiKey.Kind.SECRET
+        if caller.can(resource, "read" if read else "write"):
+            return True
+        self.message = (
+            f"The provided key '{caller.key_id}' does not have the required permissions for this endpoint: "
+            f"it needs {'read' if read else 'write'} access to {resource}."
+        )
+        return False

@@ -1,0 +1,84 @@
+from django.conf import settings
+from django.db import models
+
+from gateway.ids import new_id
+
+
+def _merchant_id():
+    return new_id("acct", 16)
+
+
+def _key_id():
+    return new_id("key", 16)
+
+
+class Merchant(models.Model):
+    id = models.CharField(primary_key=True, max_length=32, default=_merchant_id, editable=False)
+    name = models.CharField(max_length=200)
+    email = models.EmailField(unique=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="merchant"
+    )
+    payment_expiry_minutes = models.PositiveIntegerField(
+        default=30, help_text="How long a payment intent waits for funds before it expires."
+    )
+    underpayment_tolerance_bps = models.PositiveIntegerField(
+        default=0, help_text="An intent short by at most this many basis points still succeeds."
+    )
+    accept_late_payments = models.BooleanField(
+        default=False, help_text="Whether a fully funded payment that arrives after expiry succeeds."
+    )
+    enabled_networks = models.JSONField(
+        default=list, blank=True, help_text="API network names (bsc, ethereum, ...); empty means every active one."
+    )
+    is_active = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"{self.name} <{self.email}>"
+
+
+class ApiKey(models.Model):
+    class Kind(models.TextChoices):
+        SECRET = "secret", "Secret"
+        RESTRICTED = "restricted", "Restricted"
+        PUBLISHABLE = "publishable", "Publishable"
+
+    PREFIXES = {Kind.SECRET: "sk", Kind.RESTRICTED: "rk", Kind.PUBLISHABLE: "pk"}
+
+    id = models.CharField(primary_key=True, max_length=32, default=_key_id, editable=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="api_keys")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    livemode = models.BooleanField()
+    name = models.CharField(max_length=100, blank=True)
+    # SHA-256 of the whole key; the key itself is shown once and never stored.
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    redacted = models.CharField(max_length=40, editable=False, help_text="e.g. sk_test_...a1b2")
+    # For restricted keys: {"payment_intents": "write", "charges": "read", ...}
+    permissions = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Set when the key is rolled or revoked.")
+    last_used = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["merchant", "livemode", "kind"])]
+
+    def __str__(self):
+        return self.redacted
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a POST with an `Idempotency-Key`, replayed for 24 hours."""
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE)
+    livemode = models.BooleanField()
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "livemode", "key"], name="idempotency_unique_key"),
+        ]

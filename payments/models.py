@@ -1,0 +1,100 @@
+from django.db import models
+
+from gateway.fields import BaseUnitsField
+from gateway.ids import new_id
+
+
+def _pi_id():
+    return new_id("pi")
+
+
+def _evt_id():
+    return new_id("evt")
+
+
+class PaymentIntent(models.Model):
+    class Status(models.TextChoices):
+        REQUIRES_CONFIRMATION = "requires_confirmation"
+        REQUIRES_ACTION = "requires_action"
+        PROCESSING = "processing"
+        SUCCEEDED = "succeeded"
+        CANCELED = "canceled"
+
+    class CancellationReason(models.TextChoices):
+        REQUESTED_BY_CUSTOMER = "requested_by_customer"
+        ABANDONED = "abandoned"
+        DUPLICATE = "duplicate"
+        FRAUDULENT = "fraudulent"
+        EXPIRED = "expired"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_pi_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="payment_intents")
+    livemode = models.BooleanField()
+    status = models.CharField(max_length=32, choices=Status.choices)
+    amount = models.PositiveBigIntegerField(help_text="Minor units of `currency` (cents).")
+    amount_received = models.PositiveBigIntegerField(default=0, help_text="Minor units, final funds only.")
+    currency = models.CharField(max_length=3)
+    description = models.TextField(blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    receipt_email = models.EmailField(blank=True, default="")
+    return_url = models.URLField(max_length=2048, blank=True, default="")
+    client_secret = models.CharField(max_length=100, unique=True, editable=False)
+    networks = models.JSONField(default=list, help_text="API network names the customer may pay on.")
+    deposit_address = models.OneToOneField(
+        "wallets.DepositAddress", null=True, blank=True, on_delete=models.PROTECT, related_name="payment_intent"
+    )
+    cancellation_reason = models.CharField(max_length=32, choices=CancellationReason.choices, blank=True, default="")
+    canceled_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["merchant", "livemode", "-created", "-id"], name="pi_list_idx"),
+            models.Index(
+                fields=["expires_at"], name="pi_open_expiry_idx",
+                condition=models.Q(status__in=["requires_confirmation", "requires_action"]),
+            ),
+        ]
+
+    def __str__(self):
+        return self.id
+
+
+class PaymentOption(models.Model):
+    """The exact amount due in one token on one network, fixed when the intent is confirmed."""
+
+    payment_intent = models.ForeignKey(PaymentIntent, on_delete=models.CASCADE, related_name="options")
+    token = models.ForeignKey("wallets.Token", on_delete=models.PROTECT, related_name="+")
+    amount_base_units = BaseUnitsField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["payment_intent", "token"], name="payment_option_unique_token"),
+        ]
+
+
+class Event(models.Model):
+    """What happened, with the object's full snapshot; written in the same transaction as the change."""
+
+    id = models.CharField(primary_key=True, max_length=40, default=_evt_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="events")
+    livemode = models.BooleanField()
+    type = models.CharField(max_length=64, db_index=True)
+    object_id = models.CharField(max_length=40)
+    sequence = models.PositiveIntegerField(help_text="Per object: 1, 2, 3 ... in the order of the changes.")
+    data = models.JSONField(help_text='{"object": {...}, "previous_attributes": {...}}')
+    request_id = models.CharField(max_length=40, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["object_id", "sequence"], name="event_unique_sequence"),
+        ]
+        indexes = [models.Index(fields=["merchant", "livemode", "-created", "-id"], name="event_list_idx")]
+
+    def __str__(self):
+        return f"{self.id} {self.type}"

@@ -1,0 +1,95 @@
+from django.db import models
+
+from gateway.fields import BaseUnitsField
+
+
+class Network(models.Model):
+    """An EVM chain the gateway watches. Rows are configuration: adding a chain needs no code.
+
+    `api_name` is what merchants say (`bsc`); in test mode it resolves to the active test-mode row of that name
+    (BSC testnet, or the local devnet on a developer machine)."""
+
+    class Finality(models.TextChoices):
+        FINALIZED = "finalized", "The node's `finalized` tag"
+        SAFE = "safe", "The node's `safe` tag"
+        CONFIRMATIONS = "confirmations", "A number of confirmations"
+
+    code = models.SlugField(max_length=40, unique=True, help_text="bsc, bsc-testnet, devnet ...")
+    api_name = models.SlugField(max_length=40, help_text="The network name of the API: bsc, ethereum, polygon ...")
+    display_name = models.CharField(max_length=80)
+    chain_id = models.PositiveBigIntegerField()
+    livemode = models.BooleanField(help_text="Mainnet (live mode) or a test chain (test mode).")
+    is_active = models.BooleanField(default=True)
+    native_currency = models.CharField(max_length=16, default="eth")
+    native_decimals = models.PositiveSmallIntegerField(default=18)
+    finality = models.CharField(max_length=16, choices=Finality.choices, default=Finality.FINALIZED)
+    confirmations = models.PositiveIntegerField(default=12, help_text="Used when finality is by confirmations.")
+    block_time_ms = models.PositiveIntegerField(default=2000)
+    explorer_url = models.URLField(blank=True)
+    rpc_env = models.CharField(
+        max_length=80, blank=True,
+        help_text="Environment variable holding this chain's RPC URLs, comma separated (they may carry secrets).",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["api_name", "livemode"], condition=models.Q(is_active=True), name="one_active_network_per_mode"
+            ),
+        ]
+        ordering = ["livemode", "api_name", "code"]
+
+    def __str__(self):
+        return f"{self.display_name} ({self.code})"
+
+
+class Token(models.Model):
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="tokens")
+    currency = models.SlugField(max_length=16, help_text="usdt, usdc ...")
+    contract_address = models.CharField(max_length=42, help_text="Lower-case 0x hex.")
+    decimals = models.PositiveSmallIntegerField()
+    # The fiat currency the token is pegged to at 1:1 (stablecoins); empty for floating-price tokens.
+    pegged_currency = models.CharField(max_length=3, default="usd", blank=True)
+    is_active = models.BooleanField(default=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network", "currency"], name="token_unique_currency"),
+            models.UniqueConstraint(fields=["network", "contract_address"], name="token_unique_contract"),
+        ]
+        ordering = ["network", "currency"]
+
+    def __str__(self):
+        return f"{self.currency.upper()} on {self.network.code}"
+
+    def save(self, *args, **kwargs):
+        self.contract_address = self.contract_address.lower()
+        super().save(*args, **kwargs)
+
+
+class MasterSeed(models.Model):
+    """The one BIP39 seed, encrypted with a data key that is itself wrapped by the key-encryption key (KEK)."""
+
+    singleton = models.BooleanField(default=True, unique=True, editable=False)
+    encrypted_mnemonic = models.BinaryField(editable=False)
+    wrapped_data_key = models.BinaryField(editable=False)
+    kek_fingerprint = models.CharField(max_length=16, editable=False)
+    # Extended public key at m/44'/60'/0'/0: the web tier derives deposit addresses without any secret.
+    account_xpub = models.CharField(max_length=200, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    rotated = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"Master seed (KEK {self.kek_fingerprint})"
+
+
+class DepositAddress(models.Model):
+    """A derived address, m/44'/60'/0'/0/<index>. One per payment, never reused; serves every EVM network."""
+
+    index = models.PositiveBigIntegerField(unique=True)
+    address = models.CharField(max_length=42, unique=True, help_text="Lower-case 0x hex.")
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="deposit_addresses")
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.address

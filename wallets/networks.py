@@ -1,0 +1,60 @@
+"""The networks and tokens the gateway knows out of the box. Data, not code: the migration copies them into the
+database, where staff edit them in Django admin; `manage.py devchain` adds the local devnet."""
+
+MAINNETS = [
+    # code, api_name, display, chain_id, native, block_ms, finality, confirmations, explorer, tokens
+    ("bsc", "bsc", "BNB Smart Chain", 56, "bnb", 450, "finalized", 0, "https://bscscan.com", [
+        ("usdt", "0x55d398326f99059ff775485246999027b3197955", 18),
+        ("usdc", "0x8ac76a51cc950d9822d68b83fe1ad97b32cd580d", 18),
+    ]),
+    ("ethereum", "ethereum", "Ethereum", 1, "eth", 12000, "finalized", 0, "https://etherscan.io", [
+        ("usdt", "0xdac17f958d2ee523a2206206994597c13d831ec7", 6),
+        ("usdc", "0xa0b86991c6218b36c1d19d4a2e9eb0ce3606eb48", 6),
+    ]),
+    ("polygon", "polygon", "Polygon PoS", 137, "pol", 2000, "finalized", 0, "https://polygonscan.com", [
+        ("usdt", "0xc2132d05d31c914a87c6611c10748aeb04b58e8f", 6),
+        ("usdc", "0x3c499c542cef5e3811e1192ce70d8cc03d5c3359", 6),
+    ]),
+    ("arbitrum", "arbitrum", "Arbitrum One", 42161, "eth", 250, "finalized", 0, "https://arbiscan.io", [
+        ("usdt", "0xfd086bc7cd5c481dcc9c85ebe478a1c0b69fcbb9", 6),
+        ("usdc", "0xaf88d065e77c8cc2239327c5edb3a432268e5831", 6),
+    ]),
+    ("optimism", "optimism", "OP Mainnet", 10, "eth", 2000, "finalized", 0, "https://optimistic.etherscan.io", [
+        ("usdt", "0x94b008aa00579c1307b0ef2c499ad98a8ce58e58", 6),
+        ("usdc", "0x0b2c639c533813f4aa9d7837caf62653d097ff85", 6),
+    ]),
+    ("base", "base", "Base", 8453, "eth", 2000, "finalized", 0, "https://basescan.org", [
+        ("usdt", "0xfde4c96c8593536e31f229ea8f37b2ada2699bb2", 6),
+        ("usdc", "0x833589fcd6edb6e08f4c7c32d4f71b54bda02913", 6),
+    ]),
+]
+
+TESTNETS = [
+    ("bsc-testnet", "bsc", "BNB Smart Chain Testnet", 97, "bnb", 450, "finalized", 0, "https://testnet.bscscan.com", [
+        ("usdt", "0x337610d27c682e347c9cd60bd4b3b107c9d34ddd", 18),
+        ("usdc", "0x64544969ed7ebf5f083679233325356ebe738930", 18),
+    ]),
+    ("sepolia", "ethereum", "Ethereum Sepolia", 11155111, "eth", 12000, "finalized", 0, "https://sepolia.etherscan.io", [
+        ("usdc", "0x1c7d4b196cb0c7b01d743fbc6116a902379c7238", 6),
+    ]),
+    ("polygon-amoy", "polygon", "Polygon Amoy", 80002, "pol", 2000, "finalized", 0, "https://amoy.polygonscan.com", [
+        ("usdc", "0x41e94eb019c0762f9bfcf9fb1e58725bfb0e7582", 6),
+    ]),
+    ("arbitrum-sepolia", "arbitrum", "Arbitrum Sepolia", 421614, "eth", 250, "finalized", 0,
+     "https://sepolia.arbiscan.io", [
+        ("usdc", "0x75faf114eafb1bdbe2f0316df893fd58ce46aa4d", 6),
+    ]),
+    ("optimism-sepolia", "optimism", "OP Sepolia", 11155420, "eth", 2000, "finalized", 0,
+     "https://sepolia-optimism.etherscan.io", [
+        ("usdc", "0x5fd84259d66cd46123540766be93dfe6d43130d7", 6),
+    ]),
+    ("base-sepolia", "base", "Base Sepolia", 84532, "eth", 2000, "finalized", 0, "https://sepolia.basescan.org", [
+        ("usdc", "0x036cbd53842c5426634e7929541ec2318f3dcf7e", 6),
+    ]),
+]
+
+API_NETWORK_NAMES = ("bsc", "ethereum", "polygon", "arbitrum", "optimism", "base")
+
+
+def rpc_env_name(code: str) -> str:
+    return "GATEWAY_RPC_" + code.upper().replace("-", "_")
