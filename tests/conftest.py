@@ -1,3 +1,5 @@
+from urllib.parse import urlencode
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -25,8 +27,24 @@ def secret_key(merchant, make_key):
     return make_key(merchant)
 
 
+class FormClient(APIClient):
+    """Posts dicts form-encoded, as Stripe's SDKs do (APIClient's default would be multipart)."""
+
+    def post(self, path, data=None, content_type=None, **extra):
+        if isinstance(data, dict) and content_type is None:
+            data = urlencode(data)
+            content_type = "application/x-www-form-urlencoded"
+        return super().post(path, data=data or "", content_type=content_type or "application/x-www-form-urlencoded",
+                            **extra)
+
+
+@pytest.fixture
+def anon():
+    return FormClient()
+
+
 @pytest.fixture
 def api(secret_key):
-    client = APIClient()
+    client = FormClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
     return client

@@ -58,3 +58,69 @@ API_NETWORK_NAMES = ("bsc", "ethereum", "polygon", "arbitrum", "optimism", "base
 
 def rpc_env_name(code: str) -> str:
     return "GATEWAY_RPC_" + code.upper().replace("-", "_")
+
+
+def seed_networks(Network, Token) -> None:
+    """Create the known networks and tokens that are missing; never overwrites staff edits. Takes the model
+    classes so that the data migration can pass its historical models."""
+    for livemode, rows in ((True, MAINNETS), (False, TESTNETS)):
+        for code, api_name, display, chain_id, native, block_ms, finality, confs, explorer, tokens in rows:
+            network, _ = Network.objects.get_or_create(
+                code=code,
+                defaults=dict(
+                    api_name=api_name, display_name=display, chain_id=chain_id, livemode=livemode,
+                    native_currency=native, block_time_ms=block_ms, finality=finality, confirmations=confs or 12,
+                    explorer_url=explorer, rpc_env=rpc_env_name(code),
+                    is_active=not Network.objects.filter(api_name=api_name, livemode=livemode, is_active=True).exists(),
+                ),
+            )
+            for currency, address, decimals in tokens:
+                Token.objects.get_or_create(
+                    network=network, currency=currency,
+                    defaults=dict(contract_address=address.lower(), decimals=decimals),
+                )
+
+
+# --- Reads of the configured networks, cached per process for a few seconds (they change rarely, and are read on
+# every payment creation). Staff edits in admin take effect within GATEWAY_NETWORK_CACHE_SECONDS.
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from django.conf import settings  # noqa: E402
+
+
+@dataclass(frozen=True)
+class ActiveNetwork:
+    network: object  # wallets.models.Network
+    tokens: tuple  # wallets.models.Token, active ones, ordered by currency
+
+
+_cache: dict[bool, tuple[float, dict[str, ActiveNetwork]]] = {}
+
+
+def active_networks(*, livemode: bool) -> dict[str, ActiveNetwork]:
+    """API network name -> the active network of that mode with its active tokens."""
+    ttl = getattr(settings, "GATEWAY_NETWORK_CACHE_SECONDS", 10)
+    hit = _cache.get(livemode)
+    now = time.monotonic()
+    if hit and now - hit[0] < ttl:
+        return hit[1]
+    from .models import Network, Token
+
+    networks = {n.id: n for n in Network.objects.filter(livemode=livemode, is_active=True)}
+    tokens: dict[int, list] = {nid: [] for nid in networks}
+    for token in Token.objects.filter(network_id__in=networks, is_active=True).order_by("currency"):
+        tokens[token.network_id].append(token)
+        token.network = networks[token.network_id]
+    result = {
+        n.api_name: ActiveNetwork(network=n, tokens=tuple(tokens[n.id]))
+        for n in sorted(networks.values(), key=lambda n: API_NETWORK_NAMES.index(n.api_name)
+                        if n.api_name in API_NETWORK_NAMES else 99)
+        if tokens[n.id]
+    }
+    _cache[livemode] = (now, result)
+    return result
+
+
+def clear_network_cache() -> None:
+    _cache.clear()

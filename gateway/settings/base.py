@@ -167,3 +167,4 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+GATEWAY_NETWORK_CACHE_SECONDS = env.int("GATEWAY_NETWORK_CACHE_SECONDS", default=10)

@@ -1,0 +1,75 @@
+"""`Idempotency-Key` on POST: the first response is stored for 24 hours per (merchant, mode, key) and replayed.
+
+The whole request runs in one transaction together with the stored response, so a crash can never leave a
+created object without its record (a retry would make a second one) nor a record without its object. A concurrent
+request with the same key finds the advisory lock taken and gets 409 at once instead of waiting."""
+import functools
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from rest_framework.response import Response
+
+from gateway.api.errors import IdempotencyError, IdempotencyKeyInUse, InvalidRequest
+
+from .models import IdempotencyRecord
+
+MAX_KEY_LENGTH = 255
+
+
+def _fingerprint(request) -> str:
+    body = json.dumps([request.method, request.path, request.data], sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _lock_id(merchant_id: str, livemode: bool, key: str) -> int:
+    digest = hashlib.sha256(f"idem:{merchant_id}:{int(livemode)}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def idempotent(view_method):
+    @functools.wraps(view_method)
+    def wrapper(view, request, *args, **kwargs):
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return view_method(view, request, *args, **kwargs)
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise InvalidRequest(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters long.", param="Idempotency-Key"
+            )
+        caller = request.auth
+        fingerprint = _fingerprint(request)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_lock_id(caller.merchant.pk, caller.livemode, key)])
+                if not cursor.fetchone()[0]:
+                    raise IdempotencyKeyInUse(
+                        "There is currently another in-progress request using this Idempotency Key (that probably "
+                        "means you submitted twice, and the other request is still going through). "
+                        "Please try again later."
+                    )
+            scope = dict(merchant=caller.merchant, livemode=caller.livemode, key=key)
+            record = IdempotencyRecord.objects.filter(**scope).first()
+            if record and record.created < timezone.now() - settings.GATEWAY_IDEMPOTENCY_TTL:
+                record.delete()
+                record = None
+            if record:
+                if record.fingerprint != fingerprint:
+                    raise IdempotencyError(
+                        "Keys for idempotent requests can only be used with the same parameters they were first "
+                        f"used with. Try using a key other than '{key}' if you meant to execute a different request."
+                    )
+                response = Response(record.response_body, status=record.response_status)
+                response["Idempotent-Replayed"] = "true"
+                return response
+            request.idempotency_key = key
+            response = view_method(view, request, *args, **kwargs)
+            IdempotencyRecord.objects.create(
+                **scope, fingerprint=fingerprint, response_status=response.status_code, response_body=response.data
+            )
+            response["Idempotency-Key"] = key
+            return response
+
+    return wrapper

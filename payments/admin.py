@@ -1,0 +1,45 @@
+from django.contrib import admin
+
+from .models import Event, PaymentIntent, PaymentOption
+
+
+class PaymentOptionInline(admin.TabularInline):
+    model = PaymentOption
+    extra = 0
+    can_delete = False
+    readonly_fields = ("token", "amount_base_units")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PaymentIntent)
+class PaymentIntentAdmin(admin.ModelAdmin):
+    """Read-only: every change of state goes through payments.services, never through a form."""
+
+    list_display = ("id", "merchant", "livemode", "status", "amount", "currency", "amount_received", "created")
+    list_filter = ("status", "livemode", "currency")
+    search_fields = ("id", "merchant__email", "deposit_address__address")
+    readonly_fields = [f.name for f in PaymentIntent._meta.fields if f.name != "client_secret"]
+    exclude = ("client_secret",)
+    inlines = [PaymentOptionInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ("id", "type", "object_id", "sequence", "merchant", "livemode", "created")
+    list_filter = ("type", "livemode")
+    search_fields = ("id", "object_id")
+    readonly_fields = [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,99 @@
+"""PaymentIntent and Event as the API shows them (Stripe's field names). Pure functions of the rows."""
+from django.conf import settings
+
+from .models import PaymentIntent
+from .pricing import erc20_payment_uri
+
+
+def unix(dt):
+    return int(dt.timestamp()) if dt else None
+
+
+def hosted_instructions_url(intent: PaymentIntent) -> str:
+    return f"{settings.GATEWAY_PUBLIC_URL}/pay/{intent.client_secret}"
+
+
+def deposit_addresses(intent: PaymentIntent) -> dict:
+    """{network api name: {address, supported_tokens: [...]}} from the intent's fixed payment options."""
+    address = intent.deposit_address.address
+    result: dict = {}
+    for option in intent.options.all():
+        token = option.token
+        network = token.network
+        entry = result.setdefault(network.api_name, {"address": address, "supported_tokens": []})
+        entry["supported_tokens"].append({
+            "token_currency": token.currency,
+            "token_contract_address": token.contract_address,
+            "decimals": token.decimals,
+            "amount": str(option.amount_base_units),
+            "payment_uri": erc20_payment_uri(
+                token_address=token.contract_address, chain_id=network.chain_id, recipient=address,
+                amount_base_units=option.amount_base_units,
+            ),
+        })
+    return result
+
+
+def next_action(intent: PaymentIntent) -> dict | None:
+    if intent.status != PaymentIntent.Status.REQUIRES_ACTION or intent.deposit_address_id is None:
+        return None
+    return {
+        "type": "crypto_display_details",
+        "crypto_display_details": {
+            "hosted_instructions_url": hosted_instructions_url(intent),
+            "expires_at": unix(intent.expires_at),
+            "deposit_addresses": deposit_addresses(intent),
+        },
+    }
+
+
+def payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool = True) -> dict:
+    return {
+        "id": intent.id,
+        "object": "payment_intent",
+        "amount": intent.amount,
+        "amount_capturable": 0,
+        "amount_received": intent.amount_received,
+        "application": None,
+        "canceled_at": unix(intent.canceled_at),
+        "cancellation_reason": intent.cancellation_reason or None,
+        "capture_method": "automatic",
+        "client_secret": intent.client_secret if include_client_secret else None,
+        "confirmation_method": "automatic",
+        "created": unix(intent.created),
+        "currency": intent.currency,
+        "customer": None,
+        "description": intent.description or None,
+        "expires_at": unix(intent.expires_at),
+        "last_payment_error": None,
+        "latest_charge": None,
+        "livemode": intent.livemode,
+        "metadata": intent.metadata,
+        "next_action": next_action(intent),
+        "payment_method": None,
+        "payment_method_options": {
+            "crypto": {"mode": "deposit", "deposit_options": {"networks": list(intent.networks)}},
+        },
+        "payment_method_types": ["crypto"],
+        "processing": None,
+        "receipt_email": intent.receipt_email or None,
+        "return_url": intent.return_url or None,
+        "setup_future_usage": None,
+        "shipping": None,
+        "statement_descriptor": None,
+        "status": intent.status,
+    }
+
+
+def event_json(event) -> dict:
+    return {
+        "id": event.id,
+        "object": "event",
+        "api_version": settings.SPECTACULAR_SETTINGS["VERSION"],
+        "created": unix(event.created),
+        "data": event.data,
+        "livemode": event.livemode,
+        "pending_webhooks": 0,
+        "request": {"id": event.request_id or None, "idempotency_key": event.idempotency_key or None},
+        "type": event.type,
+    }

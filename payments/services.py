@@ -1,0 +1,223 @@
+"""Every write to a PaymentIntent: one function per transition, each atomic, each writing its event row."""
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from gateway.errors import DomainError
+from gateway.ids import random_token
+from merchants.models import Merchant
+from wallets.networks import active_networks
+from wallets.services import deposit_address_allocate
+
+from .events import build_event, event_record
+from .models import Event, PaymentIntent, PaymentOption
+from .presenters import payment_intent_json
+from .pricing import amount_due_base_units
+
+Status = PaymentIntent.Status
+OPEN_STATUSES = (Status.REQUIRES_CONFIRMATION, Status.REQUIRES_ACTION)
+MERCHANT_CANCELLATION_REASONS = ("requested_by_customer", "abandoned", "duplicate", "fraudulent")
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Where a change came from, recorded on its events."""
+
+    request_id: str = ""
+    idempotency_key: str = ""
+
+
+@dataclass
+class PaymentIntentInput:
+    amount: int
+    currency: str
+    networks: list[str] = field(default_factory=list)  # API names; empty: the merchant's default
+    confirm: bool = True
+    description: str = ""
+    metadata: dict = field(default_factory=dict)
+    receipt_email: str = ""
+    return_url: str = ""
+
+
+def unexpected_state(intent: PaymentIntent, action: str) -> DomainError:
+    return DomainError(
+        code="payment_intent_unexpected_state",
+        message=f"You cannot {action} this PaymentIntent because it has a status of {intent.status}.",
+    )
+
+
+def default_networks(*, merchant: Merchant, livemode: bool) -> list[str]:
+    available = active_networks(livemode=livemode)
+    if merchant.enabled_networks:
+        return [name for name in merchant.enabled_networks if name in available]
+    return list(available)
+
+
+def _snapshot(intent: PaymentIntent) -> dict:
+    return payment_intent_json(intent)
+
+
+def _event(intent: PaymentIntent, type: str, ctx: RequestContext, **kwargs) -> Event:
+    return event_record(
+        merchant=intent.merchant, livemode=intent.livemode, type=type, obj_id=intent.id,
+        snapshot=_snapshot(intent), request_id=ctx.request_id, idempotency_key=ctx.idempotency_key, **kwargs,
+    )
+
+
+def _deposit_details(intent: PaymentIntent) -> list[PaymentOption]:
+    """Allocate a fresh address and fix the amount due in every token of the intent's networks (unsaved options)."""
+    intent.deposit_address = deposit_address_allocate(merchant=intent.merchant)
+    networks = active_networks(livemode=intent.livemode)
+    options = []
+    for name in intent.networks:
+        for token in networks[name].tokens:
+            if token.pegged_currency != intent.currency:
+                continue
+            options.append(PaymentOption(
+                payment_intent=intent, token=token,
+                amount_base_units=amount_due_base_units(
+                    amount_minor=intent.amount, currency=intent.currency, token_decimals=token.decimals
+                ),
+            ))
+    if not options:
+        raise DomainError(
+            code="payment_intent_no_supported_tokens",
+            message=f"No active token on the requested networks accepts {intent.currency.upper()}.",
+            param="payment_method_options[crypto][deposit_options][networks]",
+        )
+    intent.expires_at = timezone.now() + timedelta(minutes=intent.merchant.payment_expiry_minutes)
+    return options
+
+
+def _save_options(intent: PaymentIntent, options: list[PaymentOption]) -> None:
+    PaymentOption.objects.bulk_create(options)
+    intent._prefetched_objects_cache = {"options": options}
+
+
+@transaction.atomic
+def payment_intent_create(
+    *, merchant: Merchant, livemode: bool, data: PaymentIntentInput, ctx: RequestContext = RequestContext()
+) -> PaymentIntent:
+    networks = data.networks or default_networks(merchant=merchant, livemode=livemode)
+    if not networks:
+        raise DomainError(
+            code="payment_intent_no_networks",
+            message="No network is enabled for this account in this mode.",
+            param="payment_method_options[crypto][deposit_options][networks]",
+        )
+    intent = PaymentIntent(
+        merchant=merchant, livemode=livemode, status=Status.REQUIRES_CONFIRMATION, amount=data.amount,
+        currency=data.currency, description=data.description, metadata=data.metadata,
+        receipt_email=data.receipt_email, return_url=data.return_url, networks=networks,
+        idempotency_key=ctx.idempotency_key,
+    )
+    intent.client_secret = f"{intent.id}_secret_{random_token(24)}"
+    intent.created = timezone.now()
+    options = []
+    if data.confirm:
+        options = _deposit_details(intent)
+        intent.status = Status.REQUIRES_ACTION
+    intent.save(force_insert=True)
+    if options:
+        _save_options(intent, options)
+    snapshot = _snapshot(intent)
+    events = [("payment_intent.created", snapshot)]
+    if data.confirm:
+        # The `created` event shows the intent as it was before confirmation, as Stripe's does.
+        events = [
+            ("payment_intent.created", {**snapshot, "status": Status.REQUIRES_CONFIRMATION, "next_action": None}),
+            ("payment_intent.requires_action", snapshot),
+        ]
+    Event.objects.bulk_create([
+        build_event(
+            merchant=merchant, livemode=livemode, type=type, obj_id=intent.id, snapshot=obj, sequence=i + 1,
+            request_id=ctx.request_id, idempotency_key=ctx.idempotency_key,
+        )
+        for i, (type, obj) in enumerate(events)
+    ])
+    return intent
+
+
+def _locked(intent_id: str) -> PaymentIntent:
+    return PaymentIntent.objects.select_for_update().select_related("merchant").get(pk=intent_id)
+
+
+@transaction.atomic
+def payment_intent_confirm(*, intent: PaymentIntent, ctx: RequestContext = RequestContext()) -> PaymentIntent:
+    intent = _locked(intent.pk)
+    if intent.status != Status.REQUIRES_CONFIRMATION:
+        raise unexpected_state(intent, "confirm")
+    options = _deposit_details(intent)
+    intent.status = Status.REQUIRES_ACTION
+    intent.save(update_fields=["deposit_address", "expires_at", "status", "updated"])
+    _save_options(intent, options)
+    _event(intent, "payment_intent.requires_action", ctx, previous_attributes={"status": Status.REQUIRES_CONFIRMATION})
+    return intent
+
+
+@transaction.atomic
+def payment_intent_update(
+    *, intent: PaymentIntent, description: str | None = None, metadata: dict | None = None,
+    clear_metadata: bool = False, receipt_email: str | None = None,
+) -> PaymentIntent:
+    """Metadata merges as in Stripe: an empty value unsets a key, `clear_metadata` unsets them all."""
+    intent = _locked(intent.pk)
+    fields = ["updated"]
+    if clear_metadata:
+        intent.metadata = {}
+        fields.append("metadata")
+    if metadata:
+        merged = dict(intent.metadata)
+        for key, value in metadata.items():
+            if value == "":
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if len(merged) > 50:
+            raise DomainError(
+                code="parameter_invalid", param="metadata",
+                message="Invalid metadata: an object can have at most 50 metadata keys.",
+            )
+        intent.metadata = merged
+        fields.append("metadata")
+    if description is not None:
+        intent.description = description
+        fields.append("description")
+    if receipt_email is not None:
+        intent.receipt_email = receipt_email
+        fields.append("receipt_email")
+    intent.save(update_fields=fields)
+    return intent
+
+
+@transaction.atomic
+def payment_intent_cancel(
+    *, intent: PaymentIntent, reason: str = "", ctx: RequestContext = RequestContext()
+) -> PaymentIntent:
+    intent = _locked(intent.pk)
+    if intent.status not in OPEN_STATUSES:
+        raise unexpected_state(intent, "cancel")
+    previous = intent.status
+    intent.status = Status.CANCELED
+    intent.cancellation_reason = reason
+    intent.canceled_at = timezone.now()
+    intent.save(update_fields=["status", "cancellation_reason", "canceled_at", "updated"])
+    _event(intent, "payment_intent.canceled", ctx, previous_attributes={"status": previous})
+    return intent
+
+
+@transaction.atomic
+def payment_intent_expire(*, intent_id: str) -> PaymentIntent | None:
+    """Cancel an open intent whose time is up. Safe to run twice: a second run finds it no longer open."""
+    intent = _locked(intent_id)
+    if intent.status not in OPEN_STATUSES or intent.expires_at is None or intent.expires_at > timezone.now():
+        return None
+    previous = intent.status
+    intent.status = Status.CANCELED
+    intent.cancellation_reason = PaymentIntent.CancellationReason.EXPIRED
+    intent.canceled_at = timezone.now()
+    intent.save(update_fields=["status", "cancellation_reason", "canceled_at", "updated"])
+    _event(intent, "payment_intent.canceled", RequestContext(), previous_attributes={"status": previous})
+    return intent

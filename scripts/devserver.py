@@ -1,0 +1,94 @@
+"""A small supervisor for a developer machine: prepares the database, starts the local chain, makes sure the wallet
+and the demo merchant exist, prints how to use them, then runs web, worker and beat until Ctrl-C."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = str(ROOT / ".venv" / "bin" / "python")
+WEB_PORT = os.environ.get("GATEWAY_PORT", "8000")
+CHAIN_PORT = os.environ.get("DEVCHAIN_PORT", "8545")
+ENV = {
+    **os.environ,
+    "DJANGO_SETTINGS_MODULE": "gateway.settings.local",
+    "GATEWAY_PUBLIC_URL": os.environ.get("GATEWAY_PUBLIC_URL", f"http://127.0.0.1:{WEB_PORT}"),
+    "GATEWAY_DEVCHAIN_RPC_URL": f"http://127.0.0.1:{CHAIN_PORT}",
+    "GATEWAY_RPC_DEVNET": os.environ.get("GATEWAY_RPC_DEVNET", f"http://127.0.0.1:{CHAIN_PORT}"),
+    "PYTHONUNBUFFERED": "1",
+}
+children: list[tuple[str, subprocess.Popen]] = []
+
+
+def manage(*args, capture=False) -> str:
+    result = subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=ENV, check=True, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    return result.stdout or ""
+
+
+def pump(name: str, stream) -> None:
+    for line in stream:
+        sys.stdout.write(f"{name:>6} | {line}")
+        sys.stdout.flush()
+
+
+def start(name: str, *cmd: str, first_line_json: bool = False):
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True, bufsize=1)
+    children.append((name, proc))
+    summary = None
+    if first_line_json:
+        for line in proc.stdout:
+            if line.startswith("{"):
+                summary = json.loads(line)
+                break
+            sys.stdout.write(f"{name:>6} | {line}")
+        if summary is None:
+            raise SystemExit(f"{name} stopped before it was ready")
+    threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
+    return summary
+
+
+def stop_all(*_):
+    for _, proc in reversed(children):
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for _, proc in children:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+    raise SystemExit(0)
+
+
+def main():
+    signal.signal(signal.SIGINT, stop_all)
+    signal.signal(signal.SIGTERM, stop_all)
+    subprocess.run(["createdb", "-h", "127.0.0.1", "gateway"], stderr=subprocess.DEVNULL, check=False)
+    manage("migrate", "--no-input", "-v", "0")
+    chain = start("chain", PY, "manage.py", "devchain", "--port", CHAIN_PORT, first_line_json=True)
+    status = json.loads(manage("wallet", "status", "--json", capture=True) or "null")
+    if not status.get("initialized"):
+        print(manage("wallet", "init", "--json", capture=True).strip())
+    demo = json.loads(manage("demo_merchant", capture=True))
+    start("web", PY, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload")
+    start("worker", PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "-Q", "default", "-c", "2")
+    start("beat", PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info")
+    print("\n=== The gateway is running (Ctrl-C stops everything) ===")
+    print(json.dumps({"demo": demo, "chain": {k: chain.get(k) for k in ("rpc_url", "chain_id", "tokens")}}, indent=2))
+    print(f"Try: curl {demo['api_base']}/payment_intents -u {demo['secret_key']}: -d amount=1234 -d currency=usd\n")
+    while True:
+        for name, proc in children:
+            if proc.poll() is not None:
+                print(f"{name} exited with {proc.returncode}; stopping everything")
+                stop_all()
+        time.sleep(0.5)
+
+
+if __name__ == "__main__":
+    main()
