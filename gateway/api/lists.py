@@ -22,7 +22,7 @@ def parse_int(value, param: str, *, minimum: int | None = None, maximum: int | N
 
 
 def _as_datetime(value, param: str) -> datetime:
-    seconds = parse_int(value, param, minimum=0, maximum=253402300799)
+    seconds = parse_int(value, param, minimum=0, maximum=32503680000)  # up to the year 3000
     return datetime.fromtimestamp(seconds, tz=dt_timezone.utc)
 
 

@@ -112,6 +112,8 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Stripe-compatible PaymentIntents for stablecoin deposits on EVM chains.",
     "VERSION": "2026-11-01",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
