@@ -36,7 +36,9 @@ fi
 want=$(sha256sum package-lock.json | cut -c1-16)
 if [ "$(cat node_modules/.installed 2>/dev/null)" != "$want" ]; then
   say "installing pinned npm packages (anvil, solc)"
-  npm ci --no-audit --no-fund --loglevel=error >/dev/null
+  # `npm ci` trips over the lock file's other-platform optional binaries of anvil (an npm bug); `npm install`
+  # installs exactly the locked versions all the same (package.json pins them too).
+  npm install --no-audit --no-fund --loglevel=error >/dev/null
   echo "$want" > node_modules/.installed
 fi
 
