@@ -1,4 +1,7 @@
 from django import forms
+from django_otp import user_has_device
+from django_otp.forms import OTPAuthenticationForm
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import ApiKey
 
@@ -21,3 +24,16 @@ class TotpConfirmForm(forms.Form):
         if not self.device.verify_token(token):
             raise forms.ValidationError("That code is not right; check your authenticator app's clock and try again.")
         return token
+
+
+class PortalLoginForm(OTPAuthenticationForm):
+    """Password, then the TOTP code once the user has set up a device (until then the password alone)."""
+
+    def clean_otp(self, user):
+        if user is not None and not user_has_device(user):
+            return
+        super().clean_otp(user)
+
+    def _chosen_device(self, user):
+        # The portal gives each user one authenticator app: use it when the form names none.
+        return super()._chosen_device(user) or TOTPDevice.objects.filter(user=user, confirmed=True).first()

@@ -13,11 +13,10 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.decorators import otp_required
-from django_otp.forms import OTPAuthenticationForm
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from . import selectors, services
-from .forms import ApiKeyCreateForm, TotpConfirmForm
+from .forms import ApiKeyCreateForm, PortalLoginForm, TotpConfirmForm
 
 
 def portal_required(view):
@@ -27,7 +26,7 @@ def portal_required(view):
 
 class LoginView(auth_views.LoginView):
     template_name = "portal/login.html"
-    authentication_form = OTPAuthenticationForm
+    authentication_form = PortalLoginForm
     redirect_authenticated_user = False
 
 

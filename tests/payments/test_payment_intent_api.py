@@ -287,3 +287,21 @@ def test_unknown_urls_get_stripes_error_shape(api):
     response = api.get("/v1/nothing_here")
     assert response.status_code == 404 and response.json()["error"]["type"] == "invalid_request_error"
     assert api.get("/v1/payment_intents/pi_nope").json()["error"]["code"] == "resource_missing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_still_in_use_by_another_request_gets_409(api, merchant):
+    """While the first request with a key runs (it holds the key's advisory lock), a second one is refused at once."""
+    import psycopg
+    from django.db import connection
+
+    from merchants.idempotency import _lock_id
+
+    params = connection.get_connection_params()
+    with psycopg.connect(**params, autocommit=False) as other:
+        other.execute("SELECT pg_advisory_xact_lock(%s)", [_lock_id(merchant.pk, False, "busy-key")])
+        response = create(api, HTTP_IDEMPOTENCY_KEY="busy-key")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_in_use"
+    assert PaymentIntent.objects.count() == 0
+    assert create(api, HTTP_IDEMPOTENCY_KEY="busy-key").status_code == 200
