@@ -26,6 +26,12 @@ class Network(models.Model):
     confirmations = models.PositiveIntegerField(default=12, help_text="Used when finality is by confirmations.")
     block_time_ms = models.PositiveIntegerField(default=2000)
     explorer_url = models.URLField(blank=True)
+    scan_native = models.BooleanField(
+        default=False, help_text="Also read block bodies for native-coin payments (costly on busy chains)."
+    )
+    max_log_range = models.PositiveIntegerField(
+        default=5000, help_text="Largest eth_getLogs block range to try; halved on a provider's range error."
+    )
     rpc_env = models.CharField(
         max_length=80, blank=True,
         help_text="Environment variable holding this chain's RPC URLs, comma separated (they may carry secrets).",
@@ -93,3 +99,79 @@ class DepositAddress(models.Model):
 
     def __str__(self):
         return self.address
+
+
+class ChainCursor(models.Model):
+    """Where the scanner of one network stands: the last block fully processed. It only moves forward one
+    contiguous range at a time, and back to a common ancestor after a reorg; it never jumps ahead."""
+
+    network = models.OneToOneField(Network, on_delete=models.CASCADE, related_name="cursor")
+    block_number = models.BigIntegerField(help_text="Last processed block (-1: nothing yet).")
+    block_hash = models.CharField(max_length=66, blank=True)
+    head_number = models.BigIntegerField(default=0, help_text="The node's head when last seen (for lag).")
+    finalized_number = models.BigIntegerField(default=0, help_text="The last final block when last seen.")
+    updated = models.DateTimeField(auto_now=True)
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head_number - self.block_number)
+
+    def __str__(self):
+        return f"{self.network.code} at {self.block_number}"
+
+
+class ScannedBlock(models.Model):
+    """The hash chain of the blocks the scanner processed and that are not final yet (plus the last final one):
+    each step compares it with the node's to detect reorgs."""
+
+    network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="+")
+    number = models.BigIntegerField()
+    hash = models.CharField(max_length=66)
+    parent_hash = models.CharField(max_length=66)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["network", "number"], name="scanned_block_unique_number")]
+
+
+class Transfer(models.Model):
+    """An on-chain transfer to one of our deposit addresses, as seen in one block. Append-only: a reorg never
+    deletes it, it sets `orphaned_at`; the replacement in the new chain is a new row (other block hash)."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="Empty for the native coin.")
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.IntegerField(help_text="-1 for a native-coin transfer (the transaction's value).")
+    block_number = models.BigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    from_address = models.CharField(max_length=42)
+    to_address = models.CharField(max_length=42, db_index=True)
+    deposit_address = models.ForeignKey(DepositAddress, on_delete=models.PROTECT, related_name="transfers")
+    amount_base_units = BaseUnitsField()
+    seen_at = models.DateTimeField(auto_now_add=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    orphaned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network", "tx_hash", "log_index", "block_hash"], name="transfer_unique_in_block"
+            ),
+        ]
+        indexes = [models.Index(fields=["network", "block_number"], name="transfer_block_idx")]
+
+    @property
+    def is_final(self) -> bool:
+        return self.finalized_at is not None and self.orphaned_at is None
+
+    def __str__(self):
+        return f"{self.tx_hash}:{self.log_index}"
+
+
+class AddressActivity(models.Model):
+    """A queue row: something changed for the transfers of this address (seen, final, orphaned). Written in the
+    scanner's transaction; the payments app consumes it (select_for_update skip_locked) and deletes it in the
+    transaction that applies the change, so a crash on either side loses nothing."""
+
+    deposit_address = models.ForeignKey(DepositAddress, on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
