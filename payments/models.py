@@ -33,6 +33,12 @@ class PaymentIntent(models.Model):
     status = models.CharField(max_length=32, choices=Status.choices)
     amount = models.PositiveBigIntegerField(help_text="Minor units of `currency` (cents).")
     amount_received = models.PositiveBigIntegerField(default=0, help_text="Minor units, final funds only.")
+    amount_seen = models.PositiveBigIntegerField(
+        default=0, help_text="Minor units seen on-chain, final or not (internal: drives processing/partial events)."
+    )
+    latest_charge = models.ForeignKey(
+        "payments.Charge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     currency = models.CharField(max_length=3)
     description = models.TextField(blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
@@ -98,3 +104,57 @@ class Event(models.Model):
 
     def __str__(self):
         return f"{self.id} {self.type}"
+
+
+def _ch_id():
+    return new_id("ch")
+
+
+def _dep_id():
+    return new_id("cdep")
+
+
+class Charge(models.Model):
+    """One on-chain transfer credited to a payment intent, at finality. Never deleted: a reorg that removes its
+    transfer (only possible past a broken finality rule) marks it `reversed`."""
+
+    class Status(models.TextChoices):
+        SUCCEEDED = "succeeded"
+        REVERSED = "reversed"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_ch_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="charges")
+    livemode = models.BooleanField()
+    payment_intent = models.ForeignKey(PaymentIntent, on_delete=models.PROTECT, related_name="charges")
+    transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="charge")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
+    amount = models.PositiveBigIntegerField(help_text="Minor units of `currency` this transfer is worth.")
+    currency = models.CharField(max_length=3)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["merchant", "livemode", "-created", "-id"], name="charge_list_idx")]
+
+    def __str__(self):
+        return self.id
+
+
+class UnmatchedDeposit(models.Model):
+    """Funds that reached one of our addresses but pay no open intent in an accepted token and network: never
+    invisible, recorded once at finality with a `crypto.deposit.unmatched` event."""
+
+    class Reason(models.TextChoices):
+        NO_OPEN_INTENT = "no_open_intent"
+        INTENT_CLOSED = "intent_closed"
+        UNSUPPORTED_TOKEN = "unsupported_token"
+        OTHER_NETWORK = "other_network"
+        OTHER_MODE = "other_mode"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_dep_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
+    livemode = models.BooleanField()
+    payment_intent = models.ForeignKey(PaymentIntent, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="unmatched_deposits")
+    transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="unmatched_deposit")
+    reason = models.CharField(max_length=32, choices=Reason.choices)
+    created = models.DateTimeField(auto_now_add=True)

@@ -66,7 +66,7 @@ def payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool = 
         "description": intent.description or None,
         "expires_at": unix(intent.expires_at),
         "last_payment_error": None,
-        "latest_charge": None,
+        "latest_charge": intent.latest_charge_id,
         "livemode": intent.livemode,
         "metadata": intent.metadata,
         "next_action": next_action(intent),
@@ -96,4 +96,62 @@ def event_json(event) -> dict:
         "pending_webhooks": 0,
         "request": {"id": event.request_id or None, "idempotency_key": event.idempotency_key or None},
         "type": event.type,
+    }
+
+
+def charge_json(charge, *, head_number: int | None = None) -> dict:
+    transfer = charge.transfer
+    network = transfer.network
+    token = transfer.token
+    confirmations = None
+    if head_number is not None:
+        confirmations = max(0, head_number - transfer.block_number + 1)
+    return {
+        "id": charge.id,
+        "object": "charge",
+        "amount": charge.amount,
+        "amount_captured": charge.amount,
+        "amount_refunded": 0,
+        "amount_base_units": str(transfer.amount_base_units),
+        "captured": True,
+        "created": unix(charge.created),
+        "currency": charge.currency,
+        "livemode": charge.livemode,
+        "paid": charge.status == "succeeded",
+        "payment_intent": charge.payment_intent_id,
+        "payment_method_details": {
+            "type": "crypto",
+            "crypto": {
+                "buyer_address": transfer.from_address,
+                "network": network.api_name,
+                "token_currency": token.currency if token else network.native_currency,
+                "transaction_hash": transfer.tx_hash,
+            },
+        },
+        "log_index": transfer.log_index,
+        "block_number": transfer.block_number,
+        "confirmations": confirmations,
+        "status": charge.status,
+    }
+
+
+def unmatched_deposit_json(deposit) -> dict:
+    transfer = deposit.transfer
+    token = transfer.token
+    return {
+        "id": deposit.id,
+        "object": "crypto.deposit",
+        "created": unix(deposit.created),
+        "livemode": deposit.livemode,
+        "reason": deposit.reason,
+        "payment_intent": deposit.payment_intent_id,
+        "network": transfer.network.api_name,
+        "address": transfer.to_address,
+        "buyer_address": transfer.from_address,
+        "token_currency": token.currency if token else transfer.network.native_currency,
+        "token_contract_address": token.contract_address if token else None,
+        "amount_base_units": str(transfer.amount_base_units),
+        "transaction_hash": transfer.tx_hash,
+        "log_index": transfer.log_index,
+        "block_number": transfer.block_number,
     }

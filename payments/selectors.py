@@ -2,7 +2,9 @@ import hmac
 
 from django.db.models import Prefetch, QuerySet
 
-from .models import PaymentIntent, PaymentOption
+from wallets.models import ChainCursor
+
+from .models import Charge, PaymentIntent, PaymentOption
 
 
 def _with_details(qs: QuerySet) -> QuerySet:
@@ -42,3 +44,18 @@ def payment_intent_ids_due_for_expiry(*, now, limit: int = 500) -> list[str]:
 def payment_intent_cursor(*, merchant, livemode: bool, intent_id: str) -> PaymentIntent | None:
     """Just enough of an intent to page from it."""
     return PaymentIntent.objects.filter(merchant=merchant, livemode=livemode, pk=intent_id).only("id", "created").first()
+
+
+def charges_for(*, merchant, livemode: bool):
+    return Charge.objects.filter(merchant=merchant, livemode=livemode).select_related(
+        "transfer__network", "transfer__token"
+    )
+
+
+def charge_cursor(*, merchant, livemode: bool, charge_id: str):
+    return Charge.objects.filter(merchant=merchant, livemode=livemode, pk=charge_id).only("id", "created").first()
+
+
+def network_heads() -> dict[int, int]:
+    """network id -> the head the chain watcher saw last, for `confirmations`."""
+    return dict(ChainCursor.objects.values_list("network_id", "head_number"))

@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import selectors, services
+from . import funding, selectors, services
 
 logger = logging.getLogger(__name__)
 
@@ -19,3 +19,10 @@ def expire_payment_intents() -> int:
     if expired:
         logger.info("expired %d payment intents", expired)
     return expired
+
+
+@shared_task(name="payments.tasks.process_address_activity", time_limit=120, soft_time_limit=100)
+def process_address_activity() -> int:
+    """Sent by the chain watcher after it records transfers; also on beat as a fallback. Safe to run twice and to be
+    killed anywhere: the queue rows go away only in the transaction that applied them."""
+    return funding.address_activity_process()

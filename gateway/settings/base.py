@@ -142,6 +142,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=15),
         "options": {"queue": "default", "expires": 15},
     },
+    "process-address-activity": {
+        "task": "payments.tasks.process_address_activity",
+        "schedule": timedelta(seconds=5),
+        "options": {"queue": "default", "expires": 5},
+    },
     "purge-idempotency-records": {
         "task": "merchants.tasks.purge_idempotency_records",
         "schedule": timedelta(hours=1),

@@ -1,0 +1,201 @@
+"""What funds on-chain mean for payment intents. The chain watcher (wallets) records transfers as facts and queues
+an AddressActivity row; `address_activity_process` turns each address's facts into intent states, Charges,
+unmatched deposits and events. The state is derived from the facts every time, so applying twice changes nothing
+and a crash at any line leaves either the old state with its queue row or the new state without it."""
+import logging
+import math
+from fractions import Fraction
+
+from django.db import transaction
+
+from wallets import activity
+from wallets.models import Transfer
+
+from .events import event_record
+from .models import Charge, PaymentIntent, UnmatchedDeposit
+from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
+from .pricing import FIAT_EXPONENTS, minor_from_base_units
+
+logger = logging.getLogger(__name__)
+Status = PaymentIntent.Status
+Reason = UnmatchedDeposit.Reason
+
+
+def _pays(intent: PaymentIntent, value: Fraction) -> bool:
+    """Whether `value` (exact, in minor units) pays the intent: short by at most the merchant's tolerance."""
+    bps = min(intent.merchant.underpayment_tolerance_bps, 10_000)
+    return value * 10_000 >= intent.amount * (10_000 - bps)
+
+
+def _unmatched_reason(intent: PaymentIntent | None, transfer: Transfer, accepted_token_ids: set[int]) -> str | None:
+    if intent is None:
+        return Reason.NO_OPEN_INTENT
+    if transfer.network.livemode != intent.livemode:
+        return Reason.OTHER_MODE
+    if transfer.network.api_name not in intent.networks:
+        return Reason.OTHER_NETWORK
+    if transfer.token_id is None or transfer.token_id not in accepted_token_ids:
+        return Reason.UNSUPPORTED_TOKEN
+    return None
+
+
+def _value(transfers: list[Transfer], currency: str) -> Fraction:
+    """The exact worth of stablecoin transfers in minor units of `currency` (a rational: no rounding at all)."""
+    exponent = FIAT_EXPONENTS[currency]
+    return sum((Fraction(t.amount_base_units * 10**exponent, 10**t.token.decimals) for t in transfers), Fraction(0))
+
+
+def _event(intent: PaymentIntent, type: str, **kwargs) -> None:
+    event_record(merchant=intent.merchant, livemode=intent.livemode, type=type, obj_id=intent.id,
+                 snapshot=payment_intent_json(intent), **kwargs)
+
+
+def _move(intent: PaymentIntent, to: str, event_type: str) -> None:
+    previous = intent.status
+    intent.status = to
+    if previous == Status.CANCELED:  # a late payment the merchant accepts reopens the expired intent
+        intent.cancellation_reason = ""
+        intent.canceled_at = None
+    intent.save(update_fields=["status", "amount_received", "amount_seen", "latest_charge", "cancellation_reason",
+                               "canceled_at", "updated"])
+    _event(intent, event_type, previous_attributes={"status": previous})
+
+
+def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> None:
+    deposit, created = UnmatchedDeposit.objects.get_or_create(
+        transfer=transfer,
+        defaults=dict(merchant_id=address.merchant_id, livemode=transfer.network.livemode, payment_intent=intent,
+                      reason=reason),
+    )
+    if created:
+        deposit.transfer = transfer
+        event_record(merchant=address.merchant, livemode=deposit.livemode, type="crypto.deposit.unmatched",
+                     obj_id=deposit.id, snapshot=unmatched_deposit_json(deposit), sequence=1)
+
+
+def _credit(intent: PaymentIntent, transfer: Transfer) -> Charge | None:
+    charge, created = Charge.objects.get_or_create(
+        transfer=transfer,
+        defaults=dict(
+            merchant=intent.merchant, livemode=intent.livemode, payment_intent=intent, currency=intent.currency,
+            amount=minor_from_base_units(amount_base_units=transfer.amount_base_units, currency=intent.currency,
+                                         token_decimals=transfer.token.decimals),
+        ),
+    )
+    if not created:
+        return None
+    charge.transfer = transfer
+    event_record(merchant=intent.merchant, livemode=intent.livemode, type="charge.succeeded", obj_id=charge.id,
+                 snapshot=charge_json(charge), sequence=1)
+    return charge
+
+
+def _reverse_charge(charge: Charge) -> None:
+    charge.status = Charge.Status.REVERSED
+    charge.save(update_fields=["status"])
+    event_record(merchant=charge.merchant, livemode=charge.livemode, type="charge.reversed", obj_id=charge.id,
+                 snapshot=charge_json(charge), previous_attributes={"status": Charge.Status.SUCCEEDED})
+
+
+def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
+    """Bring the intent of one address (and its charges, unmatched deposits, events) in line with the transfers
+    recorded for it. Call inside a transaction."""
+    address = activity.deposit_address_lock(deposit_address_id=deposit_address_id)
+    intent = (
+        PaymentIntent.objects.select_for_update().select_related("merchant")
+        .filter(deposit_address_id=deposit_address_id).first()
+    )
+    transfers = activity.transfers_of_address(deposit_address_id=deposit_address_id)
+    accepted = set(intent.options.values_list("token_id", flat=True)) if intent else set()
+    charges = {c.transfer_id: c for c in Charge.objects.filter(transfer__deposit_address_id=deposit_address_id)}
+
+    matched: list[Transfer] = []
+    for transfer in transfers:
+        reason = _unmatched_reason(intent, transfer, accepted)
+        if reason is None:
+            matched.append(transfer)
+        elif transfer.is_final:
+            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=reason)
+    if intent is None:
+        return None
+
+    live = [t for t in matched if t.orphaned_at is None]
+    final = [t for t in live if t.finalized_at is not None]
+    seen, received = _value(live, intent.currency), _value(final, intent.currency)
+    closed = intent.status == Status.CANCELED
+    accepts_late = (
+        intent.merchant.accept_late_payments and intent.cancellation_reason == PaymentIntent.CancellationReason.EXPIRED
+    )
+
+    if closed and not accepts_late:
+        for transfer in final:
+            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
+        return intent
+    if closed and not _pays(intent, seen):
+        # A late payment that does not pay in full: recorded, the intent stays canceled.
+        for transfer in final:
+            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
+        return intent
+
+    for transfer in final:
+        charge = _credit(intent, transfer)
+        if charge is not None:
+            intent.latest_charge = charge
+    for transfer in matched:
+        charge = charges.get(transfer.id)
+        if charge is not None and transfer.orphaned_at is not None and charge.status == Charge.Status.SUCCEEDED:
+            _reverse_charge(charge)
+
+    # Stripe's amount fields are integers: what the customer paid, rounded down to the minor unit.
+    grew = math.floor(seen) > intent.amount_seen
+    intent.amount_seen = math.floor(seen)
+    intent.amount_received = math.floor(received)
+    target = (
+        Status.SUCCEEDED if _pays(intent, received)
+        else Status.PROCESSING if _pays(intent, seen)
+        else Status.REQUIRES_ACTION
+    )
+    current = intent.status
+    if target == current:
+        intent.save(update_fields=["amount_received", "amount_seen", "latest_charge", "updated"])
+        if target == Status.REQUIRES_ACTION and grew:
+            _event(intent, "payment_intent.partially_funded")
+    elif target == Status.SUCCEEDED:
+        if current in (Status.REQUIRES_ACTION, Status.CANCELED):
+            _move(intent, Status.PROCESSING, "payment_intent.processing")
+        _move(intent, Status.SUCCEEDED, "payment_intent.succeeded")
+    elif target == Status.PROCESSING:
+        if current == Status.SUCCEEDED:
+            _move(intent, Status.PROCESSING, "payment_intent.reversed")
+        else:
+            _move(intent, Status.PROCESSING, "payment_intent.processing")
+    else:  # back to waiting: a reorg took funds away (or late funds vanished)
+        if current == Status.CANCELED:
+            intent.save(update_fields=["amount_received", "amount_seen", "latest_charge", "updated"])
+        else:
+            _move(intent, Status.REQUIRES_ACTION, "payment_intent.reversed")
+            if seen and grew:
+                _event(intent, "payment_intent.partially_funded")
+    return intent
+
+
+def address_activity_process(*, limit: int = 200) -> int:
+    """Consume the queue in batches (one transaction a batch, a savepoint an address). An address whose apply
+    fails keeps its rows for the next run and does not hold up the others. Returns the addresses applied."""
+    done = 0
+    failed: set[int] = set()
+    while True:
+        with transaction.atomic():
+            claimed = activity.address_activity_claim(limit=limit, exclude_ids=failed)
+            if not claimed:
+                return done
+            for address_id, row_ids in claimed.items():
+                try:
+                    with transaction.atomic():
+                        address_apply(deposit_address_id=address_id)
+                        activity.address_activity_complete(row_ids=row_ids)
+                except Exception:
+                    logger.exception("applying the transfers of deposit address %s failed", address_id)
+                    failed.update(row_ids)
+                    continue
+                done += 1

@@ -1,0 +1,187 @@
+"""How recorded on-chain transfers move intents: the facts are written as the chain watcher writes them, then
+the payments side applies them. (The end-to-end path through a real chain is in test_chain_payments.py.)"""
+import itertools
+
+import pytest
+from django.utils import timezone
+
+from payments import funding
+from payments.models import Charge, Event, PaymentIntent, UnmatchedDeposit
+from payments.services import PaymentIntentInput, payment_intent_cancel, payment_intent_create
+from wallets.models import AddressActivity, Network, Token, Transfer
+
+pytestmark = pytest.mark.usefixtures("ready")
+_tx = itertools.count(1)
+
+
+@pytest.fixture
+def intent(merchant):
+    return payment_intent_create(merchant=merchant, livemode=False,
+                                 data=PaymentIntentInput(amount=1234, currency="usd", networks=["bsc"]))
+
+
+def bsc():
+    return Network.objects.get(api_name="bsc", livemode=False, is_active=True)
+
+
+def usdt():
+    return Token.objects.get(network=bsc(), currency="usdt")
+
+
+def pay(intent, amount, *, token=None, network=None, final=False, block=100):
+    """Record a transfer to the intent's address, as the scanner does, and queue the address."""
+    network = network or bsc()
+    t = Transfer.objects.create(
+        network=network, token=token if token is not None else usdt(), tx_hash=f"0x{next(_tx):064x}", log_index=0,
+        block_number=block, block_hash=f"0x{block:064x}", from_address="0x" + "b" * 40,
+        to_address=intent.deposit_address.address, deposit_address=intent.deposit_address, amount_base_units=amount,
+        finalized_at=timezone.now() if final else None,
+    )
+    AddressActivity.objects.create(deposit_address=intent.deposit_address)
+    return t
+
+
+def finalize(transfer):
+    Transfer.objects.filter(pk=transfer.pk).update(finalized_at=timezone.now())
+    AddressActivity.objects.create(deposit_address_id=transfer.deposit_address_id)
+
+
+def orphan(transfer):
+    Transfer.objects.filter(pk=transfer.pk).update(orphaned_at=timezone.now())
+    AddressActivity.objects.create(deposit_address_id=transfer.deposit_address_id)
+
+
+def apply():
+    funding.address_activity_process()
+    assert not AddressActivity.objects.exists()
+
+
+def types(intent):
+    return list(Event.objects.filter(object_id=intent.id).order_by("sequence").values_list("type", flat=True))[2:]
+
+
+DUE = 12_340_000_000_000_000_000
+
+
+def test_exact_payment_is_processing_when_seen_and_succeeded_when_final(intent):
+    t = pay(intent, DUE)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "processing" and intent.amount_received == 0
+
+    finalize(t)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and intent.amount_received == 1234
+    charge = Charge.objects.get()
+    assert charge.amount == 1234 and charge.payment_intent == intent and intent.latest_charge == charge
+    assert types(intent) == ["payment_intent.processing", "payment_intent.succeeded"]
+    assert Event.objects.filter(type="charge.succeeded", object_id=charge.id).count() == 1
+
+
+def test_applying_twice_changes_nothing(intent):
+    t = pay(intent, DUE, final=True)
+    apply()
+    before = (Event.objects.count(), Charge.objects.count())
+    finalize(t)  # the same fact announced again
+    apply()
+    assert (Event.objects.count(), Charge.objects.count()) == before
+
+
+def test_short_payment_waits_with_partially_funded_then_second_part_completes(intent):
+    pay(intent, DUE // 2, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "requires_action" and intent.amount_received == 617
+    assert types(intent) == ["payment_intent.partially_funded"]
+
+    pay(intent, DUE - DUE // 2, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and intent.amount_received == 1234
+    assert Charge.objects.count() == 2
+
+
+def test_underpayment_within_the_merchants_tolerance_succeeds(intent, merchant):
+    merchant.underpayment_tolerance_bps = 100  # 1 %
+    merchant.save()
+    pay(intent, DUE * 99 // 100, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and intent.amount_received == 1221
+
+
+def test_overpayment_succeeds_and_records_the_excess(intent):
+    pay(intent, DUE * 2, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and intent.amount_received == 2468 and intent.amount == 1234
+
+
+def test_wrong_token_is_an_unmatched_deposit_against_the_intent(intent):
+    other = Token.objects.create(network=bsc(), currency="dai", contract_address="0x" + "d" * 40, decimals=18)
+    t = pay(intent, DUE, token=other, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "requires_action" and intent.amount_received == 0
+    deposit = UnmatchedDeposit.objects.get(transfer=t)
+    assert deposit.reason == "unsupported_token" and deposit.payment_intent == intent
+    assert Event.objects.filter(type="crypto.deposit.unmatched", object_id=deposit.id).count() == 1
+
+
+def test_funds_after_cancellation_are_recorded_not_credited(intent):
+    payment_intent_cancel(intent=intent, reason="abandoned")
+    t = pay(intent, DUE, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "canceled" and intent.amount_received == 0
+    assert UnmatchedDeposit.objects.get(transfer=t).reason == "intent_closed"
+    assert not Charge.objects.exists()
+
+
+@pytest.mark.parametrize("accept, status", [(True, "succeeded"), (False, "canceled")])
+def test_a_fully_funded_late_payment_succeeds_only_if_the_merchant_accepts_late_payments(intent, merchant, accept, status):
+    from payments.services import payment_intent_expire
+
+    merchant.accept_late_payments = accept
+    merchant.save()
+    PaymentIntent.objects.filter(pk=intent.pk).update(expires_at=timezone.now())
+    payment_intent_expire(intent_id=intent.pk)
+    pay(intent, DUE, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == status
+    assert intent.amount_received == (1234 if accept else 0)
+
+
+def test_a_reorg_that_removes_the_payment_moves_the_intent_back(intent):
+    t = pay(intent, DUE)
+    apply()
+    orphan(t)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "requires_action"
+    assert types(intent) == ["payment_intent.processing", "payment_intent.reversed"]
+    assert Transfer.objects.filter(pk=t.pk).exists()  # never deleted
+
+    replacement = pay(intent, DUE, block=101)
+    finalize(replacement)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and intent.amount_received == 1234
+    assert Charge.objects.count() == 1
+
+
+def test_transfer_to_an_address_with_no_intent_is_unmatched(merchant):
+    from wallets.services import deposit_address_allocate
+
+    address = deposit_address_allocate(merchant=merchant)
+    t = Transfer.objects.create(
+        network=bsc(), token=usdt(), tx_hash="0x" + "e" * 64, log_index=3, block_number=5, block_hash="0x" + "5" * 64,
+        from_address="0x" + "b" * 40, to_address=address.address, deposit_address=address, amount_base_units=7,
+        finalized_at=timezone.now(),
+    )
+    AddressActivity.objects.create(deposit_address=address)
+    apply()
+    deposit = UnmatchedDeposit.objects.get(transfer=t)
+    assert deposit.reason == "no_open_intent" and deposit.payment_intent is None and deposit.merchant == merchant
