@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Event, PaymentIntent, PaymentOption
+from .models import Charge, Event, PaymentIntent, PaymentOption, UnmatchedDeposit
 
 
 class PaymentOptionInline(admin.TabularInline):
@@ -37,6 +37,34 @@ class EventAdmin(admin.ModelAdmin):
     list_filter = ("type", "livemode")
     search_fields = ("id", "object_id")
     readonly_fields = [f.name for f in Event._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Charge)
+class ChargeAdmin(admin.ModelAdmin):
+    list_display = ("id", "payment_intent", "merchant", "livemode", "status", "amount", "currency", "created")
+    list_filter = ("status", "livemode")
+    search_fields = ("id", "payment_intent__id", "transfer__tx_hash")
+    readonly_fields = [f.name for f in Charge._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(UnmatchedDeposit)
+class UnmatchedDepositAdmin(admin.ModelAdmin):
+    list_display = ("id", "merchant", "livemode", "reason", "payment_intent", "transfer", "created")
+    list_filter = ("reason", "livemode")
+    search_fields = ("id", "transfer__tx_hash", "transfer__to_address")
+    readonly_fields = [f.name for f in UnmatchedDeposit._meta.fields]
 
     def has_add_permission(self, request):
         return False
