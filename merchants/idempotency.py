@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from gateway.api.errors import IdempotencyError, IdempotencyKeyInUse, InvalidRequest
+from gateway.db import insert_sql, mark_saved
 
 from .models import IdempotencyRecord
 
@@ -27,6 +28,34 @@ def _fingerprint(request) -> str:
 def _lock_id(merchant_id: str, livemode: bool, key: str) -> int:
     digest = hashlib.sha256(f"idem:{merchant_id}:{int(livemode)}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+# Every POST with a key reads and writes a record: both with plain SQL made from the model (gateway.db), not the
+# ORM's query machinery, whose per-call cost shows on the API's hot path (docs/benchmarks.md).
+def _record_get(*, merchant, livemode: bool, key: str) -> IdempotencyRecord | None:
+    qn = connection.ops.quote_name
+    fields = IdempotencyRecord._meta.concrete_fields
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(qn(f.column) for f in fields)} FROM {qn(IdempotencyRecord._meta.db_table)} "
+            f"WHERE {qn('merchant_id')} = %s AND {qn('livemode')} = %s AND {qn('key')} = %s",
+            [merchant.pk, livemode, key],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    values = [
+        f.from_db_value(value, None, connection) if hasattr(f, "from_db_value") else value
+        for f, value in zip(fields, row)
+    ]
+    return IdempotencyRecord.from_db(connection.alias, [f.attname for f in fields], values)
+
+
+def _record_add(record: IdempotencyRecord) -> None:
+    sql, params = insert_sql(IdempotencyRecord, [record])
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    mark_saved(record)
 
 
 def idempotent(view_method):
@@ -51,7 +80,7 @@ def idempotent(view_method):
                         "Please try again later."
                     )
             scope = dict(merchant=caller.merchant, livemode=caller.livemode, key=key)
-            record = IdempotencyRecord.objects.filter(**scope).first()
+            record = _record_get(**scope)
             if record and record.created < timezone.now() - settings.GATEWAY_IDEMPOTENCY_TTL:
                 record.delete()
                 record = None
@@ -66,9 +95,9 @@ def idempotent(view_method):
                 return response
             request.idempotency_key = key
             response = view_method(view, request, *args, **kwargs)
-            IdempotencyRecord.objects.create(
+            _record_add(IdempotencyRecord(
                 **scope, fingerprint=fingerprint, response_status=response.status_code, response_body=response.data
-            )
+            ))
             response["Idempotency-Key"] = key
             return response
 

@@ -48,6 +48,27 @@ def next_action(intent: PaymentIntent) -> dict | None:
 
 
 def payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool = True) -> dict:
+    """The intent as the API shows it. Remembered on the instance until one of its fields or payment options
+    changes, so that creation, which shows the intent in its events and in its response, builds it once."""
+    state = _presented_state(intent, include_client_secret)
+    remembered = intent.__dict__.get("_presented")
+    if remembered is not None and remembered[0] == state:
+        return remembered[1]
+    data = _payment_intent_json(intent, include_client_secret=include_client_secret)
+    intent.__dict__["_presented"] = (state, data)
+    return data
+
+
+def _presented_state(intent: PaymentIntent, include_client_secret: bool) -> tuple:
+    options = getattr(intent, "_prefetched_objects_cache", {}).get("options")
+    return (
+        include_client_secret,
+        tuple(getattr(intent, f.attname) for f in intent._meta.concrete_fields),
+        None if options is None else tuple((o.token_id, o.amount_base_units) for o in options),
+    )
+
+
+def _payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool) -> dict:
     return {
         "id": intent.id,
         "object": "payment_intent",

@@ -2,9 +2,10 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
+from gateway.db import insert_sql, insert_unnest_sql, mark_saved, returning_pk
 from gateway.errors import DomainError
 from gateway.ids import random_token
 from merchants.models import Merchant
@@ -66,9 +67,8 @@ def _event(intent: PaymentIntent, type: str, ctx: RequestContext, **kwargs) -> E
     )
 
 
-def _deposit_details(intent: PaymentIntent) -> list[PaymentOption]:
-    """Allocate a fresh address and fix the amount due in every token of the intent's networks (unsaved options)."""
-    intent.deposit_address = deposit_address_allocate(merchant=intent.merchant)
+def _payment_options(intent: PaymentIntent) -> list[PaymentOption]:
+    """The exact amount due in every token of the intent's networks (unsaved); refuses before anything is written."""
     networks = active_networks(livemode=intent.livemode)
     options = []
     for name in intent.networks:
@@ -87,8 +87,14 @@ def _deposit_details(intent: PaymentIntent) -> list[PaymentOption]:
             message=f"No active token on the requested networks accepts {intent.currency.upper()}.",
             param="payment_method_options[crypto][deposit_options][networks]",
         )
-    intent.expires_at = timezone.now() + timedelta(minutes=intent.merchant.payment_expiry_minutes)
+    intent._prefetched_objects_cache = {"options": options}
     return options
+
+
+def _deposit_details(intent: PaymentIntent) -> None:
+    """A fresh address for the intent and the time it waits for funds (in the caller's transaction)."""
+    intent.deposit_address = deposit_address_allocate(merchant=intent.merchant)
+    intent.expires_at = timezone.now() + timedelta(minutes=intent.merchant.payment_expiry_minutes)
 
 
 def _save_options(intent: PaymentIntent, options: list[PaymentOption]) -> None:
@@ -96,10 +102,30 @@ def _save_options(intent: PaymentIntent, options: list[PaymentOption]) -> None:
     intent._prefetched_objects_cache = {"options": options}
 
 
-@transaction.atomic
+def _created_events(intent: PaymentIntent, snapshot: dict, ctx: RequestContext) -> list[Event]:
+    events = [("payment_intent.created", snapshot)]
+    if intent.status == Status.REQUIRES_ACTION:
+        # The `created` event shows the intent as it was before confirmation, as Stripe's does.
+        events = [
+            ("payment_intent.created", {**snapshot, "status": Status.REQUIRES_CONFIRMATION, "next_action": None}),
+            ("payment_intent.requires_action", snapshot),
+        ]
+    return [
+        build_event(
+            merchant=intent.merchant, livemode=intent.livemode, type=type, obj_id=intent.id, snapshot=obj,
+            sequence=i + 1, request_id=ctx.request_id, idempotency_key=ctx.idempotency_key,
+        )
+        for i, (type, obj) in enumerate(events)
+    ]
+
+
 def payment_intent_create(
     *, merchant: Merchant, livemode: bool, data: PaymentIntentInput, ctx: RequestContext = RequestContext()
 ) -> PaymentIntent:
+    """A new intent with its payment options (when confirmed) and its events, in one transaction.
+
+    Every refusal comes before anything is written. The JSON built for the events is left on the returned intent,
+    so that presenting it (payments.presenters.payment_intent_json) does not build it a second time."""
     networks = data.networks or default_networks(merchant=merchant, livemode=livemode)
     if not networks:
         raise DomainError(
@@ -114,29 +140,28 @@ def payment_intent_create(
         idempotency_key=ctx.idempotency_key,
     )
     intent.client_secret = f"{intent.id}_secret_{random_token(24)}"
-    intent.created = timezone.now()
-    options = []
-    if data.confirm:
-        options = _deposit_details(intent)
-        intent.status = Status.REQUIRES_ACTION
-    intent.save(force_insert=True)
-    if options:
-        _save_options(intent, options)
-    snapshot = _snapshot(intent)
-    events = [("payment_intent.created", snapshot)]
-    if data.confirm:
-        # The `created` event shows the intent as it was before confirmation, as Stripe's does.
-        events = [
-            ("payment_intent.created", {**snapshot, "status": Status.REQUIRES_CONFIRMATION, "next_action": None}),
-            ("payment_intent.requires_action", snapshot),
-        ]
-    Event.objects.bulk_create([
-        build_event(
-            merchant=merchant, livemode=livemode, type=type, obj_id=intent.id, snapshot=obj, sequence=i + 1,
-            request_id=ctx.request_id, idempotency_key=ctx.idempotency_key,
-        )
-        for i, (type, obj) in enumerate(events)
-    ])
+    options = _payment_options(intent) if data.confirm else []
+    # No savepoint: nothing below refuses, and a failure of the database aborts the enclosing transaction anyway.
+    with transaction.atomic(savepoint=False):
+        if data.confirm:
+            _deposit_details(intent)
+            intent.status = Status.REQUIRES_ACTION
+        # The intent, its options and its events as ONE statement (gateway.db); pre_save sets `created`, `updated`.
+        intent_sql, params = insert_sql(PaymentIntent, [intent])
+        events = _created_events(intent, payment_intent_json(intent), ctx)
+        events_sql, events_params = insert_sql(Event, events)
+        params += events_params
+        if options:
+            options_sql, options_params = insert_unnest_sql(PaymentOption, options)
+            params += options_params
+            sql = f"WITH intent AS ({intent_sql}), events AS ({events_sql}) {options_sql}{returning_pk(PaymentOption)}"
+        else:
+            sql = f"WITH intent AS ({intent_sql}) {events_sql}"
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            for option, (pk,) in zip(options, cursor.fetchall() if options else ()):
+                option.pk = pk
+        mark_saved(intent, *events, *options)
     return intent
 
 
@@ -149,7 +174,8 @@ def payment_intent_confirm(*, intent: PaymentIntent, ctx: RequestContext = Reque
     intent = _locked(intent.pk)
     if intent.status != Status.REQUIRES_CONFIRMATION:
         raise unexpected_state(intent, "confirm")
-    options = _deposit_details(intent)
+    options = _payment_options(intent)
+    _deposit_details(intent)
     intent.status = Status.REQUIRES_ACTION
     intent.save(update_fields=["deposit_address", "expires_at", "status", "updated"])
     _save_options(intent, options)

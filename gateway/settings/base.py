@@ -68,6 +68,11 @@ DATABASES = {
 }
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Server-side parameters and prepared statements: a statement run a few times on a connection is parsed and planned
+# once, which takes about 40% off PostgreSQL's CPU per payment creation (docs/benchmarks.md). Needs direct
+# connections or a pooler that keeps prepared statements (PgBouncer >= 1.21 with max_prepared_statements).
+DATABASE_OPTIONS = {"server_side_binding": True, "prepare_threshold": env.int("DATABASE_PREPARE_THRESHOLD", default=5)}
+DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **DATABASE_OPTIONS}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -152,6 +157,19 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "options": {"queue": "default", "expires": 3600},
     },
+    # The chain scanner's fallback when no `manage.py watch` runs (and its safety net when one does): each network
+    # is stepped until caught up or a few seconds are spent; the per-network advisory lock makes overlaps harmless.
+    "scan-chains": {
+        "task": "wallets.tasks.scan_chains",
+        "schedule": timedelta(seconds=2),
+        "options": {"queue": "chain", "expires": 2},
+    },
+}
+# The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
+# must not hold up webhooks or payment processing.
+CELERY_TASK_ROUTES = {
+    "wallets.tasks.scan_chains": {"queue": "chain"},
+    "wallets.tasks.scan_network": {"queue": "chain"},
 }
 
 # The gateway's own settings.
@@ -175,3 +193,6 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 GATEWAY_NETWORK_CACHE_SECONDS = env.int("GATEWAY_NETWORK_CACHE_SECONDS", default=10)
+# API keys found by merchants.selectors.api_key_active_by_raw are remembered per process for this many seconds
+# (0: read on every request). Revocation takes effect within this time; production sets 2 s.
+GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=0)
