@@ -1,5 +1,5 @@
 """A small supervisor for a developer machine: prepares the database, starts the local chain, makes sure the wallet
-and the demo merchant exist, prints how to use them, then runs web, worker and beat until Ctrl-C."""
+and the demo merchant exist, prints how to use them, then runs web, worker, beat and the chain watcher until Ctrl-C."""
 import json
 import os
 import signal
@@ -13,6 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
 WEB_PORT = os.environ.get("GATEWAY_PORT", "8000")
 CHAIN_PORT = os.environ.get("DEVCHAIN_PORT", "8545")
+# A block every second, so that a demo payment becomes final (finalized = head - 2) without other traffic.
+BLOCK_TIME = os.environ.get("DEVCHAIN_BLOCK_TIME", "1")
 ENV = {
     **os.environ,
     "DJANGO_SETTINGS_MODULE": "gateway.settings.local",
@@ -71,17 +73,20 @@ def main():
     signal.signal(signal.SIGTERM, stop_all)
     subprocess.run(["createdb", "-h", "127.0.0.1", "gateway"], stderr=subprocess.DEVNULL, check=False)
     manage("migrate", "--no-input", "-v", "0")
-    chain = start("chain", PY, "manage.py", "devchain", "--port", CHAIN_PORT, first_line_json=True)
+    chain = start("chain", PY, "manage.py", "devchain", "--port", CHAIN_PORT, "--block-time", BLOCK_TIME, first_line_json=True)
     status = json.loads(manage("wallet", "status", "--json", capture=True) or "null")
     if not status.get("initialized"):
         print(manage("wallet", "init", "--json", capture=True).strip())
     demo = json.loads(manage("demo_merchant", capture=True))
     start("web", PY, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload")
-    start("worker", PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "-Q", "default", "-c", "2")
+    start("worker", PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "-Q", "default,chain", "-c", "2")
+    start("watch", PY, "manage.py", "watch")
     start("beat", PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info")
     print("\n=== The gateway is running (Ctrl-C stops everything) ===")
     print(json.dumps({"demo": demo, "chain": {k: chain.get(k) for k in ("rpc_url", "chain_id", "tokens")}}, indent=2))
-    print(f"Try: curl {demo['api_base']}/payment_intents -u {demo['secret_key']}: -d amount=1234 -d currency=usd\n")
+    print(f"Try: curl {demo['api_base']}/payment_intents -u {demo['secret_key']}: -d amount=1234 -d currency=usd")
+    print(f"then pay it on the local chain: curl {demo['api_base']}/test_helpers/payment_intents/<pi_id>/"
+          f"simulate_crypto_deposit -u {demo['secret_key']}: -d network=bsc -d token_currency=usdt\n")
     while True:
         for name, proc in children:
             if proc.poll() is not None:

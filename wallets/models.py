@@ -154,8 +154,11 @@ class Transfer(models.Model):
 
     class Meta:
         constraints = [
+            # One live row per log in a block. An orphaned row is history: if its block comes back (a flip-flop
+            # between forks or endpoints) the transfer gets a new live row beside it.
             models.UniqueConstraint(
-                fields=["network", "tx_hash", "log_index", "block_hash"], name="transfer_unique_in_block"
+                fields=["network", "tx_hash", "log_index", "block_hash"], name="transfer_unique_in_block",
+                condition=models.Q(orphaned_at__isnull=True),
             ),
         ]
         indexes = [models.Index(fields=["network", "block_number"], name="transfer_block_idx")]

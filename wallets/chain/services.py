@@ -1,0 +1,61 @@
+"""Writes of the chain watcher outside a scan step: placing and rewinding a network's cursor.
+
+The cursor is the last block fully processed. It moves forward only inside `scan_step`, one contiguous range at a
+time; these services only ever place it (once) or move it back, so no block is ever skipped.
+"""
+import logging
+
+from django.db import transaction
+
+from gateway.errors import DomainError
+from wallets.models import ChainCursor, Network, ScannedBlock
+
+logger = logging.getLogger(__name__)
+
+
+def _check_block_number(block_number: int) -> None:
+    if block_number < -1:
+        raise DomainError(
+            code="parameter_invalid", message=f"A cursor block number is -1 or more, not {block_number}.",
+            param="block_number",
+        )
+
+
+def chain_cursor_init(*, network: Network, block_number: int) -> ChainCursor:
+    """Create the network's cursor at `block_number` = the last block considered processed: the first scan step
+    scans `block_number + 1` onwards (and takes `block_number`'s hash from the node as its anchor).
+
+    Idempotent and never moves an existing cursor (use `chain_cursor_rewind` for that): returns it unchanged."""
+    _check_block_number(block_number)
+    cursor, created = ChainCursor.objects.get_or_create(
+        network=network, defaults={"block_number": block_number, "block_hash": ""}
+    )
+    if created:
+        logger.info("%s: cursor created at block %d", network.code, block_number)
+    return cursor
+
+
+@transaction.atomic
+def chain_cursor_rewind(*, network: Network, block_number: int) -> ChainCursor:
+    """Move the cursor back to `block_number` (the last block considered processed) so that the next steps rescan
+    from `block_number + 1`: a backfill or a rescan (`manage.py scan --from-block`).
+
+    Never moves it forward: a cursor at or below `block_number` is left alone (scanning goes on from where it is),
+    and a network without a cursor gets one there. Safe to repeat: the rescan meets the transfers it already holds
+    (unique per transaction, log and block hash) and records nothing twice. Waits for a running scan step (the
+    cursor row lock); the stored hash chain above the new cursor is dropped and rebuilt by the rescan."""
+    _check_block_number(block_number)
+    cursor = ChainCursor.objects.select_for_update().filter(network=network).first()
+    if cursor is None:
+        return chain_cursor_init(network=network, block_number=block_number)
+    if block_number >= cursor.block_number:
+        return cursor
+    previous = cursor.block_number
+    cursor.block_number = block_number
+    cursor.block_hash = (
+        ScannedBlock.objects.filter(network=network, number=block_number).values_list("hash", flat=True).first() or ""
+    )
+    cursor.save(update_fields=["block_number", "block_hash", "updated"])
+    ScannedBlock.objects.filter(network=network, number__gt=block_number).delete()
+    logger.info("%s: cursor rewound from block %d to %d", network.code, previous, block_number)
+    return cursor

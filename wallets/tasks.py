@@ -1,0 +1,47 @@
+"""Celery tasks of the wallets app: the chain scanner's beat fallback. Thin: they pick the networks and call
+`network_scan`, which steps one network in transactions of its own (safe to run twice, to overlap with `manage.py
+watch`, and to be killed at any line: a killed step rolls back and the next one redoes it)."""
+import logging
+import time
+
+from celery import shared_task
+
+from .chain.scanner import network_scan, rpc_client_or_none
+from .models import Network
+
+logger = logging.getLogger(__name__)
+
+SCAN_CHAINS_BUDGET_SECONDS = 4.0  # beat sends scan_chains every 2 s (expiring after 2 s): a run overlaps one more
+SCAN_NETWORK_BUDGET_SECONDS = 10.0
+
+
+@shared_task(name="wallets.tasks.scan_chains", time_limit=40, soft_time_limit=30, ignore_result=True)
+def scan_chains() -> dict | None:
+    """Step every active network that has an RPC URL until it is caught up, sharing a few seconds between them
+    (a network busy elsewhere, under another scanner's lock, is skipped at once)."""
+    started = time.monotonic()
+    networks = [
+        (network, client) for network in Network.objects.filter(is_active=True).order_by("id")
+        if (client := rpc_client_or_none(network)) is not None
+    ]
+    summaries = {}
+    for i, (network, client) in enumerate(networks):
+        remaining = SCAN_CHAINS_BUDGET_SECONDS - (time.monotonic() - started)
+        if remaining <= 0:
+            break
+        summary = network_scan(network=network, client=client, budget_seconds=remaining / (len(networks) - i))
+        if summary.transfers_seen or summary.transfers_finalized or summary.transfers_orphaned or summary.reorgs:
+            summaries[network.code] = summary.as_json()
+        if summary.back_off and summary.last_status != "locked":
+            logger.warning("scan %s: %s (%s)", network.code, summary.last_status, summary.error)
+    return summaries or None  # None when nothing happened: the worker's log stays quiet every 2 s
+
+
+@shared_task(name="wallets.tasks.scan_network", time_limit=60, soft_time_limit=45, ignore_result=True)
+def scan_network(network_id: int) -> dict | None:
+    """Step one network until it is caught up (or a few seconds are spent)."""
+    network = Network.objects.filter(id=network_id, is_active=True).first()
+    client = rpc_client_or_none(network) if network is not None else None
+    if client is None:
+        return None
+    return network_scan(network=network, client=client, budget_seconds=SCAN_NETWORK_BUDGET_SECONDS).as_json()
