@@ -82,3 +82,42 @@ class IdempotencyRecord(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["merchant", "livemode", "key"], name="idempotency_unique_key"),
         ]
+
+
+def _webhook_endpoint_id():
+    return new_id("we")
+
+
+class WebhookEndpoint(models.Model):
+    """Where a merchant wants its events POSTed (the `/v1/webhook_endpoints` object). Deliveries live in `payments`.
+
+    `secret` (whsec_...) signs every delivery; it is shown once, on create. While a secret is rolled the previous one
+    keeps signing beside the new one until `previous_secret_expires_at` (24 hours by default)."""
+
+    class Status(models.TextChoices):
+        ENABLED = "enabled"
+        DISABLED = "disabled"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_webhook_endpoint_id, editable=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="webhook_endpoints")
+    livemode = models.BooleanField()
+    url = models.URLField(max_length=2048)
+    description = models.CharField(max_length=5000, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    enabled_events = models.JSONField(default=list, help_text='Event types, or ["*"] for all of them.')
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ENABLED)
+    disabled_reason = models.CharField(max_length=200, blank=True, default="")
+    secret = models.CharField(max_length=100, editable=False)
+    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    # When deliveries to it started failing without a success since (None: healthy); 3 days of it disables it.
+    failing_since = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False, help_text="Deleted through the API: no longer listed nor delivered.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["merchant", "livemode", "-created", "-id"], name="webhook_endpoint_list_idx")]
+
+    def __str__(self):
+        return f"{self.id} {self.url}"

@@ -95,12 +95,17 @@ class Event(models.Model):
     request_id = models.CharField(max_length=40, blank=True, default="")
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
+    # Set once the event's webhook deliveries are created (payments.webhooks); until then the partial index finds it.
+    fanned_out_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["object_id", "sequence"], name="event_unique_sequence"),
         ]
-        indexes = [models.Index(fields=["merchant", "livemode", "-created", "-id"], name="event_list_idx")]
+        indexes = [
+            models.Index(fields=["merchant", "livemode", "-created", "-id"], name="event_list_idx"),
+            models.Index(fields=["created"], name="event_fan_out_idx", condition=models.Q(fanned_out_at__isnull=True)),
+        ]
 
     def __str__(self):
         return f"{self.id} {self.type}"
@@ -158,3 +163,48 @@ class UnmatchedDeposit(models.Model):
     transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="unmatched_deposit")
     reason = models.CharField(max_length=32, choices=Reason.choices)
     created = models.DateTimeField(auto_now_add=True)
+
+
+class WebhookDelivery(models.Model):
+    """One event to one endpoint: created when the event fans out, retried until 2xx or given up after 3 days.
+    A row due (`status` pending, `next_attempt_at` passed) is what the senders claim (SKIP LOCKED), so a restart
+    loses nothing: retries are rows, never timers in a process."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+
+    endpoint = models.ForeignKey("merchants.WebhookEndpoint", on_delete=models.CASCADE, related_name="deliveries")
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_unique")]
+        indexes = [
+            models.Index(fields=["next_attempt_at"], name="webhook_delivery_due_idx",
+                         condition=models.Q(status="pending")),
+        ]
+
+    def __str__(self):
+        return f"{self.event_id} -> {self.endpoint_id} ({self.status})"
+
+
+class WebhookAttempt(models.Model):
+    """One POST of a delivery (append-only): what came back and how long it took."""
+
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, default="")
+    response_body = models.TextField(blank=True, default="", help_text="The first KB of the response.")
+
+    class Meta:
+        indexes = [models.Index(fields=["delivery", "-started_at"], name="webhook_attempt_idx")]
