@@ -357,3 +357,6 @@ def test_the_admin_shows_the_chain_lag(anvil_chain, devnet, client, staff):
     cursors = browser.get("/admin/wallets/chaincursor/")
     assert cursors.status_code == 200 and b'<td class="field-chain_lag">42</td>' in cursors.content
     assert b"field-final_lag" in cursors.content
+    cursor_id = ChainCursor.objects.get(network=devnet).pk
+    detail = browser.get(f"/admin/wallets/chaincursor/{cursor_id}/change/")
+    assert detail.status_code == 200 and b"Lag (blocks)" in detail.content
