@@ -1,6 +1,11 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 
-from .models import ChainCursor, DepositAddress, MasterSeed, Network, Token, Transfer
+from gateway.errors import DomainError
+
+from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve
+from .models import BalanceDiscrepancy, ChainCursor, DepositAddress, MasterSeed, Network, Token, Transfer
 
 
 class TokenInline(admin.TabularInline):
@@ -11,10 +16,18 @@ class TokenInline(admin.TabularInline):
 
 @admin.register(Network)
 class NetworkAdmin(admin.ModelAdmin):
-    list_display = ("code", "api_name", "display_name", "chain_id", "livemode", "is_active", "finality", "rpc_env")
+    list_display = ("code", "api_name", "display_name", "chain_id", "livemode", "is_active", "finality", "chain_lag",
+                    "rpc_env")
     list_filter = ("livemode", "is_active", "finality")
+    list_select_related = ("cursor",)
     search_fields = ("code", "api_name", "display_name")
     inlines = [TokenInline]
+
+    @admin.display(description="lag (blocks)")
+    def chain_lag(self, obj):
+        """Head minus cursor as the scanner last saw them; empty before the first scan."""
+        cursor = getattr(obj, "cursor", None)
+        return cursor.lag if cursor is not None else None
 
 
 @admin.register(Token)
@@ -69,14 +82,20 @@ class _ReadOnlyAdmin(admin.ModelAdmin):
 class ChainCursorAdmin(_ReadOnlyAdmin):
     """Where each network's scanner stands; the lag is the node's head minus the cursor as last seen."""
 
-    list_display = ("network", "block_number", "head_number", "chain_lag", "finalized_number", "updated")
+    list_display = ("network", "block_number", "head_number", "chain_lag", "finalized_number", "final_lag", "updated")
     list_select_related = ("network",)
-    fields = ("network", "block_number", "block_hash", "head_number", "finalized_number", "updated")
+    fields = ("network", "block_number", "block_hash", "head_number", "chain_lag", "finalized_number", "final_lag",
+              "updated")
     readonly_fields = fields
 
     @admin.display(description="lag (blocks)")
     def chain_lag(self, obj):
         return obj.lag
+
+    @admin.display(description="head - final")
+    def final_lag(self, obj):
+        """How far behind the head finality is (reconciliation reads balances at min(cursor, final))."""
+        return max(0, obj.head_number - obj.finalized_number)
 
 
 @admin.register(Transfer)
@@ -91,3 +110,55 @@ class TransferAdmin(_ReadOnlyAdmin):
     fields = readonly_fields
     raw_id_fields = ("deposit_address",)
     date_hierarchy = "seen_at"
+
+
+@admin.register(BalanceDiscrepancy)
+class BalanceDiscrepancyAdmin(_ReadOnlyAdmin):
+    """Differences found by reconciliation (manage.py reconcile, beat reconcile_balances). The facts are read-only;
+    the one change is "Mark resolved" (wallets.chain.services.balance_discrepancy_resolve), allowed to staff with the
+    change permission of this model."""
+
+    list_display = ("id", "network", "deposit_address", "token_label", "difference_base_units", "onchain_base_units",
+                    "recorded_base_units", "block_number", "detected_at", "resolved_at", "resolved_by")
+    list_filter = ("network", ("resolved_at", admin.EmptyFieldListFilter), "token", "detected_at")
+    list_select_related = ("network", "deposit_address", "token", "token__network", "resolved_by")
+    search_fields = ("deposit_address__address", "note")
+    fields = ("network", "deposit_address", "token_label", "block_number", "onchain_base_units", "recorded_base_units",
+              "difference_base_units", "detected_at", "resolved_at", "resolved_by", "note")
+    readonly_fields = fields
+    date_hierarchy = "detected_at"
+    actions = ["mark_resolved"]
+
+    @admin.display(description="token", ordering="token__currency")
+    def token_label(self, obj):
+        return obj.token.currency.upper() if obj.token_id else f"{obj.network.native_currency.upper()} (native)"
+
+    def has_resolve_permission(self, request) -> bool:
+        return request.user.has_perm("wallets.change_balancediscrepancy")
+
+    @admin.action(description="Mark resolved", permissions=["resolve"])
+    def mark_resolved(self, request, queryset):
+        """First a page asking for a note; on its submission, one service call per selected open discrepancy."""
+        if "apply" not in request.POST:
+            return TemplateResponse(request, "admin/wallets/balancediscrepancy/resolve.html", {
+                **self.admin_site.each_context(request),
+                "title": "Mark discrepancies resolved",
+                "opts": self.model._meta,
+                "discrepancies": queryset.select_related("network", "deposit_address", "token"),
+                "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                "note_max_length": NOTE_MAX_LENGTH,
+            })
+        note = request.POST.get("note", "")
+        resolved, refused = 0, []
+        for discrepancy in queryset.order_by("id"):
+            try:
+                balance_discrepancy_resolve(discrepancy=discrepancy, user=request.user, note=note)
+            except DomainError as exc:
+                refused.append(f"#{discrepancy.pk}: {exc.message}")
+            else:
+                resolved += 1
+        if resolved:
+            self.message_user(request, f"{resolved} discrepancies marked resolved.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.WARNING)
+        return None

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from gateway.fields import BaseUnitsField
@@ -178,3 +179,57 @@ class AddressActivity(models.Model):
 
     deposit_address = models.ForeignKey(DepositAddress, on_delete=models.CASCADE, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
+
+
+class BalanceDiscrepancy(models.Model):
+    """A difference, found by reconciliation (wallets/reconcile.py), between the balance of a deposit address on
+    the chain and what the gateway recorded for it, both at the same final block: `difference = onchain - recorded`
+    (positive: coin or tokens we never credited, e.g. native coin sent by an internal transaction; negative: funds
+    missing that we credited). The facts are append-only; staff resolve a row (`resolved_at`, `resolved_by`, `note`)
+    through `wallets.chain.services.balance_discrepancy_resolve`. One row per distinct (address, token, on-chain,
+    recorded) pair, resolved or not: a run that finds the same amounts again records nothing."""
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+")
+    deposit_address = models.ForeignKey(DepositAddress, on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="Empty for the native coin.")
+    block_number = models.BigIntegerField(help_text="The final block both balances were read at (first seen).")
+    onchain_base_units = BaseUnitsField(help_text="The balance on the chain at the block.")
+    recorded_base_units = BaseUnitsField(
+        help_text="Final, not orphaned transfers received up to the block, less what the gateway sent out."
+    )
+    difference_base_units = BaseUnitsField(help_text="On-chain minus recorded.")
+    detected_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    note = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["network", "deposit_address", "token", "onchain_base_units", "recorded_base_units"],
+                name="balance_discrepancy_unique_fact", nulls_distinct=False,
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    difference_base_units=models.F("onchain_base_units") - models.F("recorded_base_units")
+                ) & ~models.Q(difference_base_units=0),
+                name="balance_discrepancy_difference",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["network", "detected_at"], name="balance_discrepancy_net_idx"),
+            models.Index(fields=["detected_at"], name="balance_discrepancy_open_idx",
+                         condition=models.Q(resolved_at__isnull=True)),
+        ]
+        ordering = ["-detected_at", "-id"]
+        verbose_name_plural = "balance discrepancies"
+
+    @property
+    def is_resolved(self) -> bool:
+        return self.resolved_at is not None
+
+    def __str__(self):
+        token = f"token {self.token_id}" if self.token_id else "native"
+        return f"#{self.pk} address {self.deposit_address_id} {token}: {self.difference_base_units:+d}"

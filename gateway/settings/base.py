@@ -164,12 +164,20 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=2),
         "options": {"queue": "chain", "expires": 2},
     },
+    # Reconciliation: on-chain balances of the deposit addresses against the recorded transfers
+    # (wallets/chain/reconcile.py); differences become BalanceDiscrepancy rows for staff.
+    "reconcile-balances": {
+        "task": "wallets.tasks.reconcile_balances",
+        "schedule": timedelta(minutes=10),
+        "options": {"queue": "chain", "expires": 600},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
 CELERY_TASK_ROUTES = {
     "wallets.tasks.scan_chains": {"queue": "chain"},
     "wallets.tasks.scan_network": {"queue": "chain"},
+    "wallets.tasks.reconcile_balances": {"queue": "chain"},
 }
 
 # The gateway's own settings.
@@ -183,6 +191,9 @@ GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
 # RPC endpoints of the local devnet (anvil started by `manage.py devchain`).
 GATEWAY_DEVCHAIN_RPC_URL = env("GATEWAY_DEVCHAIN_RPC_URL", default="http://127.0.0.1:8545")
+# Reconciliation reads the balances of every address with a transfer on the network, plus those issued in the last
+# this many days (where native coin sent by an internal transaction may sit without any Transfer row).
+GATEWAY_RECONCILE_RECENT_DAYS = env.int("GATEWAY_RECONCILE_RECENT_DAYS", default=7)
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,5 @@
-"""Writes of the chain watcher outside a scan step: placing and rewinding a network's cursor.
+"""Writes of the chain watcher outside a scan step: placing and rewinding a network's cursor; resolving a balance
+discrepancy found by reconciliation (wallets/chain/reconcile.py records them).
 
 The cursor is the last block fully processed. It moves forward only inside `scan_step`, one contiguous range at a
 time; these services only ever place it (once) or move it back, so no block is ever skipped.
@@ -6,9 +7,10 @@ time; these services only ever place it (once) or move it back, so no block is e
 import logging
 
 from django.db import transaction
+from django.utils import timezone
 
 from gateway.errors import DomainError
-from wallets.models import ChainCursor, Network, ScannedBlock
+from wallets.models import BalanceDiscrepancy, ChainCursor, Network, ScannedBlock
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +61,31 @@ def chain_cursor_rewind(*, network: Network, block_number: int) -> ChainCursor:
     ScannedBlock.objects.filter(network=network, number__gt=block_number).delete()
     logger.info("%s: cursor rewound from block %d to %d", network.code, previous, block_number)
     return cursor
+
+
+NOTE_MAX_LENGTH = 2000
+
+
+@transaction.atomic
+def balance_discrepancy_resolve(*, discrepancy: BalanceDiscrepancy, user, note: str = "") -> BalanceDiscrepancy:
+    """Mark a discrepancy resolved by staff `user` (what was done goes in `note`). The one transition of a
+    discrepancy: locks the row, refuses one already resolved (`balance_discrepancy_resolved`, nothing changed), saves
+    only the resolution fields. The facts (balances, block, difference) are never changed."""
+    note = (note or "").strip()
+    if len(note) > NOTE_MAX_LENGTH:
+        raise DomainError(code="parameter_invalid", message=f"A note has at most {NOTE_MAX_LENGTH} characters.",
+                          param="note")
+    locked = BalanceDiscrepancy.objects.select_for_update().get(pk=discrepancy.pk)
+    if locked.resolved_at is not None:
+        raise DomainError(
+            code="balance_discrepancy_resolved",
+            message=f"Discrepancy {locked.pk} was already resolved at {locked.resolved_at.isoformat()}.",
+            status_code=409,
+        )
+    locked.resolved_at = timezone.now()
+    locked.resolved_by = user
+    locked.note = note
+    locked.save(update_fields=["resolved_at", "resolved_by", "note"])
+    logger.info("balance discrepancy %d resolved by %s", locked.pk, getattr(user, "pk", None))
+    discrepancy.resolved_at, discrepancy.resolved_by, discrepancy.note = locked.resolved_at, user, note
+    return locked
