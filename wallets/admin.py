@@ -37,13 +37,8 @@ class TokenAdmin(admin.ModelAdmin):
     search_fields = ("contract_address", "network__code")
 
 
-@admin.register(MasterSeed)
-class MasterSeedAdmin(admin.ModelAdmin):
-    """Shows only public facts; the encrypted fields are not even listed."""
-
-    list_display = ("__str__", "kek_fingerprint", "created", "rotated")
-    fields = ("kek_fingerprint", "created", "rotated")
-    readonly_fields = fields
+class _ReadOnlyAdmin(admin.ModelAdmin):
+    """Facts written by services only (the seed, the chain watcher's rows), never edited by hand."""
 
     def has_add_permission(self, request):
         return False
@@ -53,6 +48,15 @@ class MasterSeedAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(MasterSeed)
+class MasterSeedAdmin(_ReadOnlyAdmin):
+    """Shows only public facts; the encrypted fields are not even listed."""
+
+    list_display = ("__str__", "kek_fingerprint", "created", "rotated")
+    fields = ("kek_fingerprint", "created", "rotated")
+    readonly_fields = fields
 
 
 @admin.register(DepositAddress)
@@ -62,19 +66,6 @@ class DepositAddressAdmin(admin.ModelAdmin):
     readonly_fields = ("address", "index", "merchant", "created")
 
     def has_add_permission(self, request):
-        return False
-
-
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """The chain watcher's facts: written by the scanner only, never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
         return False
 
 
