@@ -8,6 +8,7 @@ handler500 = "gateway.api.errors.api_server_error"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("v1/", include("payments.api_urls")),
+    path("v1/", include("merchants.api_urls")),
     path("pay/", include("payments.urls")),
     path("portal/", include("merchants.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

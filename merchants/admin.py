@@ -1,6 +1,7 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import ApiKey, IdempotencyRecord, Merchant
+from . import services
+from .models import ApiKey, IdempotencyRecord, Merchant, WebhookEndpoint
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -46,3 +47,38 @@ class IdempotencyRecordAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """Read-only view of the endpoints; the signing secrets are never shown (they are issued through the API or
+    `manage.py roll_webhook_secret`). Enabling and disabling go through the service."""
+
+    list_display = ("id", "merchant", "livemode", "url", "status", "failing_since", "deleted", "created")
+    list_filter = ("livemode", "status", "deleted", ("merchant", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("id", "url", "merchant__email", "merchant__id")
+    list_select_related = ("merchant",)
+    fields = (
+        "id", "merchant", "livemode", "url", "description", "metadata", "enabled_events", "status",
+        "disabled_reason", "failing_since", "previous_secret_expires_at", "deleted", "created", "updated",
+    )
+    readonly_fields = fields
+    actions = ["disable_endpoints", "enable_endpoints"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # merchants delete through the API (a soft delete that keeps the delivery history)
+
+    @admin.action(description="Disable the selected endpoints")
+    def disable_endpoints(self, request, queryset):
+        for endpoint in queryset:
+            services.webhook_endpoint_update(endpoint=endpoint, disabled=True)
+        messages.success(request, f"Disabled {queryset.count()} endpoint(s).")
+
+    @admin.action(description="Enable the selected endpoints (clears the failure clock)")
+    def enable_endpoints(self, request, queryset):
+        for endpoint in queryset:
+            services.webhook_endpoint_update(endpoint=endpoint, disabled=False)
+        messages.success(request, f"Enabled {queryset.count()} endpoint(s).")

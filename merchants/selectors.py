@@ -5,7 +5,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from .keys import hash_key
-from .models import ApiKey, Merchant
+from .models import ApiKey, Merchant, WebhookEndpoint
 
 
 def api_key_active_by_raw(raw: str) -> ApiKey | None:
@@ -54,3 +54,28 @@ def api_keys_for_merchant(*, merchant: Merchant, livemode: bool | None = None):
     if livemode is not None:
         qs = qs.filter(livemode=livemode)
     return qs
+
+
+def webhook_endpoints_for(*, merchant: Merchant, livemode: bool):
+    """The caller's endpoints in its mode, deleted ones left out."""
+    return WebhookEndpoint.objects.filter(merchant=merchant, livemode=livemode, deleted=False)
+
+
+def webhook_endpoint_get(*, merchant: Merchant, livemode: bool, endpoint_id: str) -> WebhookEndpoint | None:
+    return webhook_endpoints_for(merchant=merchant, livemode=livemode).filter(pk=endpoint_id).first()
+
+
+def webhook_endpoint_cursor(*, merchant: Merchant, livemode: bool, endpoint_id: str) -> WebhookEndpoint | None:
+    return WebhookEndpoint.objects.filter(merchant=merchant, livemode=livemode, pk=endpoint_id).only(
+        "id", "created"
+    ).first()
+
+
+def webhook_endpoint_signing_secrets(endpoint: WebhookEndpoint, *, now) -> list[str]:
+    """The secrets a delivery is signed with: the current one first, then the previous one while its grace period
+    lasts (each gives a `v1=` signature, as Stripe sends during a roll)."""
+    secrets = [endpoint.secret]
+    if (endpoint.previous_secret and endpoint.previous_secret_expires_at is not None
+            and endpoint.previous_secret_expires_at > now):
+        secrets.append(endpoint.previous_secret)
+    return secrets

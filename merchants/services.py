@@ -1,4 +1,4 @@
-"""Writes for merchants and their API keys."""
+"""Writes for merchants, their API keys and their webhook endpoints."""
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -7,9 +7,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from gateway.errors import DomainError
+from gateway.ids import random_token
 
 from .keys import generate_key, hash_key, redact
-from .models import ApiKey, Merchant
+from .models import ApiKey, Merchant, WebhookEndpoint
 
 
 @dataclass(frozen=True)
@@ -63,3 +64,119 @@ def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0)) -> I
     return api_key_create(
         merchant=old.merchant, kind=old.kind, livemode=old.livemode, name=old.name, permissions=old.permissions
     )
+
+
+# Stripe's limit: at most 16 webhook endpoints per account and mode.
+WEBHOOK_ENDPOINT_LIMIT = 16
+WEBHOOK_SECRET_GRACE = timedelta(hours=24)
+
+
+def webhook_secret_generate() -> str:
+    return "whsec_" + random_token(32)
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *, merchant: Merchant, livemode: bool, url: str, enabled_events: list[str], description: str = "",
+    metadata: dict | None = None,
+) -> WebhookEndpoint:
+    """A new endpoint with a fresh signing secret. `url` and `enabled_events` are already validated
+    (gateway.ssrf.url_validate, merchants.event_types). The merchant's row lock makes the limit hold under
+    concurrent creations."""
+    Merchant.objects.select_for_update().filter(pk=merchant.pk).first()
+    count = WebhookEndpoint.objects.filter(merchant=merchant, livemode=livemode, deleted=False).count()
+    if count >= WEBHOOK_ENDPOINT_LIMIT:
+        raise DomainError(
+            code="webhook_endpoint_limit_reached", param="url",
+            message=f"You have reached the maximum of {WEBHOOK_ENDPOINT_LIMIT} {'live' if livemode else 'test'} "
+                    "webhook endpoints. Delete one before adding another.",
+        )
+    return WebhookEndpoint.objects.create(
+        merchant=merchant, livemode=livemode, url=url, enabled_events=list(enabled_events),
+        description=description, metadata={k: v for k, v in (metadata or {}).items() if v != ""},
+        secret=webhook_secret_generate(),
+    )
+
+
+def _endpoint_locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    return WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *, endpoint: WebhookEndpoint, url: str | None = None, enabled_events: list[str] | None = None,
+    description: str | None = None, metadata: dict | None = None, clear_metadata: bool = False,
+    disabled: bool | None = None,
+) -> WebhookEndpoint:
+    """Only the given fields change. Metadata merges as in Stripe (an empty value unsets a key, `clear_metadata`
+    unsets them all). Enabling again clears the disabled reason and the failure clock, so a fixed endpoint starts
+    afresh."""
+    endpoint = _endpoint_locked(endpoint)
+    fields = ["updated"]
+    if url is not None:
+        endpoint.url = url
+        fields.append("url")
+    if enabled_events is not None:
+        endpoint.enabled_events = list(enabled_events)
+        fields.append("enabled_events")
+    if description is not None:
+        endpoint.description = description
+        fields.append("description")
+    if clear_metadata:
+        endpoint.metadata = {}
+        fields.append("metadata")
+    if metadata:
+        merged = dict(endpoint.metadata)
+        for key, value in metadata.items():
+            if value == "":
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if len(merged) > 50:
+            raise DomainError(
+                code="parameter_invalid", param="metadata",
+                message="Invalid metadata: an object can have at most 50 metadata keys.",
+            )
+        endpoint.metadata = merged
+        fields.append("metadata")
+    if disabled is True and endpoint.status != WebhookEndpoint.Status.DISABLED:
+        endpoint.status = WebhookEndpoint.Status.DISABLED
+        endpoint.disabled_reason = "Disabled by the merchant."
+        fields += ["status", "disabled_reason"]
+    elif disabled is False and endpoint.status != WebhookEndpoint.Status.ENABLED:
+        endpoint.status = WebhookEndpoint.Status.ENABLED
+        endpoint.disabled_reason = ""
+        endpoint.failing_since = None
+        fields += ["status", "disabled_reason", "failing_since"]
+    endpoint.save(update_fields=fields)
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+    """Soft delete: no longer listed, retrieved nor delivered to; the row stays for its deliveries' history."""
+    endpoint = _endpoint_locked(endpoint)
+    if not endpoint.deleted:
+        endpoint.deleted = True
+        endpoint.save(update_fields=["deleted", "updated"])
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_secret_roll(
+    *, endpoint: WebhookEndpoint, grace: timedelta = WEBHOOK_SECRET_GRACE, now=None
+) -> WebhookEndpoint:
+    """A new signing secret; the current one keeps signing beside it for `grace` (none when grace <= 0), so the
+    merchant can deploy the new secret without losing a delivery. A second roll within the grace period drops the
+    oldest secret at once."""
+    endpoint = _endpoint_locked(endpoint)
+    now = now or timezone.now()
+    if grace > timedelta(0):
+        endpoint.previous_secret = endpoint.secret
+        endpoint.previous_secret_expires_at = now + grace
+    else:
+        endpoint.previous_secret = ""
+        endpoint.previous_secret_expires_at = None
+    endpoint.secret = webhook_secret_generate()
+    endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated"])
+    return endpoint

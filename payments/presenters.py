@@ -106,7 +106,11 @@ def _payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool) 
     }
 
 
-def event_json(event) -> dict:
+def event_json(event, *, pending_webhooks: int | None = None) -> dict:
+    """Stripe's event object. `pending_webhooks` (deliveries not yet done) comes from the argument, else from the
+    `pending_webhooks_count` annotation of payments.selectors.events_for, else 0 (a fresh event's payload)."""
+    if pending_webhooks is None:
+        pending_webhooks = getattr(event, "pending_webhooks_count", None) or 0
     return {
         "id": event.id,
         "object": "event",
@@ -114,7 +118,7 @@ def event_json(event) -> dict:
         "created": unix(event.created),
         "data": event.data,
         "livemode": event.livemode,
-        "pending_webhooks": 0,
+        "pending_webhooks": pending_webhooks,
         "request": {"id": event.request_id or None, "idempotency_key": event.idempotency_key or None},
         "type": event.type,
     }

@@ -1,6 +1,8 @@
 """Response shapes for the OpenAPI schema only (the JSON itself comes from presenters)."""
 from rest_framework import serializers
 
+from gateway.api.schemas import ErrorDetailSchema, ErrorSchema  # noqa: F401  (shared by every app)
+
 
 class TokenOptionSchema(serializers.Serializer):
     token_currency = serializers.CharField()
@@ -49,15 +51,3 @@ class PaymentIntentListSchema(serializers.Serializer):
     url = serializers.CharField()
     has_more = serializers.BooleanField()
     data = PaymentIntentSchema(many=True)
-
-
-class ErrorDetailSchema(serializers.Serializer):
-    type = serializers.CharField()
-    code = serializers.CharField(required=False)
-    message = serializers.CharField()
-    param = serializers.CharField(required=False)
-    doc_url = serializers.CharField(required=False)
-
-
-class ErrorSchema(serializers.Serializer):
-    error = ErrorDetailSchema()

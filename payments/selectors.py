@@ -1,10 +1,13 @@
 import hmac
+from datetime import timedelta
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from wallets.models import ChainCursor
 
-from .models import Charge, PaymentIntent, PaymentOption
+from .models import Charge, Event, PaymentIntent, PaymentOption, WebhookDelivery
 
 
 def _with_details(qs: QuerySet) -> QuerySet:
@@ -59,3 +62,50 @@ def charge_cursor(*, merchant, livemode: bool, charge_id: str):
 def network_heads() -> dict[int, int]:
     """network id -> the head the chain watcher saw last, for `confirmations`."""
     return dict(ChainCursor.objects.values_list("network_id", "head_number"))
+
+
+# Events are listed and retrieved for 30 days, as in Stripe; the rows themselves stay.
+EVENT_RETENTION = timedelta(days=30)
+
+
+def events_for(*, merchant, livemode: bool, now=None) -> QuerySet:
+    """The caller's events of the last 30 days, each with `pending_webhooks_count` (its deliveries still pending)."""
+    now = now or timezone.now()
+    pending = (
+        WebhookDelivery.objects.filter(event=OuterRef("pk"), status=WebhookDelivery.Status.PENDING)
+        .order_by().values("event").annotate(n=Count("pk")).values("n")
+    )
+    return Event.objects.filter(merchant=merchant, livemode=livemode, created__gte=now - EVENT_RETENTION).annotate(
+        pending_webhooks_count=Coalesce(Subquery(pending, output_field=IntegerField()), 0)
+    )
+
+
+def events_delivery_success(qs: QuerySet, success: bool) -> QuerySet:
+    """Stripe's `delivery_success`: false keeps the events with a delivery still pending or given up on."""
+    undelivered = WebhookDelivery.objects.filter(event=OuterRef("pk")).exclude(
+        status=WebhookDelivery.Status.SUCCEEDED
+    )
+    return qs.filter(~Exists(undelivered)) if success else qs.filter(Exists(undelivered))
+
+
+def event_get(*, merchant, livemode: bool, event_id: str) -> Event | None:
+    return events_for(merchant=merchant, livemode=livemode).filter(pk=event_id).first()
+
+
+def event_cursor(*, merchant, livemode: bool, event_id: str) -> Event | None:
+    return Event.objects.filter(merchant=merchant, livemode=livemode, pk=event_id).only("id", "created").first()
+
+
+def event_type_q(pattern: str) -> Q:
+    """`type` as Stripe takes it: an exact name, or a group with `*` as a wildcard (`payment_intent.*`)."""
+    if "*" not in pattern:
+        return Q(type=pattern)
+    if pattern.strip("*") == "":
+        return Q()
+    regex = "^" + ".*".join(_regex_literal(part) for part in pattern.split("*")) + "$"
+    return Q(type__regex=regex)
+
+
+def _regex_literal(text: str) -> str:
+    # Only [a-z0-9_.] reach here (payments.event_apis checks the pattern): escape the dot.
+    return text.replace(".", "\\.")

@@ -50,7 +50,7 @@ class FormClient(APIClient):
 
     def post(self, path, data=None, content_type=None, **extra):
         if isinstance(data, dict) and content_type is None:
-            data = urlencode(data)
+            data = urlencode(data, doseq=True)
             content_type = "application/x-www-form-urlencoded"
         return super().post(path, data=data or "", content_type=content_type or "application/x-www-form-urlencoded",
                             **extra)

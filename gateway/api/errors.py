@@ -10,6 +10,8 @@ from gateway.errors import DomainError
 logger = logging.getLogger(__name__)
 
 DOC_URL = "https://docs.stripe.com/error-codes/"
+# Validation error codes shown as they are (besides parameter_*, amount_*, metadata_*); others become parameter_invalid.
+PASSED_CODES = frozenset({"url_invalid"})
 
 
 class StripeAPIError(exceptions.APIException):
@@ -87,7 +89,8 @@ def _first_validation_error(detail, path=()):
     stripe_code = {
         "required": "parameter_missing",
         "unknown": "parameter_unknown",
-    }.get(code, code if code and code.startswith(("parameter_", "amount_", "metadata_")) else "parameter_invalid")
+    }.get(code, code if code and (code.startswith(("parameter_", "amount_", "metadata_")) or code in PASSED_CODES)
+          else "parameter_invalid")
     message = str(detail)
     if param and code == "required":
         message = f"Missing required param: {param}."
