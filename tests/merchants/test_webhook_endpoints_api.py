@@ -269,3 +269,65 @@ def test_idempotent_create_replays_the_same_endpoint(api):
 def test_unknown_url_under_v1_still_gets_stripes_404(api):
     response = api.get("/v1/webhook_endpoints/we_1/nope")
     assert response.status_code == 404 and response.json()["error"]["code"] == "resource_missing"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stripes_sdk_manages_webhook_endpoints(live_server, merchant, make_key):
+    import stripe
+
+    sdk = stripe.StripeClient(make_key(merchant), base_addresses={"api": live_server.url}, max_network_retries=0)
+    created = sdk.v1.webhook_endpoints.create(params={
+        "url": URL, "enabled_events": ["payment_intent.succeeded", "charge.succeeded"],
+        "description": "Orders", "metadata": {"team": "shop"},
+    })
+    assert created.id.startswith("we_") and created.secret.startswith("whsec_")
+    assert created.enabled_events == ["payment_intent.succeeded", "charge.succeeded"]
+
+    fetched = sdk.v1.webhook_endpoints.retrieve(created.id)
+    assert fetched.url == URL and fetched.metadata.to_dict() == {"team": "shop"} and "secret" not in fetched
+
+    updated = sdk.v1.webhook_endpoints.update(created.id, params={"disabled": True, "enabled_events": ["*"]})
+    assert updated.status == "disabled" and updated.enabled_events == ["*"]
+
+    others = [sdk.v1.webhook_endpoints.create(params={"url": URL, "enabled_events": ["*"]}).id for _ in range(4)]
+    seen = [e.id for e in sdk.v1.webhook_endpoints.list(params={"limit": 2}).auto_paging_iter()]
+    assert seen == others[::-1] + [created.id]
+
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.webhook_endpoints.create(params={"url": "http://169.254.169.254/", "enabled_events": ["*"]})
+    assert exc.value.param == "url" and exc.value.code == "url_invalid" and exc.value.http_status == 400
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.webhook_endpoints.create(params={"url": URL, "enabled_events": ["charge.exploded"]})
+    assert exc.value.param == "enabled_events[0]"
+
+    deleted = sdk.v1.webhook_endpoints.delete(created.id)
+    assert deleted.id == created.id and deleted.deleted is True
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.webhook_endpoints.retrieve(created.id)
+    assert exc.value.http_status == 404
+
+
+def test_admin_lists_and_filters_endpoints_but_never_shows_a_secret(admin_client, merchant):
+    endpoint = services.webhook_endpoint_create(merchant=merchant, livemode=False, url=URL, enabled_events=["*"])
+    endpoint = services.webhook_endpoint_secret_roll(endpoint=endpoint)
+    other = services.webhook_endpoint_create(merchant=MerchantFactory(), livemode=True, url=LIVE_URL,
+                                             enabled_events=["charge.succeeded"])
+    base = "/admin/merchants/webhookendpoint/"
+
+    listing = admin_client.get(base)
+    assert listing.status_code == 200
+    page = listing.content.decode()
+    assert endpoint.id in page and other.id in page
+    filtered = admin_client.get(base, {"livemode__exact": "1", "status__exact": "enabled",
+                                       "merchant__id__exact": other.merchant_id}).content.decode()
+    assert other.id in filtered and endpoint.id not in filtered
+
+    detail = admin_client.get(f"{base}{endpoint.id}/change/")
+    assert detail.status_code == 200
+    for page in (listing.content, detail.content):
+        assert b"whsec_" not in page
+    assert admin_client.get(f"{base}add/").status_code == 403
+
+    response = admin_client.post(base, {"action": "disable_endpoints", "_selected_action": [endpoint.id]})
+    assert response.status_code == 302
+    assert WebhookEndpoint.objects.get(pk=endpoint.id).status == "disabled"

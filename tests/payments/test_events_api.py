@@ -166,3 +166,28 @@ def test_restricted_and_publishable_keys(api, merchant, make_key):
     assert publishable.get(f"/v1/events/{event.id}").status_code == 403
     assert reader.post("/v1/events", {}).status_code == 403
     assert api.post("/v1/events", {}).status_code == 405
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stripes_sdk_lists_and_retrieves_events(live_server, networks, wallet, merchant, make_key):
+    import stripe
+
+    sdk = stripe.StripeClient(make_key(merchant), base_addresses={"api": live_server.url}, max_network_retries=0)
+    intents = [sdk.v1.payment_intents.create(params={"amount": 100 + i, "currency": "usd"}) for i in range(3)]
+    sdk.v1.payment_intents.cancel(intents[0].id)
+
+    events = list(sdk.v1.events.list(params={"limit": 2}).auto_paging_iter())
+    assert len(events) == 7 and events[0].type == "payment_intent.canceled"
+    assert events[0].data.object.id == intents[0].id and events[0].data.object.status == "canceled"
+    assert events[0].data.previous_attributes.status == "requires_action"
+
+    created = list(sdk.v1.events.list(params={"type": "payment_intent.created"}).auto_paging_iter())
+    assert [e.data.object.id for e in created] == [i.id for i in reversed(intents)]
+    grouped = sdk.v1.events.list(params={"types": ["payment_intent.canceled", "payment_intent.created"]})
+    assert len(grouped.data) == 4
+
+    fetched = sdk.v1.events.retrieve(events[0].id)
+    assert fetched.id == events[0].id and fetched.type == "payment_intent.canceled" and fetched.pending_webhooks == 0
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.events.retrieve("evt_nope")
+    assert exc.value.http_status == 404
