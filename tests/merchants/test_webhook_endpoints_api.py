@@ -331,3 +331,36 @@ def test_admin_lists_and_filters_endpoints_but_never_shows_a_secret(admin_client
     response = admin_client.post(base, {"action": "disable_endpoints", "_selected_action": [endpoint.id]})
     assert response.status_code == 302
     assert WebhookEndpoint.objects.get(pk=endpoint.id).status == "disabled"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_creations_never_pass_the_limit(merchant):
+    import threading
+
+    from django.db import connection
+
+    from gateway.errors import DomainError
+
+    barrier = threading.Barrier(6)
+    outcomes = []
+
+    def worker():
+        try:
+            barrier.wait()
+            for _ in range(4):
+                try:
+                    services.webhook_endpoint_create(merchant=merchant, livemode=False, url=URL, enabled_events=["*"])
+                    outcomes.append("created")
+                except DomainError as exc:
+                    outcomes.append(exc.code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert outcomes.count("created") == 16 and outcomes.count("webhook_endpoint_limit_reached") == 8
+    assert WebhookEndpoint.objects.filter(merchant=merchant, livemode=False).count() == 16
