@@ -54,3 +54,12 @@ def api_keys_for_merchant(*, merchant: Merchant, livemode: bool | None = None):
     if livemode is not None:
         qs = qs.filter(livemode=livemode)
     return qs
+
+
+def webhook_endpoint_signing_secrets(endpoint, *, now) -> list[str]:
+    """The secrets that sign a delivery to `endpoint` at `now`: the current one first, then the previous one while
+    it is being rolled (until `previous_secret_expires_at`)."""
+    secrets = [endpoint.secret]
+    if endpoint.previous_secret and endpoint.previous_secret_expires_at and endpoint.previous_secret_expires_at > now:
+        secrets.append(endpoint.previous_secret)
+    return secrets
