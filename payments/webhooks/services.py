@@ -56,7 +56,8 @@ WITH locked AS (
 ), picked AS (
     SELECT r.id, (e.status = 'enabled' AND NOT e.deleted) AS live
     FROM ranked r JOIN merchants_webhookendpoint e ON e.id = r.endpoint_id
-    WHERE r.rn <= %(per_endpoint)s ORDER BY r.next_attempt_at, r.id LIMIT %(limit)s
+    WHERE r.rn <= CASE WHEN e.failing_since IS NULL THEN %(per_endpoint)s ELSE %(per_failing)s END
+    ORDER BY r.next_attempt_at, r.id LIMIT %(limit)s
 ), upd AS (
     UPDATE payments_webhookdelivery d
     SET next_attempt_at = CASE WHEN p.live THEN %(lease_until)s ELSE NULL END,
@@ -65,32 +66,37 @@ WITH locked AS (
     RETURNING d.id, d.endpoint_id, d.event_id, d.attempts, d.created, p.live
 )
 SELECT upd.id, upd.attempts, upd.created,
-       e.id, e.url, e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at,
+       e.id, e.url, e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since,
        ev.id, ev.type, ev.created, ev.data, ev.livemode, ev.request_id, ev.idempotency_key
 FROM upd JOIN merchants_webhookendpoint e ON e.id = upd.endpoint_id JOIN payments_event ev ON ev.id = upd.event_id
 WHERE upd.live
 """
 
 
-def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, skip_endpoints=(),
-                     lease_until: datetime | None = None) -> list[ClaimedDelivery]:
+def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failing_endpoint: int | None = None,
+                     skip_endpoints=(), lease_until: datetime | None = None) -> list[ClaimedDelivery]:
     """Take up to `limit` due deliveries (pending, `next_attempt_at` <= now) for this sender, at most `per_endpoint`
     of one endpoint (so one endpoint's backlog cannot take a whole batch) and none of `skip_endpoints` (those this
-    sender already has enough of in flight). SKIP LOCKED: concurrent senders take different rows. The rows'
+    sender already has enough of in flight); an endpoint that is failing (`failing_since` set) gets at most
+    `per_failing_endpoint` (default: a quarter), so its backlog of doomed first attempts cannot crowd out healthy
+    endpoints when the sender is busy. SKIP LOCKED: concurrent senders take different rows. The rows'
     `next_attempt_at` moves to `lease_until`, in this short transaction. Due rows of a disabled or deleted endpoint
     are marked failed instead (a resend brings them back)."""
     if lease_until is None:
         lease_until = now + timedelta(seconds=lease_seconds())
+    if per_failing_endpoint is None:
+        per_failing_endpoint = max(1, per_endpoint // 4)
     params = {"now": now, "skip": list(skip_endpoints), "scan": limit * 4, "per_endpoint": per_endpoint,
+              "per_failing": per_failing_endpoint,
               "limit": limit, "lease_until": lease_until}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, params)
         rows = cursor.fetchall()
     claimed = []
-    for (did, attempts, created, eid, url, livemode, secret, previous_secret, previous_expires,
+    for (did, attempts, created, eid, url, livemode, secret, previous_secret, previous_expires, failing_since,
          evid, evtype, evcreated, data, evlivemode, request_id, idempotency_key) in rows:
         endpoint = WebhookEndpoint(id=eid, url=url, livemode=livemode, secret=secret, previous_secret=previous_secret,
-                                   previous_secret_expires_at=previous_expires)
+                                   previous_secret_expires_at=previous_expires, failing_since=failing_since)
         event = Event(id=evid, type=evtype, created=evcreated, data=json.loads(data) if isinstance(data, str) else data, livemode=evlivemode,
                       request_id=request_id, idempotency_key=idempotency_key)
         claimed.append(ClaimedDelivery(id=did, attempts=attempts, created=created, endpoint=endpoint, event=event))
