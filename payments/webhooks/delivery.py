@@ -94,7 +94,8 @@ class Dispatcher:
         self.in_flight: dict[str, int] = defaultdict(int)
         self.semaphores: dict[str, asyncio.Semaphore] = {}
         self.total_in_flight = 0
-        self.paused_until: dict[str, float] = {}  # failing endpoints in the slow lane
+        self.paused_until: dict[str, float] = {}  # failing endpoints in the slow lane, until their next claim
+        self.failing: set[str] = set()  # endpoints seen failing (claims, results); a success removes one
         self.results: list[services.AttemptResult] = []
         self.tasks: set[asyncio.Task] = set()
         self.counts = {"fanned_out": 0, "claimed": 0, "succeeded": 0, "failed": 0}
@@ -116,9 +117,16 @@ class Dispatcher:
             if events < 1000:
                 return total
 
-    def _claim(self, limit: int, skip: list[str]):
-        return services.deliveries_claim(now=timezone.now(), limit=limit, per_endpoint=self.per_endpoint,
-                                         skip_endpoints=skip)
+    def _claim(self, limit: int, skip: list[str], slow_lane: list[str]):
+        """The fast lane (every endpoint not known to be failing), then the slow lane: the failing endpoints whose
+        pause is over, in a claim of their own so that their backlog never fills the fast lane's claim."""
+        now = timezone.now()
+        claimed = services.deliveries_claim(now=now, limit=limit, per_endpoint=self.per_endpoint,
+                                            skip_endpoints=skip + sorted(self.failing))
+        if slow_lane:
+            claimed += services.deliveries_claim(now=now, limit=limit, per_endpoint=self.per_endpoint,
+                                                 skip_endpoints=skip, only_endpoints=slow_lane)
+        return claimed
 
     def _record(self, results):
         return services.delivery_attempts_record(results=results, now=timezone.now(), rng=self.rng)
@@ -186,12 +194,14 @@ class Dispatcher:
                     now = time.monotonic()
                     self.paused_until = {eid: t for eid, t in self.paused_until.items() if t > now}
                     skip = [eid for eid, n in self.in_flight.items() if n >= self.per_endpoint]
-                    skip.extend(self.paused_until)
+                    slow_lane = sorted(self.failing - set(self.paused_until) - set(skip))
                     self.freed.clear()
-                    claimed = await self.db(self._claim, limit, skip)
+                    claimed = await self.db(self._claim, limit, skip, slow_lane)
                     self.counts["claimed"] += len(claimed)
                     for delivery in claimed:
                         if delivery.endpoint.failing_since is not None:
+                            self.failing.add(delivery.endpoint.id)
+                        if delivery.endpoint.id in self.failing:
                             self.paused_until[delivery.endpoint.id] = now + FAILING_ENDPOINT_PAUSE_SECONDS
                         self._start(delivery)
                 back_off = 0.0
@@ -254,6 +264,10 @@ class Dispatcher:
                 result = await self.post(delivery)
             self.results.append(result)
             self.counts["succeeded" if result.succeeded else "failed"] += 1
+            if result.succeeded:
+                self.failing.discard(endpoint.id)
+            else:
+                self.failing.add(endpoint.id)
             self.results_ready.set()
         finally:
             self.in_flight[endpoint.id] -= 1

@@ -48,6 +48,7 @@ CLAIM_SQL = """
 WITH locked AS (
     SELECT d.id, d.endpoint_id, d.next_attempt_at FROM payments_webhookdelivery d
     WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s AND NOT (d.endpoint_id = ANY(%(skip)s))
+      AND (%(only)s::text[] IS NULL OR d.endpoint_id = ANY(%(only)s::text[]))
     ORDER BY d.next_attempt_at LIMIT %(scan)s FOR UPDATE SKIP LOCKED
 ), ranked AS (
     SELECT id, endpoint_id, next_attempt_at,
@@ -74,10 +75,11 @@ WHERE upd.live
 
 
 def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failing_endpoint: int | None = None,
-                     skip_endpoints=(), lease_until: datetime | None = None) -> list[ClaimedDelivery]:
+                     skip_endpoints=(), only_endpoints=None,
+                     lease_until: datetime | None = None) -> list[ClaimedDelivery]:
     """Take up to `limit` due deliveries (pending, `next_attempt_at` <= now) for this sender, at most `per_endpoint`
     of one endpoint (so one endpoint's backlog cannot take a whole batch) and none of `skip_endpoints` (those this
-    sender already has enough of in flight); an endpoint that is failing (`failing_since` set) gets at most
+    sender already has enough of in flight), only of `only_endpoints` if given; an endpoint that is failing (`failing_since` set) gets at most
     `per_failing_endpoint` (default: a quarter), so its backlog of doomed first attempts cannot crowd out healthy
     endpoints when the sender is busy. SKIP LOCKED: concurrent senders take different rows. The rows'
     `next_attempt_at` moves to `lease_until`, in this short transaction. Due rows of a disabled or deleted endpoint
@@ -88,6 +90,7 @@ def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failin
         per_failing_endpoint = max(1, per_endpoint // 4)
     params = {"now": now, "skip": list(skip_endpoints), "scan": limit * 4, "per_endpoint": per_endpoint,
               "per_failing": per_failing_endpoint,
+              "only": list(only_endpoints) if only_endpoints is not None else None,
               "limit": limit, "lease_until": lease_until}
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(CLAIM_SQL, params)
