@@ -142,6 +142,7 @@ class Dispatcher:
         self.wake = asyncio.Event()
         self.freed = asyncio.Event()
         self.results_ready = asyncio.Event()
+        self.closing = False
         deadline = time.monotonic() + duration if duration else None
         listener_stop = threading.Event()
         if listen:
@@ -164,8 +165,9 @@ class Dispatcher:
             await self._loop(deadline, until_idle)
             if self.tasks:
                 await asyncio.gather(*self.tasks, return_exceptions=True)
-            while self.results:
-                await self._flush()
+            self.closing = True
+            self.results_ready.set()
+            await recorder  # the flush in progress (with its retries) and whatever is left
         finally:
             listener_stop.set()
             recorder.cancel()
@@ -321,6 +323,8 @@ class Dispatcher:
             self.results_ready.clear()
             while self.results:
                 await self._flush()
+            if self.closing:
+                return
 
     async def _flush(self) -> None:
         batch, self.results = self.results[:1000], self.results[1000:]
