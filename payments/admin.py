@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from .models import Charge, Event, PaymentIntent, PaymentOption, UnmatchedDeposit
+from .models import Charge, Event, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookAttempt, WebhookDelivery
+from .webhooks.services import delivery_resend
 
 
 class PaymentOptionInline(admin.TabularInline):
@@ -65,6 +67,53 @@ class UnmatchedDepositAdmin(admin.ModelAdmin):
     list_filter = ("reason", "livemode")
     search_fields = ("id", "transfer__tx_hash", "transfer__to_address")
     readonly_fields = [f.name for f in UnmatchedDeposit._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class WebhookAttemptInline(admin.TabularInline):
+    model = WebhookAttempt
+    extra = 0
+    can_delete = False
+    ordering = ("-started_at",)
+    fields = readonly_fields = ("started_at", "duration_ms", "status_code", "error", "response_body")
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Read-only, every attempt shown; "Resend" makes the selected deliveries due now (payments.webhooks)."""
+
+    list_display = ("id", "event_id", "event_type", "endpoint", "status", "attempts", "next_attempt_at",
+                    "last_attempt_at", "delivered_at", "created")
+    list_filter = ("status", "event__type", "event__livemode")
+    search_fields = ("event__id", "endpoint__id", "endpoint__url")
+    list_select_related = ("event", "endpoint")
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    inlines = [WebhookAttemptInline]
+    actions = ["resend"]
+
+    @admin.display(description="event type", ordering="event__type")
+    def event_type(self, obj):
+        return obj.event.type
+
+    @admin.action(description="Resend the selected deliveries now")
+    def resend(self, request, queryset):
+        now = timezone.now()
+        count = 0
+        for delivery in queryset.select_related("event", "endpoint"):
+            delivery_resend(endpoint=delivery.endpoint, event=delivery.event, now=now)
+            count += 1
+        self.message_user(request, f"{count} deliveries will be sent again now.", messages.SUCCESS)
 
     def has_add_permission(self, request):
         return False

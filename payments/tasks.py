@@ -4,6 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from . import funding, selectors, services
+from .webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
 
@@ -26,3 +27,11 @@ def process_address_activity() -> int:
     """Sent by the chain watcher after it records transfers; also on beat as a fallback. Safe to run twice and to be
     killed anywhere: the queue rows go away only in the transaction that applied them."""
     return funding.address_activity_process()
+
+
+@shared_task(name="payments.tasks.deliver_webhooks", time_limit=90, soft_time_limit=75)
+def deliver_webhooks(duration: float = 5.0) -> dict:
+    """Beat task (queue "webhooks"): fan out new events and send the deliveries that are due, for up to `duration`
+    seconds or until nothing is left to do, then wait for the requests in flight. Safe to run beside
+    `manage.py deliver_webhooks` and several times at once; killed at any line, its leased deliveries come back."""
+    return deliver(duration=duration, until_idle=True)

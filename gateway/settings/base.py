@@ -171,6 +171,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
         "options": {"queue": "chain", "expires": 600},
     },
+    # Webhook delivery's fallback when no `manage.py deliver_webhooks` runs (and its safety net when one does):
+    # fan out new events and send what is due for a few seconds; SKIP LOCKED and leases make overlaps harmless.
+    "deliver-webhooks": {
+        "task": "payments.tasks.deliver_webhooks",
+        "schedule": timedelta(seconds=1),
+        "options": {"queue": "webhooks", "expires": 1},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
@@ -178,6 +185,7 @@ CELERY_TASK_ROUTES = {
     "wallets.tasks.scan_chains": {"queue": "chain"},
     "wallets.tasks.scan_network": {"queue": "chain"},
     "wallets.tasks.reconcile_balances": {"queue": "chain"},
+    "payments.tasks.deliver_webhooks": {"queue": "webhooks"},
 }
 
 # The gateway's own settings.
@@ -189,6 +197,15 @@ GATEWAY_DEFAULT_EXPIRY_MINUTES = env.int("GATEWAY_DEFAULT_EXPIRY_MINUTES", defau
 GATEWAY_MAX_AMOUNT_MINOR = env.int("GATEWAY_MAX_AMOUNT_MINOR", default=99_999_999)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
+# Webhook delivery (payments.webhooks, docs/webhooks.md): a POST that has no answer after this long is a failure.
+GATEWAY_WEBHOOK_TIMEOUT_SECONDS = env.float("GATEWAY_WEBHOOK_TIMEOUT_SECONDS", default=10.0)
+# A claimed delivery is hidden from other senders for the timeout plus this margin; a sender killed mid-request
+# gets its deliveries sent again by another one after that.
+GATEWAY_WEBHOOK_LEASE_MARGIN_SECONDS = env.float("GATEWAY_WEBHOOK_LEASE_MARGIN_SECONDS", default=30.0)
+# Requests in flight per endpoint in one sender (a slow endpoint uses up its own budget, never the others'),
+# and in all.
+GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY = env.int("GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY", default=32)
+GATEWAY_WEBHOOK_MAX_IN_FLIGHT = env.int("GATEWAY_WEBHOOK_MAX_IN_FLIGHT", default=1000)
 # RPC endpoints of the local devnet (anvil started by `manage.py devchain`).
 GATEWAY_DEVCHAIN_RPC_URL = env("GATEWAY_DEVCHAIN_RPC_URL", default="http://127.0.0.1:8545")
 # Reconciliation reads the balances of every address with a transfer on the network, plus those issued in the last

@@ -1,0 +1,261 @@
+"""Every write of webhook delivery: claiming due deliveries, recording attempts, resending, disabling endpoints."""
+import json
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import connection, transaction
+
+from merchants.models import WebhookEndpoint
+
+from ..models import Event, WebhookDelivery
+
+logger = logging.getLogger(__name__)
+
+# Seconds to wait after the n-th failed attempt (n = 1, 2, ...): the last value repeats until 3 days have passed
+# since the delivery was created. Each wait is jittered by +-20% (docs/webhooks.md).
+RETRY_SCHEDULE_SECONDS = (60, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600)
+RETRY_JITTER = 0.2
+GIVE_UP_AFTER = timedelta(days=3)
+ENDPOINT_DISABLED_REASON = "Deliveries failed for 3 days."
+
+
+def retry_delay(attempts: int, *, rng: random.Random = random) -> timedelta:
+    """The wait after `attempts` failed attempts (>= 1), with jitter."""
+    base = RETRY_SCHEDULE_SECONDS[min(attempts, len(RETRY_SCHEDULE_SECONDS)) - 1]
+    return timedelta(seconds=base * rng.uniform(1 - RETRY_JITTER, 1 + RETRY_JITTER))
+
+
+def lease_seconds() -> float:
+    """How long a claimed delivery stays hidden from other senders: the request timeout plus a margin. A sender
+    killed mid-request loses nothing: its rows come back after the lease."""
+    return settings.GATEWAY_WEBHOOK_TIMEOUT_SECONDS + settings.GATEWAY_WEBHOOK_LEASE_MARGIN_SECONDS
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    id: int
+    attempts: int
+    created: datetime
+    endpoint: WebhookEndpoint  # unsaved snapshot: id, url, livemode, secrets
+    event: Event  # unsaved snapshot, enough for payments.presenters.event_json
+
+
+CLAIM_SQL = """
+WITH locked AS (
+    SELECT d.id, d.endpoint_id, d.next_attempt_at FROM payments_webhookdelivery d
+    WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s AND NOT (d.endpoint_id = ANY(%(skip)s))
+      AND (%(only)s::text[] IS NULL OR d.endpoint_id = ANY(%(only)s::text[]))
+    ORDER BY d.next_attempt_at LIMIT %(scan)s FOR UPDATE SKIP LOCKED
+), ranked AS (
+    SELECT id, endpoint_id, next_attempt_at,
+           row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rn
+    FROM locked
+), picked AS (
+    SELECT r.id, (e.status = 'enabled' AND NOT e.deleted) AS live
+    FROM ranked r JOIN merchants_webhookendpoint e ON e.id = r.endpoint_id
+    WHERE r.rn <= CASE WHEN e.failing_since IS NULL THEN %(per_endpoint)s ELSE %(per_failing)s END
+    ORDER BY r.next_attempt_at, r.id LIMIT %(limit)s
+), upd AS (
+    UPDATE payments_webhookdelivery d
+    SET next_attempt_at = CASE WHEN p.live THEN %(lease_until)s ELSE NULL END,
+        status = CASE WHEN p.live THEN 'pending' ELSE 'failed' END
+    FROM picked p WHERE d.id = p.id
+    RETURNING d.id, d.endpoint_id, d.event_id, d.attempts, d.created, p.live
+)
+SELECT upd.id, upd.attempts, upd.created,
+       e.id, e.url, e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since,
+       ev.id, ev.type, ev.created, ev.data, ev.livemode, ev.request_id, ev.idempotency_key
+FROM upd JOIN merchants_webhookendpoint e ON e.id = upd.endpoint_id JOIN payments_event ev ON ev.id = upd.event_id
+WHERE upd.live
+"""
+
+
+def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failing_endpoint: int | None = None,
+                     skip_endpoints=(), only_endpoints=None,
+                     lease_until: datetime | None = None) -> list[ClaimedDelivery]:
+    """Take up to `limit` due deliveries (pending, `next_attempt_at` <= now) for this sender, at most `per_endpoint`
+    of one endpoint (so one endpoint's backlog cannot take a whole batch) and none of `skip_endpoints` (those this
+    sender already has enough of in flight), only of `only_endpoints` if given; an endpoint that is failing (`failing_since` set) gets at most
+    `per_failing_endpoint` (default: a quarter), so its backlog of doomed first attempts cannot crowd out healthy
+    endpoints when the sender is busy. SKIP LOCKED: concurrent senders take different rows. The rows'
+    `next_attempt_at` moves to `lease_until`, in this short transaction. Due rows of a disabled or deleted endpoint
+    are marked failed instead (a resend brings them back)."""
+    if lease_until is None:
+        lease_until = now + timedelta(seconds=lease_seconds())
+    if per_failing_endpoint is None:
+        per_failing_endpoint = max(1, per_endpoint // 4)
+    params = {"now": now, "skip": list(skip_endpoints), "scan": limit * 4, "per_endpoint": per_endpoint,
+              "per_failing": per_failing_endpoint,
+              "only": list(only_endpoints) if only_endpoints is not None else None,
+              "limit": limit, "lease_until": lease_until}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(CLAIM_SQL, params)
+        rows = cursor.fetchall()
+    claimed = []
+    for (did, attempts, created, eid, url, livemode, secret, previous_secret, previous_expires, failing_since,
+         evid, evtype, evcreated, data, evlivemode, request_id, idempotency_key) in rows:
+        endpoint = WebhookEndpoint(id=eid, url=url, livemode=livemode, secret=secret, previous_secret=previous_secret,
+                                   previous_secret_expires_at=previous_expires, failing_since=failing_since)
+        event = Event(id=evid, type=evtype, created=evcreated, data=json.loads(data) if isinstance(data, str) else data, livemode=evlivemode,
+                      request_id=request_id, idempotency_key=idempotency_key)
+        claimed.append(ClaimedDelivery(id=did, attempts=attempts, created=created, endpoint=endpoint, event=event))
+    return claimed
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    delivery_id: int
+    endpoint_id: str
+    attempts_before: int  # as claimed
+    delivery_created: datetime
+    started_at: datetime
+    duration_ms: int
+    status_code: int | None
+    error: str
+    response_body: str
+
+    @property
+    def succeeded(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300 and not self.error
+
+
+RECORD_SQL = """
+WITH r AS (
+    SELECT * FROM unnest(%(ids)s::bigint[], %(started)s::timestamptz[], %(status)s::text[], %(next)s::timestamptz[])
+        AS r(id, started_at, status, next_attempt_at)
+), upd AS (
+    UPDATE payments_webhookdelivery d
+    SET status = r.status, attempts = d.attempts + 1, last_attempt_at = r.started_at,
+        next_attempt_at = r.next_attempt_at,
+        delivered_at = CASE WHEN r.status = 'succeeded' THEN %(now)s ELSE d.delivered_at END
+    FROM r WHERE d.id = r.id AND d.status = 'pending'
+    RETURNING 1
+)
+INSERT INTO payments_webhookattempt (delivery_id, started_at, duration_ms, status_code, error, response_body)
+SELECT * FROM unnest(%(ids)s::bigint[], %(started)s::timestamptz[], %(durations)s::integer[],
+                     %(codes)s::smallint[], %(errors)s::text[], %(bodies)s::text[])
+"""
+
+
+def delivery_attempts_record(*, results: list[AttemptResult], now: datetime, rng: random.Random = random) -> list[str]:
+    """Record finished attempts, in one transaction: each delivery succeeded, or due again after its backoff, or
+    failed once 3 days have passed since it was created; one WebhookAttempt row per attempt; the endpoints'
+    `failing_since` (set on a failure with no success since, cleared by a success). An endpoint that has been
+    failing for 3 days is disabled and its merchant is emailed (after commit). A delivery no longer pending (a
+    second sender after a lease ran out) keeps its state; the attempt is still recorded. Returns the ids of the
+    endpoints disabled."""
+    if not results:
+        return []
+    statuses, next_at = [], []
+    for r in results:
+        if r.succeeded:
+            statuses.append(WebhookDelivery.Status.SUCCEEDED.value)
+            next_at.append(None)
+        elif now >= r.delivery_created + GIVE_UP_AFTER:
+            statuses.append(WebhookDelivery.Status.FAILED.value)
+            next_at.append(None)
+        else:
+            statuses.append(WebhookDelivery.Status.PENDING.value)
+            next_at.append(now + retry_delay(r.attempts_before + 1, rng=rng))
+    ok_endpoints = sorted({r.endpoint_id for r in results if r.succeeded})
+    failing_endpoints = sorted({r.endpoint_id for r in results if not r.succeeded} - set(ok_endpoints))
+    params = {
+        "now": now, "ids": [r.delivery_id for r in results], "started": [r.started_at for r in results],
+        "status": statuses, "next": next_at, "durations": [r.duration_ms for r in results],
+        "codes": [r.status_code for r in results], "errors": [r.error[:500] for r in results],
+        "bodies": [r.response_body for r in results],
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(RECORD_SQL, params)
+        if ok_endpoints:
+            cursor.execute(
+                "UPDATE merchants_webhookendpoint SET failing_since = NULL, updated = %s "
+                "WHERE id = ANY(%s) AND failing_since IS NOT NULL", [now, ok_endpoints])
+        disabled = []
+        if failing_endpoints:
+            cursor.execute(
+                "UPDATE merchants_webhookendpoint SET failing_since = %s, updated = %s "
+                "WHERE id = ANY(%s) AND failing_since IS NULL", [now, now, failing_endpoints])
+            cursor.execute(
+                "SELECT id FROM merchants_webhookendpoint WHERE id = ANY(%s) AND status = 'enabled' "
+                "AND failing_since <= %s", [failing_endpoints, now - GIVE_UP_AFTER])
+            disabled = [row[0] for row in cursor.fetchall()]
+        for endpoint_id in disabled:
+            endpoint_disable(endpoint_id=endpoint_id, reason=ENDPOINT_DISABLED_REASON, notify=True)
+    return disabled
+
+
+def endpoint_disable(*, endpoint_id: str, reason: str, notify: bool = False) -> WebhookEndpoint | None:
+    """Disable an endpoint (no more deliveries until it is enabled again); with `notify`, email its merchant once
+    the transaction commits. Returns None if it was already disabled."""
+    with transaction.atomic():
+        endpoint = (WebhookEndpoint.objects.select_for_update().select_related("merchant")
+                    .filter(id=endpoint_id, status=WebhookEndpoint.Status.ENABLED).first())
+        if endpoint is None:
+            return None
+        endpoint.status = WebhookEndpoint.Status.DISABLED
+        endpoint.disabled_reason = reason
+        endpoint.save(update_fields=["status", "disabled_reason", "updated"])
+        if notify:
+            transaction.on_commit(lambda: _disabled_email(endpoint))
+    return endpoint
+
+
+def _disabled_email(endpoint: WebhookEndpoint) -> None:
+    try:
+        send_mail(
+            subject="Webhook endpoint disabled",
+            message=(f"Deliveries to your webhook endpoint {endpoint.id} ({endpoint.url}) have failed since "
+                     f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC, so it has been disabled. "
+                     "Fix it, enable it again, and resend the events you missed."),
+            from_email=None, recipient_list=[endpoint.merchant.email],
+        )
+    except Exception:  # the endpoint stays disabled; a mail server outage must not undo it
+        logger.exception("could not email %s about disabled endpoint %s", endpoint.merchant.email, endpoint.id)
+
+
+def delivery_resend(*, endpoint: WebhookEndpoint, event: Event, now: datetime) -> WebhookDelivery:
+    """Deliver `event` to `endpoint` again, now: its delivery is set pending and due (or created). Nothing else is
+    written; the attempts that follow are recorded as usual."""
+    with transaction.atomic():
+        delivery, created = WebhookDelivery.objects.select_for_update().get_or_create(
+            endpoint=endpoint, event=event, defaults={"next_attempt_at": now})
+        if not created:
+            delivery.status = WebhookDelivery.Status.PENDING
+            delivery.next_attempt_at = now
+            delivery.save(update_fields=["status", "next_attempt_at"])
+    return delivery
+
+
+RESEND_SQL = """
+WITH ev AS (
+    SELECT ev.id FROM payments_event ev, merchants_webhookendpoint e
+    WHERE e.id = %(endpoint)s AND ev.merchant_id = e.merchant_id AND ev.livemode = e.livemode
+      AND ev.created >= %(since)s
+      AND (e.enabled_events @> to_jsonb(ev.type::text) OR e.enabled_events @> '"*"'::jsonb)
+), again AS (
+    UPDATE payments_webhookdelivery d SET status = 'pending', next_attempt_at = %(now)s
+    FROM ev WHERE d.endpoint_id = %(endpoint)s AND d.event_id = ev.id
+    RETURNING d.event_id
+), created AS (
+    INSERT INTO payments_webhookdelivery (endpoint_id, event_id, status, attempts, next_attempt_at, created)
+    SELECT %(endpoint)s, ev.id, 'pending', 0, %(now)s, %(now)s FROM ev
+    WHERE NOT EXISTS (SELECT 1 FROM payments_webhookdelivery d WHERE d.endpoint_id = %(endpoint)s
+                      AND d.event_id = ev.id)
+    ON CONFLICT (endpoint_id, event_id) DO NOTHING
+    RETURNING event_id
+)
+SELECT (SELECT count(*) FROM again), (SELECT count(*) FROM created)
+"""
+
+
+def deliveries_resend_since(*, endpoint: WebhookEndpoint, since: datetime, now: datetime) -> tuple[int, int]:
+    """Resend in bulk every event of the endpoint's merchant and mode since `since` that the endpoint wants:
+    existing deliveries are set pending and due now, missing ones are created. Returns (reset, created)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(RESEND_SQL, {"endpoint": endpoint.id, "since": since, "now": now})
+        return tuple(cursor.fetchone())
