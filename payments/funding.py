@@ -127,14 +127,13 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         intent.merchant.accept_late_payments and intent.cancellation_reason == PaymentIntent.CancellationReason.EXPIRED
     )
 
-    if closed and not accepts_late:
+    if closed and (not accepts_late or not _pays(intent, seen)):
+        # Funds after the intent closed (or, when the merchant accepts late payments, a late payment that does not
+        # pay in full): recorded, the intent stays canceled. A transfer credited before it closed keeps its Charge
+        # and is not also an unmatched deposit (that would count it twice).
         for transfer in final:
-            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
-        return intent
-    if closed and not _pays(intent, seen):
-        # A late payment that does not pay in full: recorded, the intent stays canceled.
-        for transfer in final:
-            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
+            if transfer.id not in charges:
+                _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
         return intent
 
     for transfer in final:
