@@ -108,10 +108,16 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     transfers = activity.transfers_of_address(deposit_address_id=deposit_address_id)
     accepted = set(intent.options.values_list("token_id", flat=True)) if intent else set()
     charges = {c.transfer_id: c for c in Charge.objects.filter(transfer__deposit_address_id=deposit_address_id)}
+    # A transfer announced as an unmatched deposit (funds that came after the intent closed) stays one: crediting it
+    # later too (a late remainder that completes an intent whose merchant accepts late payments) would count it twice.
+    unmatched = set(UnmatchedDeposit.objects.filter(transfer__deposit_address_id=deposit_address_id)
+                    .values_list("transfer_id", flat=True))
 
     matched: list[Transfer] = []
     for transfer in transfers:
         reason = _unmatched_reason(intent, transfer, accepted)
+        if reason is None and transfer.id in unmatched:
+            continue
         if reason is None:
             matched.append(transfer)
         elif transfer.is_final:

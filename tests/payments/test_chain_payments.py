@@ -375,3 +375,30 @@ def test_a_deposit_to_an_address_no_open_intent_owns_is_unmatched(api, devnet, a
     assert api.get("/v1/charges").json()["data"] == []
     settle(devnet, anvil_chain, mine_blocks=1)  # applying again records nothing twice
     assert len(deposits()) == 1 and Event.objects.filter(object_id=deposit.id).count() == 1
+
+
+def test_a_late_payment_in_two_parts_is_never_both_unmatched_and_credited(api, devnet, anvil_chain, merchant):
+    # Given a merchant that accepts late payments, an expired intent, and a first late part (5.00 of 10.00) that
+    # became final on its own: recorded as an unmatched deposit (the intent stays canceled), with its event
+    merchant.accept_late_payments = True
+    merchant.save(update_fields=["accept_late_payments"])
+    settle(devnet, anvil_chain)
+    intent = create(api, amount=1000)
+    expire(api, intent["id"])
+    assert simulate(api, intent["id"], amount=DUE_1000 // 2).status_code == 200
+    settle(devnet, anvil_chain, mine_blocks=2)
+    [first] = deposits()
+    assert first.reason == "intent_closed"
+
+    # When the rest arrives
+    assert simulate(api, intent["id"], amount=DUE_1000 // 2).status_code == 200
+    settle(devnet, anvil_chain)
+    settle(devnet, anvil_chain, mine_blocks=2)
+
+    # Then the first part stays what it was announced as (unmatched, not credited as well), so the rest alone does
+    # not pay the intent: it stays canceled and the second part is unmatched too; each transfer counted once
+    late = get(api, intent["id"])
+    assert late["status"] == "canceled" and late["amount_received"] == 0
+    assert charges_of(api, intent["id"]) == []
+    assert [d.reason for d in deposits()] == ["intent_closed", "intent_closed"]
+    assert event_types(intent["id"])[2:] == ["payment_intent.canceled"]
