@@ -402,3 +402,52 @@ def test_a_late_payment_in_two_parts_is_never_both_unmatched_and_credited(api, d
     assert charges_of(api, intent["id"]) == []
     assert [d.reason for d in deposits()] == ["intent_closed", "intent_closed"]
     assert event_types(intent["id"])[2:] == ["payment_intent.canceled"]
+
+
+def test_the_payments_side_holding_an_address_never_blocks_the_scanner_recording_a_transfer_to_it(
+    api, devnet, anvil_chain
+):
+    """The scanner's transfer and queue rows reference the deposit address (foreign keys PostgreSQL checks at COMMIT,
+    with a KEY SHARE lock); the payments side locks the address while it applies it. Were that lock FOR UPDATE, the
+    two would wait on each other (a deadlock, found by the kill -9 test: the watcher died of it)."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from payments.models import PaymentIntent
+    from wallets import activity
+    from wallets.models import Transfer
+
+    settle(devnet, anvil_chain)
+    intent = create(api, amount=1000)
+    address_id = PaymentIntent.objects.get(pk=intent["id"]).deposit_address_id
+    locked, release = threading.Event(), threading.Event()
+
+    def applying():  # the payments side, in the middle of applying this address
+        try:
+            with transaction.atomic():
+                activity.deposit_address_lock(deposit_address_id=address_id)
+                locked.set()
+                release.wait(60)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=applying)
+    thread.start()
+    try:
+        assert locked.wait(30)
+        assert simulate(api, intent["id"]).status_code == 200
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '30s'")  # a hang guard: with the bug the step's COMMIT waits here
+        for _ in range(10):
+            step = scan_step(network=devnet)
+            if step.caught_up:
+                break
+        assert Transfer.objects.filter(deposit_address_id=address_id).count() == 1
+    finally:
+        release.set()
+        thread.join(timeout=60)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+    funding.address_activity_process()
+    assert get(api, intent["id"])["status"] == "processing"
