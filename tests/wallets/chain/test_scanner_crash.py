@@ -53,7 +53,7 @@ def chain():
 def network(chain, transactional_db, networks, wallet):
     log_ranges_forget()
     network = register_devnet_for_tests(chain)
-    network.max_log_range = 3  # many small steps (one transaction each): more moments to be killed in
+    network.max_log_range = 1  # a step a block (one transaction each): more moments to be killed in
     network.save(update_fields=["max_log_range"])
     yield network
     log_ranges_forget()
@@ -171,7 +171,7 @@ def head(chain) -> int:
 
 def send_blocks(chain, rng: random.Random, transfers: list[tuple[str, str, int]], per_block: int = 4) -> None:
     """Send `transfers` (token, to, amount) from anvil's unlocked accounts, `per_block` to a block (automine off,
-    then one anvil_mine per block), with an empty block now and then."""
+    then one anvil_mine per block), with up to two empty blocks after each."""
     rpc(chain.rpc_url, "evm_setAutomine", [False])
     try:
         for i in range(0, len(transfers), per_block):
@@ -181,7 +181,7 @@ def send_blocks(chain, rng: random.Random, transfers: list[tuple[str, str, int]]
                     "from": chain.accounts[rng.randint(1, 8)], "to": chain.tokens[token], "data": data,
                     "gas": hex(100_000),
                 }])
-            rpc(chain.rpc_url, "anvil_mine", [hex(1 + (rng.random() < 0.2))])
+            rpc(chain.rpc_url, "anvil_mine", [hex(1 + rng.randint(0, 2))])
     finally:
         rpc(chain.rpc_url, "evm_setAutomine", [True])
     assert int(rpc(chain.rpc_url, "txpool_status")["pending"], 16) == 0
@@ -278,7 +278,7 @@ def test_scanner_and_payments_killed_at_random_moments_record_and_credit_every_t
             scanner = forker.start("watch", "--chain", "devnet", "--no-ws")
         applier = forker.start("apply")
         wait_until_stepping(network, before, lambda: forker.alive(scanner))
-        time.sleep(rng.uniform(0.0, 0.5))
+        time.sleep(rng.uniform(0.0, 0.3))
         killed_while_stepping += forker.alive(scanner)
         forker.kill(scanner)
         time.sleep(rng.uniform(0.0, 0.3))
