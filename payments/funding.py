@@ -108,10 +108,16 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     transfers = activity.transfers_of_address(deposit_address_id=deposit_address_id)
     accepted = set(intent.options.values_list("token_id", flat=True)) if intent else set()
     charges = {c.transfer_id: c for c in Charge.objects.filter(transfer__deposit_address_id=deposit_address_id)}
+    # A transfer announced as an unmatched deposit (funds that came after the intent closed) stays one: crediting it
+    # later too (a late remainder that completes an intent whose merchant accepts late payments) would count it twice.
+    unmatched = set(UnmatchedDeposit.objects.filter(transfer__deposit_address_id=deposit_address_id)
+                    .values_list("transfer_id", flat=True))
 
     matched: list[Transfer] = []
     for transfer in transfers:
         reason = _unmatched_reason(intent, transfer, accepted)
+        if reason is None and transfer.id in unmatched:
+            continue
         if reason is None:
             matched.append(transfer)
         elif transfer.is_final:
@@ -127,14 +133,13 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         intent.merchant.accept_late_payments and intent.cancellation_reason == PaymentIntent.CancellationReason.EXPIRED
     )
 
-    if closed and not accepts_late:
+    if closed and (not accepts_late or not _pays(intent, seen)):
+        # Funds after the intent closed (or, when the merchant accepts late payments, a late payment that does not
+        # pay in full): recorded, the intent stays canceled. A transfer credited before it closed keeps its Charge
+        # and is not also an unmatched deposit (that would count it twice).
         for transfer in final:
-            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
-        return intent
-    if closed and not _pays(intent, seen):
-        # A late payment that does not pay in full: recorded, the intent stays canceled.
-        for transfer in final:
-            _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
+            if transfer.id not in charges:
+                _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
         return intent
 
     for transfer in final:

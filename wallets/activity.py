@@ -21,8 +21,11 @@ def address_activity_complete(*, row_ids: list[int]) -> None:
 
 
 def deposit_address_lock(*, deposit_address_id: int) -> DepositAddress:
-    """Serialises everything that applies the transfers of one address."""
-    return DepositAddress.objects.select_for_update().get(pk=deposit_address_id)
+    """Serialises everything that applies the transfers of one address. FOR NO KEY UPDATE, not FOR UPDATE: the
+    scanner's new Transfer and AddressActivity rows reference the address, and PostgreSQL checks those foreign keys
+    at COMMIT with a KEY SHARE lock, which FOR UPDATE would block (the scanner and the payments side would then
+    deadlock, each holding an address the other needs); appliers of one address still exclude each other."""
+    return DepositAddress.objects.select_for_update(no_key=True).get(pk=deposit_address_id)
 
 
 def transfers_of_address(*, deposit_address_id: int) -> list[Transfer]:

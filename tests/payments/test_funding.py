@@ -185,3 +185,40 @@ def test_transfer_to_an_address_with_no_intent_is_unmatched(merchant):
     apply()
     deposit = UnmatchedDeposit.objects.get(transfer=t)
     assert deposit.reason == "no_open_intent" and deposit.payment_intent is None and deposit.merchant == merchant
+
+
+def _expire(intent):
+    from payments.services import payment_intent_expire
+
+    PaymentIntent.objects.filter(pk=intent.pk).update(expires_at=timezone.now())
+    assert payment_intent_expire(intent_id=intent.pk) is not None
+
+
+@pytest.mark.parametrize("accept", [True, False])
+def test_a_transfer_credited_before_the_intent_expired_is_not_also_an_unmatched_deposit(intent, merchant, accept):
+    merchant.accept_late_payments = accept
+    merchant.save()
+    early = pay(intent, DUE // 2, final=True)
+    apply()
+    _expire(intent)
+    late = pay(intent, DUE // 4, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "canceled" and intent.amount_received == 617
+    assert list(Charge.objects.values_list("transfer_id", flat=True)) == [early.id]
+    assert list(UnmatchedDeposit.objects.values_list("transfer_id", "reason")) == [(late.id, "intent_closed")]
+
+
+def test_a_late_part_announced_as_unmatched_is_never_credited_afterwards(intent, merchant):
+    merchant.accept_late_payments = True
+    merchant.save()
+    _expire(intent)
+    first = pay(intent, DUE // 2, final=True)
+    apply()
+    assert UnmatchedDeposit.objects.get().transfer == first
+    second = pay(intent, DUE - DUE // 2, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "canceled" and intent.amount_received == 0 and not Charge.objects.exists()
+    assert sorted(UnmatchedDeposit.objects.values_list("transfer_id", flat=True)) == sorted([first.id, second.id])
+    assert Event.objects.filter(type="crypto.deposit.unmatched").count() == 2

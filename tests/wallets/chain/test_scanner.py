@@ -561,3 +561,44 @@ def test_a_block_that_comes_back_after_being_orphaned_counts_again_through_a_new
     # Then the orphaned row stays as history and exactly one live row counts
     rows = Transfer.objects.order_by("id")
     assert [r.orphaned_at is None for r in rows] == [False, True]
+
+
+def test_the_watcher_survives_a_database_error_and_goes_on_scanning(chain, network, client, addresses, monkeypatch):
+    # Given a watcher polling fast, whose step will wait for the cursor row that another transaction holds
+    monkeypatch.setenv(network.rpc_env, chain.rpc_url)
+    Network.objects.filter(id=network.id).update(block_time_ms=100)
+    scan_until_caught_up(network, client)
+    terminated, errors = [], []
+
+    def interfere():
+        try:
+            with transaction.atomic():
+                ChainCursor.objects.select_for_update().get(network_id=network.id)
+                deadline = time.monotonic() + 30
+                while not terminated and time.monotonic() < deadline:
+                    with connection.cursor() as cursor:  # the watcher's step, waiting for the row: its connection dies
+                        cursor.execute("SELECT pg_stat_clear_snapshot()")  # (else the view is frozen for the transaction)
+                        cursor.execute(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                            " AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+                        )
+                        terminated.extend(row[0] for row in cursor.fetchall())
+
+                    time.sleep(0.05)
+            # then a transfer the watcher must still see
+            send_erc20(chain, token="usdt", to=addresses[0].address, amount=9 * 10**18)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=interfere)
+    thread.start()
+    err = StringIO()
+
+    call_command("watch", "--chain", network.code, "--no-ws", "--duration", "8", stderr=err)
+
+    thread.join(timeout=30)
+    assert not errors and terminated == [True]
+    transfer = Transfer.objects.get()  # the watcher lived on after its connection was killed mid-step
+    assert transfer.amount_base_units == 9 * 10**18 and transfer.deposit_address_id == addresses[0].id

@@ -14,7 +14,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import close_old_connections, connection
+from django.db import DatabaseError, close_old_connections, connection
 
 from wallets.chain.scanner import network_scan, rpc_client_or_none
 from wallets.chain.ws import subscribe_new_heads
@@ -110,7 +110,17 @@ class Command(BaseCommand):
             back_off, last_log, last_lag = 0.0, 0.0, None
             while not stop.is_set():
                 close_old_connections()
-                summary = network_scan(network=network, client=client, budget_seconds=max(2.0, 4 * poll))
+                try:
+                    summary = network_scan(network=network, client=client, budget_seconds=max(2.0, 4 * poll))
+                except DatabaseError:
+                    # The step rolled back as a whole (a deadlock, a lost connection, a database restart): a new
+                    # connection and another try, never a dead thread (the watcher would stop watching for good).
+                    logger.exception("%s: database error, nothing written; retrying", network.code)
+                    connection.close()
+                    back_off = min(MAX_BACK_OFF_SECONDS, max(poll, back_off * 2))
+                    _wait_for_either(wake, stop, back_off)
+                    wake.clear()
+                    continue
                 now = time.monotonic()
                 lag = summary.lag
                 if summary.steps and (now - last_log >= LAG_LOG_SECONDS or summary.transfers_seen
