@@ -13,7 +13,8 @@ def address_activity_claim(*, limit: int = 200, exclude_ids=()) -> dict[int, lis
     )
     for row_id, address_id in rows:
         claimed.setdefault(address_id, []).append(row_id)
-    return claimed
+    # By address id: two consumers that lock the same addresses lock them in the same order (no deadlock).
+    return dict(sorted(claimed.items()))
 
 
 def address_activity_complete(*, row_ids: list[int]) -> None:

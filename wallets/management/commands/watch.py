@@ -79,10 +79,15 @@ class Command(BaseCommand):
                 thread.start()
             self.stderr.write(f"watching {', '.join(n.code for n in watched)}")
             deadline = time.monotonic() + duration if duration > 0 else None
-            while not stop.is_set() and any(t.is_alive() for t in threads):
+            while not stop.is_set() and all(t.is_alive() for t in threads):
                 stop.wait(0.2)
                 if deadline is not None and time.monotonic() >= deadline:
                     stop.set()
+            if not stop.is_set():
+                # A watch thread died of an error it could not recover from: exit non-zero, so that a supervisor
+                # restarts the whole watcher instead of leaving a chain unwatched behind a live process.
+                dead = [t.name for t in threads if not t.is_alive()]
+                raise CommandError(f"watch thread(s) stopped unexpectedly: {', '.join(dead)}")
         finally:
             stop.set()
             for thread in threads:
