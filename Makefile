@@ -15,3 +15,5 @@ setup:
 bench:        ## every benchmark of bench/ (each one also runs alone: see bench/README.md)
 	@bash scripts/setup.sh --bench
 	@.venv/bin/python bench/create_intents.py
+	@.venv/bin/python bench/chain_ingest.py
+	@.venv/bin/python bench/chain_latency.py

@@ -11,14 +11,16 @@ next step redoes the work; every write is idempotent):
    move the cursor back.
 4. The final block by the network's rule (finality.final_block_number).
 5. The range [cursor+1, min(head, cursor+range)]: `eth_getLogs` of every Token contract of the network (active or
-   not), topic0 = Transfer, over an adaptive range (halved on a range / result-cap error, or the provider's
-   suggestion; grown back slowly; remembered per process); the headers of the range's blocks that are not final
+   not), topic0 = Transfer, over an adaptive range (starting at INITIAL_LOG_RANGE blocks and doubling; halved on a
+   range / result-cap error, or the provider's suggestion, then grown back slowly; shrunk so that an answer holds
+   about LOGS_PER_STEP logs; remembered per process; in a catch-up, the next final range is already being fetched
+   by a thread while this step writes); the headers of the range's blocks that are not final
    (plus the range's last one), checked for parent-hash continuity with the stored chain; each log's blockHash
    against them; with `network.scan_native`, the bodies of every block of the range and the receipts of the matched
    transactions. A disagreement between two answers means the node reorged mid-step: ChainMoved, nothing written.
-6. The distinct recipients looked up in ONE query (`address = ANY(%s)` on the unique index); Transfer rows inserted
-   (bulk_create, ignore_conflicts: the unique (network, tx, log, block hash) makes it exactly-once), final at once
-   when their block already is.
+6. The distinct recipients looked up in ONE query (`address = ANY(...)` on the unique index), only the logs to our
+   addresses decoded in full; Transfer rows inserted in ONE statement (ON CONFLICT DO NOTHING: the unique (network,
+   tx, log, block hash) makes it exactly-once), final at once when their block already is.
 7. Finality (finality.transfers_settle), pruning of the stored chain well below the final block, AddressActivity
    rows (one per affected address: transfer seen, final or orphaned), the cursor saved.
 
