@@ -7,16 +7,17 @@ One command, from nothing: it drops and re-creates the `gateway_bench_chain` dat
 merchant and inserts `--addresses` DepositAddress rows in one SQL statement (generate_series: distinct, valid 0x
 addresses `0x` + md5('bench-<i>') + <i as 8 hex digits>; NOT HD derivations, which the scanner never looks at);
 starts a fresh anvil on a free 127.0.0.1 port with the test tokens, deploys contracts/BenchToken.sol and registers it
-as a token of the devnet; then produces `--logs` Transfer events FROM the token contract with `batchTransfer` (`--per-tx`
-recipients per transaction, `--txs-per-block` transactions per block), half of them (`--watched-share`) to watched
-addresses drawn at random among the million, the rest to random unwatched addresses, and mines a few empty blocks
-so that the whole range is final.
+as a token of the devnet; then produces `--logs` Transfer events FROM the token contract with `batchTransfer`
+(`--per-tx` recipients per transaction, `--txs-per-block` transactions per block), half of them (`--watched-share`) to
+watched addresses drawn at random among the million, the rest to random unwatched addresses, and mines a few empty
+blocks so that the whole range is final.
 
 Each run empties the scanner's tables (transfers, activity queue, stored blocks, cursor) and times
 `manage.py scan --chain devnet --from-block FIRST --to-block LAST` in a process of its own: logs per second (logs in
 the range / the scan's own seconds, and / the process's wall time including Django's start), the process's peak
 RSS (VmHWM, reported by the process itself), its CPU time, anvil's CPU time and the machine's. After each run it
-checks that every watched transfer is recorded once and final, and that the activity queue holds one row per watched address.
+checks that every watched transfer is recorded once and final, and that the activity queue holds one row per
+watched address.
 `--profile` adds one run under cProfile and prints where the time goes. Appends a dated section to
 docs/benchmarks.md (`--no-record`: print only). anvil is stopped at the end, whatever happens.
 """

@@ -592,7 +592,7 @@ def _transfers_insert_sql(*, network: Network, rows: list[_Candidate], address_i
                           now: datetime) -> None:
     """INSERT the rows in ONE statement whatever their number: each column travels as one comma-separated text
     parameter split by PostgreSQL (string_to_array + unnest), which costs a fraction of building model instances
-    or adapting Python lists (50,000 transfers: about 0.2 s instead of 6 s). Every value is a hex string or an
+    or adapting Python lists (docs/benchmarks.md, chain ingest). Every value is a hex string or an
     integer of our own making (no comma can appear); amounts go through text to NUMERIC, exactly. A row that already
     exists (a concurrent step, a redone step) is skipped by the unique constraint, as bulk_create(ignore_conflicts)
     did."""
@@ -630,8 +630,8 @@ def _activity_insert(address_ids: set[int]) -> None:
     table = connection.ops.quote_name(AddressActivity._meta.db_table)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({_column(AddressActivity, 'deposit_address')}, {_column(AddressActivity, 'created')}) "
-            "SELECT unnest(string_to_array(%s, ','))::bigint, %s",
+            f"INSERT INTO {table} ({_column(AddressActivity, 'deposit_address')}, "
+            f"{_column(AddressActivity, 'created')}) SELECT unnest(string_to_array(%s, ','))::bigint, %s",
             [",".join(str(a) for a in sorted(address_ids)), timezone.now()],
         )
 
