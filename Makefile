@@ -16,3 +16,5 @@ bench:        ## every benchmark of bench/ (each one also runs alone: see bench/
 	@bash scripts/setup.sh --bench
 	@.venv/bin/python bench/create_intents.py
 	@.venv/bin/python bench/webhooks.py
+	@.venv/bin/python bench/chain_ingest.py
+	@.venv/bin/python bench/chain_latency.py

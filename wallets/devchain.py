@@ -139,28 +139,38 @@ def _solc_version() -> str:
         raise DevchainError(f"solc is not installed ({SOLC_PACKAGE_JSON} missing): run `{SETUP_COMMAND}`") from None
 
 
-def compiled_cache_path() -> Path:
-    """build/contracts/TestToken.<sha256 of source + solc version + settings>.json"""
+def _solc_settings(contract_name: str) -> dict:
+    return {**SOLC_SETTINGS, "outputSelection": {"*": {contract_name: ["abi", "evm.bytecode.object"]}}}
+
+
+def compiled_cache_path(source: Path = CONTRACT_SOURCE, contract_name: str = CONTRACT_NAME) -> Path:
+    """build/contracts/<Name>.<sha256 of source + solc version + settings>.json"""
     digest = hashlib.sha256()
-    digest.update(CONTRACT_SOURCE.read_bytes())
+    digest.update(source.read_bytes())
     digest.update(b"\0solc " + _solc_version().encode())
-    digest.update(b"\0" + json.dumps(SOLC_SETTINGS, sort_keys=True).encode())
-    return BUILD_DIR / f"{CONTRACT_NAME}.{digest.hexdigest()}.json"
+    digest.update(b"\0" + json.dumps(_solc_settings(contract_name), sort_keys=True).encode())
+    return BUILD_DIR / f"{contract_name}.{digest.hexdigest()}.json"
 
 
 def compile_test_token() -> dict:
     """{"abi": [...], "bytecode": "0x..."} of contracts/TestToken.sol, compiled once per source and solc version."""
-    cache = compiled_cache_path()
+    return compile_contract(CONTRACT_SOURCE, CONTRACT_NAME)
+
+
+def compile_contract(source: Path, contract_name: str) -> dict:
+    """{"abi": [...], "bytecode": "0x..."} of the contract `contract_name` of the single-file `source` (contracts/),
+    compiled by the pinned solc once per source, solc version and settings (cached in build/contracts/)."""
+    cache = compiled_cache_path(source, contract_name)
     if cache.exists():
         return json.loads(cache.read_text())
 
     node = shutil.which("node")
     if node is None or not SOLCJS.exists():
-        raise DevchainError(f"node and the pinned solc are needed to compile the test token: run `{SETUP_COMMAND}`")
+        raise DevchainError(f"node and the pinned solc are needed to compile {source.name}: run `{SETUP_COMMAND}`")
     standard_input = {
         "language": "Solidity",
-        "sources": {CONTRACT_SOURCE.name: {"content": CONTRACT_SOURCE.read_text()}},
-        "settings": SOLC_SETTINGS,
+        "sources": {source.name: {"content": source.read_text()}},
+        "settings": _solc_settings(contract_name),
     }
     completed = subprocess.run(
         [node, str(SOLCJS), "--standard-json"], input=json.dumps(standard_input), capture_output=True, text=True,
@@ -171,13 +181,13 @@ def compile_test_token() -> dict:
     output = _parse_solc_output(completed.stdout)
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
-        raise DevchainError("TestToken.sol does not compile:\n" + "\n".join(e["formattedMessage"] for e in errors))
-    contract = output["contracts"][CONTRACT_SOURCE.name][CONTRACT_NAME]
+        raise DevchainError(f"{source.name} does not compile:\n" + "\n".join(e["formattedMessage"] for e in errors))
+    contract = output["contracts"][source.name][contract_name]
     artifact = {"abi": contract["abi"], "bytecode": "0x" + contract["evm"]["bytecode"]["object"]}
 
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
     # Write then rename, so a concurrent reader (another test worker) never sees half a file.
-    fd, tmp = tempfile.mkstemp(dir=BUILD_DIR, prefix=f".{CONTRACT_NAME}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=BUILD_DIR, prefix=f".{contract_name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(artifact, f)
     os.replace(tmp, cache)

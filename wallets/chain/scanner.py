@@ -11,14 +11,16 @@ next step redoes the work; every write is idempotent):
    move the cursor back.
 4. The final block by the network's rule (finality.final_block_number).
 5. The range [cursor+1, min(head, cursor+range)]: `eth_getLogs` of every Token contract of the network (active or
-   not), topic0 = Transfer, over an adaptive range (halved on a range / result-cap error, or the provider's
-   suggestion; grown back slowly; remembered per process); the headers of the range's blocks that are not final
+   not), topic0 = Transfer, over an adaptive range (starting at INITIAL_LOG_RANGE blocks and doubling; halved on a
+   range / result-cap error, or the provider's suggestion, then grown back slowly; shrunk so that an answer holds
+   about LOGS_PER_STEP logs; remembered per process; in a catch-up, the next final range is already being fetched
+   by a thread while this step writes); the headers of the range's blocks that are not final
    (plus the range's last one), checked for parent-hash continuity with the stored chain; each log's blockHash
    against them; with `network.scan_native`, the bodies of every block of the range and the receipts of the matched
    transactions. A disagreement between two answers means the node reorged mid-step: ChainMoved, nothing written.
-6. The distinct recipients looked up in ONE query (`address = ANY(%s)` on the unique index); Transfer rows inserted
-   (bulk_create, ignore_conflicts: the unique (network, tx, log, block hash) makes it exactly-once), final at once
-   when their block already is.
+6. The distinct recipients looked up in ONE query (`address = ANY(...)` on the unique index), only the logs to our
+   addresses decoded in full; Transfer rows inserted in ONE statement (ON CONFLICT DO NOTHING: the unique (network,
+   tx, log, block hash) makes it exactly-once), final at once when their block already is.
 7. Finality (finality.transfers_settle), pruning of the stored chain well below the final block, AddressActivity
    rows (one per affected address: transfer seen, final or orphaned), the cursor saved.
 
@@ -26,9 +28,11 @@ After COMMIT, if AddressActivity rows were written, the payments side is told by
 `payments.tasks.process_address_activity`.
 """
 import logging
+import sys
 import threading
 import time
 import zlib
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -115,48 +119,142 @@ class StepResult:
 
 
 # --- The adaptive eth_getLogs range, per network, per process ---------------------------------------------------
+#
+# The range is in blocks, and follows two signals: a provider's refusal (a range or result cap: shrink to its
+# suggestion or half, then grow back by 1/8 after each full-size success) and the number of logs an answer held
+# (more than LOGS_PER_STEP: shrink so that the next answer holds about that many). A process starts each network at
+# INITIAL_LOG_RANGE blocks and doubles while answers stay small (slow start): a node without a result cap (anvil,
+# a node of our own) on a busy chain would otherwise answer max_log_range blocks at once, millions of logs parsed
+# in memory in one piece.
 
-_log_ranges: dict[int, int] = {}
+INITIAL_LOG_RANGE = 16
+LOGS_PER_STEP = 10_000  # about this many logs per eth_getLogs answer at most (~20 MB parsed), once the density is known
+
+
+@dataclass
+class _LogRange:
+    size: int
+    capped: bool = False  # a provider refused a range: grow back by 1/8, never double again
+
+
+_log_ranges: dict[int, _LogRange] = {}
 _log_ranges_lock = threading.Lock()
 
 
 def log_range_get(network: Network) -> int:
     ceiling = max(1, network.max_log_range)
     with _log_ranges_lock:
-        return max(1, min(_log_ranges.get(network.id, ceiling), ceiling))
+        state = _log_ranges.get(network.id)
+        return max(1, min(state.size if state else INITIAL_LOG_RANGE, ceiling))
 
 
 def _log_range_shrink(network: Network, size: int) -> None:
     with _log_ranges_lock:
-        _log_ranges[network.id] = max(1, size)
+        _log_ranges[network.id] = _LogRange(size=max(1, size), capped=True)
 
 
-def _log_range_succeeded(network: Network, used: int) -> None:
-    """Grow back slowly, and only after a request of the full current size (a short range at the head says
-    nothing about the provider's cap)."""
+def _log_range_succeeded(network: Network, used: int, logs: int = 0) -> None:
+    """After an answer of `logs` logs for `used` blocks: shrink when it held more than LOGS_PER_STEP; otherwise grow,
+    only after a request of the full current size (a short range at the head says nothing about the provider's
+    cap), doubling until a provider first refused a range, by 1/8 after, and never beyond LOGS_PER_STEP logs at the
+    density just seen."""
     ceiling = max(1, network.max_log_range)
     with _log_ranges_lock:
-        current = max(1, min(_log_ranges.get(network.id, ceiling), ceiling))
-        if used >= current:
-            _log_ranges[network.id] = min(ceiling, current + max(1, current // RANGE_GROWTH_DIVISOR))
+        state = _log_ranges.setdefault(network.id, _LogRange(size=min(INITIAL_LOG_RANGE, ceiling)))
+        current = max(1, min(state.size, ceiling))
+        if logs > LOGS_PER_STEP:
+            state.size = max(1, used * LOGS_PER_STEP // logs)
+        elif used >= current:
+            grown = current + max(1, current // RANGE_GROWTH_DIVISOR) if state.capped else current * 2
+            if logs:
+                grown = min(grown, max(current, used * LOGS_PER_STEP // logs))
+            state.size = min(ceiling, grown)
 
 
 def log_ranges_forget() -> None:
-    """Start every network at its max_log_range again (tests)."""
+    """Start every network at its initial range again (tests)."""
     with _log_ranges_lock:
         _log_ranges.clear()
+    with _prefetch_lock:
+        for entry in _prefetched.values():
+            entry.future.cancel()
+        _prefetched.clear()
+
+
+# --- Prefetching the next range of a catch-up -------------------------------------------------------------------
+#
+# While a step writes (PostgreSQL's time), a thread already fetches the logs of the next range, if that range is
+# entirely final: final blocks cannot change, so logs fetched early are the logs the next step would fetch. The next
+# step uses them only if it starts exactly where they start (same cursor, same contracts) and may scan that far;
+# anything else (a rewind, another scanner's steps, a failed fetch) falls back to the ordinary fetch. Only
+# `network_scan` turns it on, and drops what is left when it returns.
+
+
+@dataclass
+class _Prefetch:
+    start: int
+    end: int
+    contracts: tuple[str, ...]
+    future: Future
+
+
+_prefetch_pool: ThreadPoolExecutor | None = None
+_prefetched: dict[int, _Prefetch] = {}
+_prefetch_lock = threading.Lock()
+
+
+def _prefetch_start(*, network: Network, client, start: int, end: int, contracts: list[str]) -> None:
+    global _prefetch_pool
+    with _prefetch_lock:
+        if _prefetch_pool is None:
+            _prefetch_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-prefetch")
+        previous = _prefetched.pop(network.id, None)
+        if previous is not None:
+            previous.future.cancel()
+        _prefetched[network.id] = _Prefetch(
+            start=start, end=end, contracts=tuple(contracts),
+            future=_prefetch_pool.submit(client.get_logs, start, end, contracts, [TRANSFER_TOPIC]),
+        )
+
+
+def _prefetch_take(*, network: Network, start: int, end: int, contracts: list[str]) -> tuple[int, list[dict]] | None:
+    """(end, logs) prefetched for exactly this start and contracts, ending at or before `end`; None otherwise."""
+    with _prefetch_lock:
+        entry = _prefetched.pop(network.id, None)
+    if entry is None:
+        return None
+    if entry.start != start or entry.end > end or entry.contracts != tuple(contracts):
+        entry.future.cancel()
+        return None
+    try:
+        return entry.end, entry.future.result()
+    except Exception as exc:  # RpcError, RpcUnavailable ...: the ordinary fetch adapts or reports it
+        logger.info("%s: prefetched eth_getLogs [%d, %d] failed (%s); fetching again", network.code, entry.start,
+                    entry.end, exc)
+        return None
+
+
+def _prefetch_drop(network: Network) -> None:
+    with _prefetch_lock:
+        entry = _prefetched.pop(network.id, None)
+    if entry is not None:
+        entry.future.cancel()
 
 
 # --- One step ------------------------------------------------------------------------------------------------------
 
 
-def scan_step(*, network: Network, client: RpcClient | None = None, max_blocks: int | None = None) -> StepResult:
+def scan_step(*, network: Network, client: RpcClient | None = None, max_blocks: int | None = None,
+              prefetch_to: int | None = None) -> StepResult:
     """Process the next range of `network` (at most `max_blocks` blocks) in one transaction; see the module doc.
 
     Never raises for a node problem: the result says what happened and whether to back off (ImproperlyConfigured
     when no client is given and the network has no RPC URL; database errors propagate). Two scanners of one
     network never both work (the advisory lock; the cursor row lock behind it), and even if they did, the unique
-    constraint on transfers would credit each transfer once."""
+    constraint on transfers would credit each transfer once.
+
+    `prefetch_to` (network_scan): the last block the caller means to scan; while this step writes, the logs of the
+    next range are fetched in a thread when that range is final (see _prefetch_start)."""
     if max_blocks is not None and max_blocks < 1:
         raise ValueError("max_blocks must be at least 1")
     if client is None:
@@ -165,7 +263,7 @@ def scan_step(*, network: Network, client: RpcClient | None = None, max_blocks: 
         with transaction.atomic():
             if not _lock_try(network=network):
                 return StepResult(network=network.code, status=Status.LOCKED)
-            result = _step(network=network, client=client, max_blocks=max_blocks)
+            result = _step(network=network, client=client, max_blocks=max_blocks, prefetch_to=prefetch_to)
             if result.activity_addresses:
                 transaction.on_commit(_notify_payments)
         return result
@@ -202,7 +300,7 @@ def _cursor_lock(*, network: Network, head: int) -> ChainCursor:
     return cursor
 
 
-def _step(*, network: Network, client, max_blocks: int | None) -> StepResult:
+def _step(*, network: Network, client, max_blocks: int | None, prefetch_to: int | None) -> StepResult:
     now = timezone.now()
     head = client.block_number()
     cursor = _cursor_lock(network=network, head=head)
@@ -226,7 +324,8 @@ def _step(*, network: Network, client, max_blocks: int | None) -> StepResult:
         if network.scan_native:
             limit = min(limit, NATIVE_MAX_BLOCKS)
         scanned = _range_scan(network=network, client=client, cursor=cursor, start=start,
-                              end=min(head, cursor.block_number + limit), final=final, now=now)
+                              end=min(head, cursor.block_number + limit), final=final, now=now,
+                              prefetch_to=prefetch_to)
         result.status, result.from_block, result.to_block = Status.SCANNED, start, scanned.end
         result.transfers_seen = scanned.inserted
         addresses |= scanned.addresses
@@ -245,7 +344,7 @@ def _step(*, network: Network, client, max_blocks: int | None) -> StepResult:
     ScannedBlock.objects.filter(network=network, number__lt=prune_below).delete()
 
     if addresses:
-        AddressActivity.objects.bulk_create([AddressActivity(deposit_address_id=a) for a in sorted(addresses)])
+        _activity_insert(addresses)
     cursor.head_number = head
     cursor.finalized_number = max(cursor.finalized_number, final)
     cursor.save(update_fields=["block_number", "block_hash", "head_number", "finalized_number", "updated"])
@@ -279,11 +378,15 @@ class _RangeOutcome:
 
 
 def _range_scan(*, network: Network, client, cursor: ChainCursor, start: int, end: int, final: int,
-                now: datetime) -> _RangeOutcome:
+                now: datetime, prefetch_to: int | None = None) -> _RangeOutcome:
     tokens = {token.contract_address.lower(): token for token in Token.objects.filter(network=network)}
     logs: list[dict] = []
     if tokens:
         end, logs = _logs_fetch(network=network, client=client, start=start, end=end, contracts=sorted(tokens))
+        if prefetch_to is not None and not network.scan_native:
+            next_end = min(final, prefetch_to, end + log_range_get(network))
+            if next_end > end:
+                _prefetch_start(network=network, client=client, start=end + 1, end=next_end, contracts=sorted(tokens))
 
     # The hash chain of the range: every block that is not final yet (reorgs happen there), plus the last one (the
     # cursor's anchor). Final blocks cannot change, so a catch-up over them reads one header per range.
@@ -300,10 +403,17 @@ def _range_scan(*, network: Network, client, cursor: ChainCursor, start: int, en
     _check_continuity(cursor=cursor, headers=chain)
     hashes = {header.number: header.hash for header in chain}
 
-    candidates = _log_candidates(logs=logs, tokens=tokens, hashes=hashes, start=start, end=end)
-    if bodies:
-        candidates += _native_candidates(bodies=bodies)
-    address_ids = deposit_address_ids_by_address(addresses={c.to_address for c in candidates})
+    # The hot path of a busy chain: most logs pay someone else. A first pass takes each Transfer-shaped log's
+    # recipient (and checks block hashes); only the logs paying one of our addresses are decoded in full.
+    recipients = _log_recipients(logs=logs, hashes=hashes)
+    logs = []  # the parsed answer is the largest thing a step holds: let the logs nobody wants go
+    natives = _native_candidates(bodies=bodies) if bodies else []
+    address_ids = deposit_address_ids_by_address(
+        addresses={recipient for recipient, _ in recipients} | {c.to_address for c in natives}
+    )
+    ours = [log for recipient, log in recipients if recipient in address_ids]
+    del recipients
+    candidates = _log_candidates(logs=ours, tokens=tokens, hashes=hashes, start=start, end=end) + natives
     matched = [c for c in candidates if c.to_address in address_ids]
     if network.scan_native:
         matched = _drop_failed_native(client=client, candidates=matched)
@@ -340,6 +450,10 @@ def _check_continuity(*, cursor: ChainCursor, headers: list[Header]) -> None:
 def _logs_fetch(*, network: Network, client, start: int, end: int, contracts: list[str]) -> tuple[int, list[dict]]:
     """eth_getLogs of the Transfer topic over [start, end], shrinking `end` on a range or result-cap error (to the
     provider's suggestion when it gives one, else half). Returns the range's end actually scanned and the logs."""
+    prefetched = _prefetch_take(network=network, start=start, end=end, contracts=contracts)
+    if prefetched is not None:
+        _log_range_succeeded(network, prefetched[0] - start + 1, len(prefetched[1]))
+        return prefetched
     while True:
         try:
             logs = client.get_logs(start, end, contracts, [TRANSFER_TOPIC])
@@ -357,8 +471,34 @@ def _logs_fetch(*, network: Network, client, start: int, end: int, contracts: li
             _log_range_shrink(network, new_end - start + 1)
             end = new_end
             continue
-        _log_range_succeeded(network, end - start + 1)
+        _log_range_succeeded(network, end - start + 1, len(logs))
         return end, logs
+
+
+def _log_recipients(*, logs: list[dict], hashes: dict[int, str]) -> list[tuple[str, dict]]:
+    """(recipient, log) of every log shaped like an ERC-20 Transfer (three topics, not removed), the recipient taken
+    from topic 2 as lower-case 0x hex without validating the rest (`_log_candidates` does, for the logs of our
+    addresses). A log of a block whose header the step holds must carry that header's hash (ChainMoved if not)."""
+    pairs = []
+    numbers: dict[str, int] = {}  # blockNumber hex -> int, once per block
+    for log in logs:
+        topics = log.get("topics")
+        if not topics or len(topics) != 3 or log.get("removed"):
+            continue
+        raw_number = log.get("blockNumber")
+        number = numbers.get(raw_number)
+        if number is None:
+            try:
+                number = numbers[raw_number] = int(raw_number, 16)
+            except (TypeError, ValueError):
+                continue  # a pending log (null block fields) or garbage
+        known = hashes.get(number)
+        if known is not None and known != str(log.get("blockHash")).lower():
+            raise ChainMoved(f"a log of block {number} has hash {log.get('blockHash')}, the block has {known}")
+        recipient = topics[2]
+        if isinstance(recipient, str) and len(recipient) == 66:
+            pairs.append(("0x" + recipient[26:].lower(), log))
+    return pairs
 
 
 def _log_candidates(*, logs: list[dict], tokens: dict[str, Token], hashes: dict[int, str], start: int,
@@ -438,14 +578,62 @@ def _transfers_insert(*, network: Network, candidates: list[_Candidate], address
             # row stays as history, the transfer counts again through a new row.
             logger.warning("%s: transfer %s:%d is in block %s again, which we had orphaned", network.code,
                            c.tx_hash, c.log_index, c.block_hash)
-        rows.append(Transfer(
-            network=network, token=c.token, tx_hash=c.tx_hash, log_index=c.log_index, block_number=c.block_number,
-            block_hash=c.block_hash, from_address=c.from_address, to_address=c.to_address,
-            deposit_address_id=address_ids[c.to_address], amount_base_units=c.amount,
-            finalized_at=now if c.block_number <= final else None,
-        ))
-    Transfer.objects.bulk_create(rows, ignore_conflicts=True)
-    return len(rows), {row.deposit_address_id for row in rows}
+        rows.append(c)
+    if rows:
+        _transfers_insert_sql(network=network, rows=rows, address_ids=address_ids, final=final, now=now)
+    return len(rows), {address_ids[c.to_address] for c in rows}
+
+
+def _column(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _transfers_insert_sql(*, network: Network, rows: list[_Candidate], address_ids: dict[str, int], final: int,
+                          now: datetime) -> None:
+    """INSERT the rows in ONE statement whatever their number: each column travels as one comma-separated text
+    parameter split by PostgreSQL (string_to_array + unnest), which costs a fraction of building model instances
+    or adapting Python lists (docs/benchmarks.md, chain ingest). Every value is a hex string or an
+    integer of our own making (no comma can appear); amounts go through text to NUMERIC, exactly. A row that already
+    exists (a concurrent step, a redone step) is skipped by the unique constraint, as bulk_create(ignore_conflicts)
+    did."""
+    table = connection.ops.quote_name(Transfer._meta.db_table)
+    columns = ", ".join(_column(Transfer, name) for name in (
+        "network", "token", "tx_hash", "log_index", "block_number", "block_hash", "from_address", "to_address",
+        "deposit_address", "amount_base_units", "seen_at", "finalized_at"))
+    values = [
+        ",".join(str(c.token.id) if c.token is not None else "-" for c in rows),
+        ",".join(c.tx_hash for c in rows),
+        ",".join(str(c.log_index) for c in rows),
+        ",".join(str(c.block_number) for c in rows),
+        ",".join(c.block_hash for c in rows),
+        ",".join(c.from_address for c in rows),
+        ",".join(c.to_address for c in rows),
+        ",".join(str(address_ids[c.to_address]) for c in rows),
+        ",".join(str(int(c.amount)) for c in rows),
+        ",".join("t" if c.block_number <= final else "f" for c in rows),
+    ]
+    if any("," in c.tx_hash + c.block_hash + c.from_address + c.to_address for c in rows):
+        raise ValueError("a transfer field holds a comma")  # decode_transfer_log only yields hex: never happens
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({columns}) "
+            "SELECT %s, NULLIF(t, '-')::bigint, h, i::integer, n::bigint, bh, f, r, d::bigint, a::numeric, %s, "
+            "CASE WHEN fin = 't' THEN %s::timestamptz END "
+            "FROM unnest(" + ", ".join(["string_to_array(%s, ',')"] * len(values)) + ") "
+            "AS x(t, h, i, n, bh, f, r, d, a, fin) ON CONFLICT DO NOTHING",
+            [network.id, now, now, *values],
+        )
+
+
+def _activity_insert(address_ids: set[int]) -> None:
+    """One AddressActivity row per address, in ONE statement (the ids as one text parameter)."""
+    table = connection.ops.quote_name(AddressActivity._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({_column(AddressActivity, 'deposit_address')}, "
+            f"{_column(AddressActivity, 'created')}) SELECT unnest(string_to_array(%s, ','))::bigint, %s",
+            [",".join(str(a) for a in sorted(address_ids)), timezone.now()],
+        )
 
 
 def rpc_client_or_none(network: Network) -> RpcClient | None:
@@ -534,7 +722,8 @@ def network_scan(*, network: Network, client: RpcClient | None = None, budget_se
                 break
             if cursor is not None:
                 max_blocks = to_block - cursor.block_number
-        step = scan_step(network=network, client=client, max_blocks=max_blocks)
+        step = scan_step(network=network, client=client, max_blocks=max_blocks,
+                         prefetch_to=to_block if to_block is not None else sys.maxsize)
         summary.add(step)
         if on_step is not None:
             on_step(step)
@@ -546,5 +735,6 @@ def network_scan(*, network: Network, client: RpcClient | None = None, budget_se
             break
         if time.monotonic() - started >= budget_seconds:
             break
+    _prefetch_drop(network)
     summary.seconds = time.monotonic() - started
     return summary

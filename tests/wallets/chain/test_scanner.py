@@ -451,13 +451,81 @@ def test_the_log_range_adapts_to_a_result_cap_and_never_skips_a_block(chain, net
     scan_until_caught_up(network, capped)
 
     sizes = [b - a + 1 for a, b in capped.calls]
-    assert sizes[:4] == ([64, 10, 11, 10] if suggest else [64, 32, 16, 8])
+    # a process starts at INITIAL_LOG_RANGE (16) blocks; refused, it shrinks, then grows back by 1/8
+    assert sizes[:4] == ([16, 10, 11, 10] if suggest else [16, 8, 9, 10])
     answered = [(a, b) for a, b in capped.calls if b - a + 1 <= 10]
     assert answered[0][0] == start and all(b + 1 == a for (_, b), (a, _) in zip(answered, answered[1:]))
     assert answered[-1][1] == head(chain)  # contiguous from the cursor to the head: resumed, never jumped
     assert sorted(Transfer.objects.values_list("tx_hash", flat=True)) == sorted(
         r["transactionHash"] for r in receipts)
     assert scanner.log_range_get(network) <= 11
+
+
+def test_the_range_starts_small_doubles_while_answers_are_light_and_shrinks_on_a_dense_one(
+        chain, network, client, addresses, monkeypatch):
+    monkeypatch.setattr(scanner, "LOGS_PER_STEP", 4)
+    scan_until_caught_up(network, client)
+    # Given a backlog: 16 blocks, then one block holding 8 transfers, then 60 empty blocks
+    mine(chain, 16)
+    rpc(chain.rpc_url, "evm_setAutomine", [False])
+    try:
+        hashes = [rpc(chain.rpc_url, "eth_sendTransaction", [erc20_tx(chain, token="usdt", to=addresses[i % 3].address,
+                                                                       amount=10**18 + i)]) for i in range(8)]
+        rpc(chain.rpc_url, "evm_mine")
+    finally:
+        rpc(chain.rpc_url, "evm_setAutomine", [True])
+    mine(chain, 60)
+    recording = RangeCappedClient(client, cap=10**6, suggest=False)
+
+    scan_until_caught_up(network, recording)
+
+    sizes = [b - a + 1 for a, b in recording.calls]
+    # 16 blocks without a log, doubled to 32 (the dense block among them: 8 logs > 4), shrunk to 32 * 4 // 8 = 16
+    assert sizes[:3] == [16, 32, 16]
+    assert sorted(Transfer.objects.values_list("tx_hash", flat=True)) == sorted(hashes)
+
+
+def test_a_catch_up_fetches_the_next_final_range_while_it_writes_and_records_each_transfer_once(
+        chain, network, client, addresses):
+    from wallets.chain.scanner import network_scan
+
+    scan_until_caught_up(network, client)
+    start = chain_cursor_get(network=network).block_number + 1
+    receipts = []
+    for i in range(6):  # a transfer now and then over about 100 blocks
+        receipts.append(send_erc20(chain, token="usdc", to=addresses[i % 3].address, amount=2 * 10**18 + i))
+        mine(chain, 16)
+    threads = []
+
+    class Recording(RangeCappedClient):
+        def get_logs(self, *args):
+            threads.append(threading.current_thread().name)
+            return super().get_logs(*args)
+
+    recording = Recording(client, cap=10**6, suggest=False)
+
+    summary = network_scan(network=network, client=recording, budget_seconds=60)
+
+    assert summary.caught_up and summary.cursor == head(chain)
+    calls = recording.calls
+    assert calls[0][0] == start and all(b + 1 == a for (_, b), (a, _) in zip(calls, calls[1:]))  # each range once
+    assert any(name.startswith("scan-prefetch") for name in threads)
+    assert sorted(Transfer.objects.values_list("tx_hash", flat=True)) == sorted(
+        r["transactionHash"] for r in receipts)
+    assert not scanner._prefetched  # nothing left behind once the scan returns
+
+
+def test_a_prefetched_range_is_used_only_by_a_step_that_starts_where_it_starts(chain, network, client):
+    mine(chain, 8)
+    contracts = sorted(Token.objects.filter(network=network).values_list("contract_address", flat=True))
+    top = head(chain)
+    scanner._prefetch_start(network=network, client=client, start=top - 5, end=top - 3, contracts=contracts)
+    assert scanner._prefetch_take(network=network, start=top - 6, end=top, contracts=contracts) is None  # a rewind
+    scanner._prefetch_start(network=network, client=client, start=top - 5, end=top - 3, contracts=contracts)
+    assert scanner._prefetch_take(network=network, start=top - 5, end=top - 4, contracts=contracts) is None  # too far
+    scanner._prefetch_start(network=network, client=client, start=top - 5, end=top - 3, contracts=contracts)
+    assert scanner._prefetch_take(network=network, start=top - 5, end=top, contracts=contracts) == (
+        top - 3, client.get_logs(top - 5, top - 3, contracts, [scanner.TRANSFER_TOPIC]))
 
 
 def test_recipients_are_looked_up_in_one_query_per_range(chain, network, client, addresses):
