@@ -138,7 +138,9 @@ class Transfer(models.Model):
     """An on-chain transfer to one of our deposit addresses, as seen in one block. Append-only: a reorg never
     deletes it, it sets `orphaned_at`; the replacement in the new chain is a new row (other block hash)."""
 
-    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+")
+    # No index of its own: (network, block_number) below serves every lookup by network. Each index costs every
+    # insert of the scanner's hot path (docs/benchmarks.md, chain ingest).
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+", db_index=False)
     token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                               help_text="Empty for the native coin.")
     tx_hash = models.CharField(max_length=66)
@@ -146,7 +148,7 @@ class Transfer(models.Model):
     block_number = models.BigIntegerField()
     block_hash = models.CharField(max_length=66)
     from_address = models.CharField(max_length=42)
-    to_address = models.CharField(max_length=42, db_index=True)
+    to_address = models.CharField(max_length=42)  # looked up through deposit_address, never by itself
     deposit_address = models.ForeignKey(DepositAddress, on_delete=models.PROTECT, related_name="transfers")
     amount_base_units = BaseUnitsField()
     seen_at = models.DateTimeField(auto_now_add=True)
