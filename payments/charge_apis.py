@@ -90,12 +90,19 @@ class SimulateCryptoDepositApi(StripeApiView):
         if token is None and data["token_currency"].lower() != network.network.native_currency:
             raise InvalidRequest(f"No token `{data['token_currency']}` on {data['network']}.", param="token_currency")
         amount = data.get("amount")
+        option = next((o for o in intent.options.all() if token and o.token_id == token.id), None)
         if amount is None:
-            option = next((o for o in intent.options.all() if token and o.token_id == token.id), None)
             if option is None:
                 raise InvalidRequest("Give `amount` (base units): this token is not one the intent asks for.",
                                      param="amount")
             amount = option.amount_base_units
+        # A test faucet is a shared, finite account: at most ten times what the intent asks for (or, for a token it
+        # does not ask for, ten times its largest amount due).
+        ceiling = 10 * max([option.amount_base_units] if option else
+                           [o.amount_base_units for o in intent.options.all()] or [0])
+        if amount > ceiling:
+            raise InvalidRequest(f"`amount` may be at most {ceiling} base units for this PaymentIntent.",
+                                 param="amount")
         tx_hash = faucet_send(network=network.network, token=token, to_address=intent.deposit_address.address,
                               amount_base_units=amount)
         body = payment_intent_json(intent)

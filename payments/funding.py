@@ -9,8 +9,9 @@ from fractions import Fraction
 from django.db import transaction
 
 from wallets import activity
-from wallets.models import Transfer
+from wallets.models import ChainCursor, Transfer
 
+from . import services
 from .events import event_record
 from .models import Charge, PaymentIntent, UnmatchedDeposit
 from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
@@ -62,6 +63,13 @@ def _move(intent: PaymentIntent, to: str, event_type: str) -> None:
 
 
 def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> None:
+    if UnmatchedDeposit.objects.filter(
+        transfer__network_id=transfer.network_id, transfer__tx_hash=transfer.tx_hash,
+        transfer__log_index=transfer.log_index,
+    ).exclude(transfer=transfer).exists():
+        # The same on-chain transfer, recorded again after its block was orphaned and came back (a new Transfer
+        # row): already announced once; a second deposit would have the merchant refund it twice.
+        return
     deposit, created = UnmatchedDeposit.objects.get_or_create(
         transfer=transfer,
         defaults=dict(merchant_id=address.merchant_id, livemode=transfer.network.livemode, payment_intent=intent,
@@ -74,12 +82,17 @@ def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> No
 
 
 def _credit(intent: PaymentIntent, transfer: Transfer) -> Charge | None:
+    amount = minor_from_base_units(amount_base_units=transfer.amount_base_units, currency=intent.currency,
+                                   token_decimals=transfer.token.decimals)
+    if amount == 0:
+        # Dust (less than one minor unit): it still counts, exactly, in what the intent has received, but a Charge of
+        # 0 with its `charge.succeeded` would look like a payment to a merchant who ships on that event.
+        return None
     charge, created = Charge.objects.get_or_create(
         transfer=transfer,
         defaults=dict(
             merchant=intent.merchant, livemode=intent.livemode, payment_intent=intent, currency=intent.currency,
-            amount=minor_from_base_units(amount_base_units=transfer.amount_base_units, currency=intent.currency,
-                                         token_decimals=transfer.token.decimals),
+            amount=amount,
         ),
     )
     if not created:
@@ -133,6 +146,12 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         intent.merchant.accept_late_payments and intent.cancellation_reason == PaymentIntent.CancellationReason.EXPIRED
     )
 
+    # A credited transfer whose block left the chain: its Charge is reversed, whatever the intent's state.
+    for transfer in matched:
+        charge = charges.get(transfer.id)
+        if charge is not None and transfer.orphaned_at is not None and charge.status == Charge.Status.SUCCEEDED:
+            _reverse_charge(charge)
+
     if closed and (not accepts_late or not _pays(intent, seen)):
         # Funds after the intent closed (or, when the merchant accepts late payments, a late payment that does not
         # pay in full): recorded, the intent stays canceled. A transfer credited before it closed keeps its Charge
@@ -140,16 +159,16 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         for transfer in final:
             if transfer.id not in charges:
                 _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
+        credited = math.floor(_value([t for t in final if t.id in charges], intent.currency))
+        if credited != intent.amount_received:  # a credited transfer was orphaned after the intent closed
+            intent.amount_received = credited
+            intent.save(update_fields=["amount_received", "updated"])
         return intent
 
     for transfer in final:
         charge = _credit(intent, transfer)
         if charge is not None:
             intent.latest_charge = charge
-    for transfer in matched:
-        charge = charges.get(transfer.id)
-        if charge is not None and transfer.orphaned_at is not None and charge.status == Charge.Status.SUCCEEDED:
-            _reverse_charge(charge)
 
     # Stripe's amount fields are integers: what the customer paid, rounded down to the minor unit.
     grew = math.floor(seen) > intent.amount_seen
@@ -204,3 +223,31 @@ def address_activity_process(*, limit: int = 200) -> int:
                     failed.update(row_ids)
                     continue
                 done += 1
+
+
+def _watched_past(intent: PaymentIntent, moment) -> bool:
+    """Whether every chain the intent can be paid on has been scanned up to its head by a step that ended after
+    `moment` (a chain that no scanner has ever watched has nothing to wait for)."""
+    network_ids = set(intent.options.values_list("token__network_id", flat=True))
+    for cursor in ChainCursor.objects.filter(network_id__in=network_ids):
+        if cursor.updated < moment or cursor.head_number > cursor.block_number:
+            return False
+    return True
+
+
+@transaction.atomic
+def payment_intent_expire_checked(*, intent_id: str) -> PaymentIntent | None:
+    """Expire an intent whose time is up, but never before what the chain holds has been applied to it: a payment
+    mined before the deadline and not yet scanned (a scanner behind after an RPC outage) or not yet applied (its queue
+    row waiting) would otherwise become an unmatched `intent_closed` deposit. Applies the address's transfers first
+    (same lock order as the payments side: address, then intent), then expires only if the intent is still open and
+    every chain of the intent has been scanned to its head after the deadline; else leaves it for the next run."""
+    intent = PaymentIntent.objects.filter(pk=intent_id).only("id", "deposit_address_id", "expires_at").first()
+    if intent is None or intent.expires_at is None:
+        return None
+    if intent.deposit_address_id is not None:
+        address_apply(deposit_address_id=intent.deposit_address_id)
+        if not _watched_past(intent, intent.expires_at):
+            logger.info("not expiring %s yet: a chain of it has not been scanned past its deadline", intent_id)
+            return None
+    return services.payment_intent_expire(intent_id=intent_id)

@@ -3,7 +3,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import funding, selectors, services
+from . import funding, selectors
 from .webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
@@ -15,7 +15,7 @@ def expire_payment_intents() -> int:
     to be killed at any line (an intent is either still open or canceled with its event)."""
     expired = 0
     for intent_id in selectors.payment_intent_ids_due_for_expiry(now=timezone.now()):
-        if services.payment_intent_expire(intent_id=intent_id) is not None:
+        if funding.payment_intent_expire_checked(intent_id=intent_id) is not None:
             expired += 1
     if expired:
         logger.info("expired %d payment intents", expired)

@@ -122,6 +122,8 @@ def test_the_test_helper_refuses_bad_input_and_live_keys(api, devnet, merchant, 
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "token_currency"
     bad = simulate(api, intent["id"], amount="-5")
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "amount"
+    bad = simulate(api, intent["id"], amount=str(10 * 19_990_000_000_000_000_000 + 1))  # the faucet is finite
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "amount"
     assert simulate(api, "pi_doesnotexist").status_code == 404
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(merchant, livemode=True)}")
     assert simulate(api, intent["id"]).status_code in (400, 404)
@@ -263,7 +265,11 @@ def expire(api, intent_id):
     from payments.models import PaymentIntent
     from payments.tasks import expire_payment_intents
 
+    from wallets.models import Network
+
     PaymentIntent.objects.filter(pk=intent_id).update(expires_at=timezone.now())
+    # the expiry waits for a scan of the chain that ends after the deadline (nothing mined in time is missed)
+    assert scan_step(network=Network.objects.get(code="devnet")).caught_up
     assert expire_payment_intents() == 1
     canceled = get(api, intent_id)
     assert canceled["status"] == "canceled" and canceled["cancellation_reason"] == "expired"

@@ -222,3 +222,87 @@ def test_a_late_part_announced_as_unmatched_is_never_credited_afterwards(intent,
     assert intent.status == "canceled" and intent.amount_received == 0 and not Charge.objects.exists()
     assert sorted(UnmatchedDeposit.objects.values_list("transfer_id", flat=True)) == sorted([first.id, second.id])
     assert Event.objects.filter(type="crypto.deposit.unmatched").count() == 2
+
+
+def test_dust_counts_but_makes_no_charge(intent):
+    # Given a transfer worth less than one cent (0.001 USDT), final
+    pay(intent, 10**15, final=True)
+    apply()
+    intent.refresh_from_db()
+    # Then no Charge of 0 (and no charge.succeeded) that a merchant could take for a payment
+    assert not Charge.objects.exists() and not Event.objects.filter(type="charge.succeeded").exists()
+    assert intent.latest_charge is None and intent.amount_received == 0 and intent.status == "requires_action"
+    # and it still counts exactly towards what the intent needs
+    pay(intent, DUE - 10**15, final=True)
+    apply()
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and Charge.objects.count() == 1
+
+
+def test_a_charge_of_a_canceled_intent_is_reversed_when_its_block_is_orphaned(intent):
+    early = pay(intent, DUE // 2, final=True)
+    apply()
+    _expire(intent)
+    orphan(early)
+    apply()
+    intent.refresh_from_db()
+    charge = Charge.objects.get()
+    assert charge.status == "reversed" and intent.amount_received == 0 and intent.status == "canceled"
+    assert Event.objects.filter(type="charge.reversed", object_id=charge.id).count() == 1
+
+
+def test_a_restored_transfer_is_not_announced_as_unmatched_twice(merchant):
+    from wallets.services import deposit_address_allocate
+
+    address = deposit_address_allocate(merchant=merchant)
+    first = Transfer.objects.create(
+        network=bsc(), token=usdt(), tx_hash="0x" + "e" * 64, log_index=0, block_number=5, block_hash="0x" + "f" * 64,
+        from_address="0x" + "b" * 40, to_address=address.address, deposit_address=address, amount_base_units=7,
+        finalized_at=timezone.now(),
+    )
+    AddressActivity.objects.create(deposit_address=address)
+    apply()
+    orphan(first)
+    apply()
+    # the block comes back: the same on-chain transfer, a new live row
+    Transfer.objects.create(**{f.attname: getattr(first, f.attname) for f in Transfer._meta.concrete_fields
+                               if f.attname not in ("id", "orphaned_at")})
+    AddressActivity.objects.create(deposit_address=address)
+    apply()
+    assert UnmatchedDeposit.objects.count() == 1
+    assert Event.objects.filter(type="crypto.deposit.unmatched").count() == 1
+
+
+def test_expiry_waits_until_the_chain_is_scanned_past_the_deadline(intent):
+    from datetime import timedelta
+
+    from payments.tasks import expire_payment_intents
+    from wallets.models import ChainCursor
+
+    # Given an intent past its deadline, and a scanner that last stepped before it (an RPC outage)
+    PaymentIntent.objects.filter(pk=intent.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    cursor = ChainCursor.objects.create(network=bsc(), block_number=10, block_hash="0x" + "1" * 64, head_number=10)
+    ChainCursor.objects.filter(pk=cursor.pk).update(updated=timezone.now() - timedelta(minutes=5))
+    assert expire_payment_intents() == 0
+    intent.refresh_from_db()
+    assert intent.status == "requires_action"
+
+    # When the scanner catches up after the deadline, then the intent expires
+    cursor.save()  # updated = now, head == cursor
+    assert expire_payment_intents() == 1
+    intent.refresh_from_db()
+    assert intent.status == "canceled"
+
+
+def test_expiry_applies_what_was_recorded_first(intent):
+    from datetime import timedelta
+
+    from payments.tasks import expire_payment_intents
+
+    # Given a payment recorded before the deadline whose queue row has not been applied yet
+    pay(intent, DUE, final=True)
+    PaymentIntent.objects.filter(pk=intent.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # When the expiry runs, the payment is applied, and the intent does not expire
+    assert expire_payment_intents() == 0
+    intent.refresh_from_db()
+    assert intent.status == "succeeded" and not UnmatchedDeposit.objects.exists()

@@ -518,6 +518,10 @@ def _log_candidates(*, logs: list[dict], tokens: dict[str, Token], hashes: dict[
         known = hashes.get(block_number)
         if known is not None and known != block_hash:
             raise ChainMoved(f"a log of block {block_number} has hash {block_hash}, the block has {known}")
+        if amount == 0:
+            # A zero-value Transfer moves nothing: anyone can emit one to any address (transferFrom(x, ours, 0), the
+            # "address poisoning" spam of BSC and Ethereum). Never a payment, never a row.
+            continue
         candidates.append(_Candidate(
             token=token, tx_hash=tx_hash.lower(), log_index=log_index, block_number=block_number,
             block_hash=block_hash, from_address=sender.lower(), to_address=recipient.lower(), amount=amount,

@@ -670,3 +670,12 @@ def test_the_watcher_survives_a_database_error_and_goes_on_scanning(chain, netwo
     assert not errors and terminated == [True]
     transfer = Transfer.objects.get()  # the watcher lived on after its connection was killed mid-step
     assert transfer.amount_base_units == 9 * 10**18 and transfer.deposit_address_id == addresses[0].id
+
+
+def test_a_zero_value_transfer_is_not_recorded(chain, network, client, addresses):
+    # address-poisoning spam: transfer(ours, 0) from anyone; never a payment, never a row
+    scan_until_caught_up(network, client)
+    send_erc20(chain, token="usdt", to=addresses[0].address, amount=0)
+    send_erc20(chain, token="usdt", to=addresses[0].address, amount=1)
+    scan_until_caught_up(network, client)
+    assert list(Transfer.objects.values_list("amount_base_units", flat=True)) == [1]
