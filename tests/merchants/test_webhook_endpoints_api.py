@@ -266,6 +266,23 @@ def test_idempotent_create_replays_the_same_endpoint(api):
     assert different.status_code == 400 and different.json()["error"]["type"] == "idempotency_error"
 
 
+def test_the_admin_never_shows_a_secret_kept_for_an_idempotent_replay(api, admin_client):
+    first = create(api, HTTP_IDEMPOTENCY_KEY="we-secret")
+    secret = first.json()["secret"]
+    record = IdempotencyRecord.objects.get(key="we-secret")
+    base = "/admin/merchants/idempotencyrecord/"
+
+    listing = admin_client.get(base)
+    detail = admin_client.get(f"{base}{record.pk}/change/")
+
+    assert listing.status_code == 200 and detail.status_code == 200
+    assert "we-secret" in detail.content.decode()
+    for page in (listing.content, detail.content):
+        assert b"whsec_" not in page and secret.encode() not in page
+    again = create(api, HTTP_IDEMPOTENCY_KEY="we-secret")  # the replay still carries the secret, as in Stripe
+    assert again["Idempotent-Replayed"] == "true" and again.json()["secret"] == secret
+
+
 def test_unknown_url_under_v1_still_gets_stripes_404(api):
     response = api.get("/v1/webhook_endpoints/we_1/nope")
     assert response.status_code == 404 and response.json()["error"]["code"] == "resource_missing"
