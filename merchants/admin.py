@@ -38,9 +38,13 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(admin.ModelAdmin):
+    """The stored response is never shown: it can hold a webhook endpoint's signing secret (create, roll_secret),
+    kept only so that a replay returns it as the first response did."""
+
     list_display = ("key", "merchant", "livemode", "response_status", "created")
     search_fields = ("key", "merchant__email")
-    readonly_fields = [f.name for f in IdempotencyRecord._meta.fields]
+    fields = ("key", "merchant", "livemode", "response_status", "created")
+    readonly_fields = fields
 
     def has_add_permission(self, request):
         return False

@@ -81,9 +81,9 @@ def webhook_endpoint_create(
     metadata: dict | None = None,
 ) -> WebhookEndpoint:
     """A new endpoint with a fresh signing secret. `url` and `enabled_events` are already validated
-    (gateway.ssrf.url_validate, merchants.event_types). The merchant's row lock makes the limit hold under
-    concurrent creations."""
-    Merchant.objects.select_for_update().filter(pk=merchant.pk).first()
+    (gateway.ssrf.url_validate, merchants.event_types). The merchant's row lock makes the limit hold under concurrent
+    creations; NO KEY, so that inserts referencing the merchant (their foreign-key checks) never wait for it."""
+    Merchant.objects.select_for_update(no_key=True).filter(pk=merchant.pk).first()
     count = WebhookEndpoint.objects.filter(merchant=merchant, livemode=livemode, deleted=False).count()
     if count >= WEBHOOK_ENDPOINT_LIMIT:
         raise DomainError(

@@ -44,33 +44,51 @@ class ClaimedDelivery:
     event: Event  # unsaved snapshot, enough for payments.presenters.event_json
 
 
+# Due rows of disabled or deleted endpoints are failed apart from the claim, so that a dead endpoint's backlog never
+# fills the claim's scan window (nor its per-endpoint cap): only the oldest DEAD_SCAN due rows are looked at per
+# claim (dead rows newer than them hold nobody up), and only those of dead endpoints are locked and written.
+DEAD_SCAN = 10_000
+
+FAIL_DEAD_SQL = """
+WITH dead AS (
+    SELECT d.id FROM payments_webhookdelivery d
+    WHERE d.id IN (
+        SELECT w.id FROM (
+            SELECT id, endpoint_id FROM payments_webhookdelivery
+            WHERE status = 'pending' AND next_attempt_at <= %(now)s ORDER BY next_attempt_at LIMIT %(dead_scan)s
+        ) w JOIN merchants_webhookendpoint e ON e.id = w.endpoint_id
+        WHERE e.status <> 'enabled' OR e.deleted
+    ) AND d.status = 'pending' AND d.next_attempt_at <= %(now)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE payments_webhookdelivery d SET status = 'failed', next_attempt_at = NULL FROM dead WHERE d.id = dead.id
+"""
+
 CLAIM_SQL = """
 WITH locked AS (
-    SELECT d.id, d.endpoint_id, d.next_attempt_at FROM payments_webhookdelivery d
+    SELECT d.id, d.endpoint_id, d.next_attempt_at, e.failing_since
+    FROM payments_webhookdelivery d JOIN merchants_webhookendpoint e ON e.id = d.endpoint_id
     WHERE d.status = 'pending' AND d.next_attempt_at <= %(now)s AND NOT (d.endpoint_id = ANY(%(skip)s))
       AND (%(only)s::text[] IS NULL OR d.endpoint_id = ANY(%(only)s::text[]))
-    ORDER BY d.next_attempt_at LIMIT %(scan)s FOR UPDATE SKIP LOCKED
+      AND e.status = 'enabled' AND NOT e.deleted
+    ORDER BY d.next_attempt_at LIMIT %(scan)s FOR UPDATE OF d SKIP LOCKED
 ), ranked AS (
-    SELECT id, endpoint_id, next_attempt_at,
+    SELECT id, next_attempt_at, failing_since,
            row_number() OVER (PARTITION BY endpoint_id ORDER BY next_attempt_at, id) AS rn
     FROM locked
 ), picked AS (
-    SELECT r.id, (e.status = 'enabled' AND NOT e.deleted) AS live
-    FROM ranked r JOIN merchants_webhookendpoint e ON e.id = r.endpoint_id
-    WHERE r.rn <= CASE WHEN e.failing_since IS NULL THEN %(per_endpoint)s ELSE %(per_failing)s END
-    ORDER BY r.next_attempt_at, r.id LIMIT %(limit)s
+    SELECT id FROM ranked
+    WHERE rn <= CASE WHEN failing_since IS NULL THEN %(per_endpoint)s ELSE %(per_failing)s END
+    ORDER BY next_attempt_at, id LIMIT %(limit)s
 ), upd AS (
-    UPDATE payments_webhookdelivery d
-    SET next_attempt_at = CASE WHEN p.live THEN %(lease_until)s ELSE NULL END,
-        status = CASE WHEN p.live THEN 'pending' ELSE 'failed' END
+    UPDATE payments_webhookdelivery d SET next_attempt_at = %(lease_until)s
     FROM picked p WHERE d.id = p.id
-    RETURNING d.id, d.endpoint_id, d.event_id, d.attempts, d.created, p.live
+    RETURNING d.id, d.endpoint_id, d.event_id, d.attempts, d.created
 )
 SELECT upd.id, upd.attempts, upd.created,
        e.id, e.url, e.livemode, e.secret, e.previous_secret, e.previous_secret_expires_at, e.failing_since,
        ev.id, ev.type, ev.created, ev.data, ev.livemode, ev.request_id, ev.idempotency_key
 FROM upd JOIN merchants_webhookendpoint e ON e.id = upd.endpoint_id JOIN payments_event ev ON ev.id = upd.event_id
-WHERE upd.live
 """
 
 
@@ -82,8 +100,9 @@ def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failin
     sender already has enough of in flight), only of `only_endpoints` if given; an endpoint that is failing (`failing_since` set) gets at most
     `per_failing_endpoint` (default: a quarter), so its backlog of doomed first attempts cannot crowd out healthy
     endpoints when the sender is busy. SKIP LOCKED: concurrent senders take different rows. The rows'
-    `next_attempt_at` moves to `lease_until`, in this short transaction. Due rows of a disabled or deleted endpoint
-    are marked failed instead (a resend brings them back)."""
+    `next_attempt_at` moves to `lease_until`, in this short transaction. Rows of a disabled or deleted endpoint are
+    never claimed: in the same transaction, those among the oldest due rows are marked failed (a resend brings them
+    back), however many there are beyond the claim's own window."""
     if lease_until is None:
         lease_until = now + timedelta(seconds=lease_seconds())
     if per_failing_endpoint is None:
@@ -91,8 +110,9 @@ def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failin
     params = {"now": now, "skip": list(skip_endpoints), "scan": limit * 4, "per_endpoint": per_endpoint,
               "per_failing": per_failing_endpoint,
               "only": list(only_endpoints) if only_endpoints is not None else None,
-              "limit": limit, "lease_until": lease_until}
+              "limit": limit, "lease_until": lease_until, "dead_scan": DEAD_SCAN}
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(FAIL_DEAD_SQL, params)
         cursor.execute(CLAIM_SQL, params)
         rows = cursor.fetchall()
     claimed = []

@@ -266,6 +266,23 @@ def test_idempotent_create_replays_the_same_endpoint(api):
     assert different.status_code == 400 and different.json()["error"]["type"] == "idempotency_error"
 
 
+def test_the_admin_never_shows_a_secret_kept_for_an_idempotent_replay(api, admin_client):
+    first = create(api, HTTP_IDEMPOTENCY_KEY="we-secret")
+    secret = first.json()["secret"]
+    record = IdempotencyRecord.objects.get(key="we-secret")
+    base = "/admin/merchants/idempotencyrecord/"
+
+    listing = admin_client.get(base)
+    detail = admin_client.get(f"{base}{record.pk}/change/")
+
+    assert listing.status_code == 200 and detail.status_code == 200
+    assert "we-secret" in detail.content.decode()
+    for page in (listing.content, detail.content):
+        assert b"whsec_" not in page and secret.encode() not in page
+    again = create(api, HTTP_IDEMPOTENCY_KEY="we-secret")  # the replay still carries the secret, as in Stripe
+    assert again["Idempotent-Replayed"] == "true" and again.json()["secret"] == secret
+
+
 def test_unknown_url_under_v1_still_gets_stripes_404(api):
     response = api.get("/v1/webhook_endpoints/we_1/nope")
     assert response.status_code == 404 and response.json()["error"]["code"] == "resource_missing"
@@ -364,3 +381,37 @@ def test_concurrent_creations_never_pass_the_limit(merchant):
 
     assert outcomes.count("created") == 16 and outcomes.count("webhook_endpoint_limit_reached") == 8
     assert WebhookEndpoint.objects.filter(merchant=merchant, livemode=False).count() == 16
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_creation_in_progress_never_blocks_rows_that_reference_the_merchant(merchant):
+    """The limit's lock on the merchant row is FOR NO KEY UPDATE: the KEY SHARE lock of a concurrent insert's
+    foreign-key check (an API key here; intents, events, addresses alike) does not wait for it."""
+    import threading
+
+    from django.db import connection, transaction
+
+    locked, release = threading.Event(), threading.Event()
+
+    def creator():
+        try:
+            with transaction.atomic():
+                services.webhook_endpoint_create(merchant=merchant, livemode=False, url=URL, enabled_events=["*"])
+                locked.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=creator)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = '2s'")
+            services.api_key_create(merchant=merchant, kind="secret", livemode=False)
+    finally:
+        release.set()
+        thread.join()
+
+    assert merchant.api_keys.count() == 1 and WebhookEndpoint.objects.filter(merchant=merchant).count() == 1

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from merchants.models import WebhookEndpoint
 from payments.models import Event, WebhookAttempt, WebhookDelivery
 from payments.webhooks.fanout import events_fan_out
 from payments.webhooks.services import deliveries_claim
@@ -96,3 +97,38 @@ def test_a_claim_takes_at_most_its_share_of_one_endpoint_and_skips_busy_ones(mer
     assert len(again) == 26 and not {c.id for c in again} & {c.id for c in first}
     later = deliveries_claim(now=now + timedelta(minutes=5), limit=100, per_endpoint=100)
     assert len(later) == 32  # 31 to busy ("*"), 1 to quiet
+
+
+def test_a_dead_endpoints_backlog_never_stalls_the_claim_and_is_failed(merchant, make_endpoint):
+    healthy = make_endpoint("https://healthy.example/hook")
+    dead = make_endpoint("https://dead.example/hook")
+    now = timezone.now()
+    events = Event.objects.bulk_create(
+        Event(merchant=merchant, livemode=False, type="payment_intent.succeeded", object_id=f"pi_{n:08d}", sequence=1,
+              data={"object": {"id": f"pi_{n:08d}"}}) for n in range(2000))
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=dead, event=event, next_attempt_at=now - timedelta(hours=1)) for event in events)
+    WebhookDelivery.objects.bulk_create(
+        WebhookDelivery(endpoint=healthy, event=event, next_attempt_at=now - timedelta(minutes=1))
+        for event in events[:5])
+    WebhookEndpoint.objects.filter(id=dead.id).update(status="disabled")
+
+    claimed = deliveries_claim(now=now, limit=20, per_endpoint=32)
+
+    assert sorted(c.endpoint.id for c in claimed) == [healthy.id] * 5
+    assert WebhookDelivery.objects.filter(endpoint=dead).exclude(status="failed").count() == 0
+    assert not WebhookDelivery.objects.filter(endpoint=dead, next_attempt_at__isnull=False).exists()
+    assert WebhookAttempt.objects.count() == 0
+
+
+def test_a_deleted_endpoints_due_rows_are_failed_and_not_sent(merchant, make_endpoint):
+    healthy = make_endpoint("https://healthy.example/hook")
+    gone = make_endpoint("https://gone.example/hook")
+    make_event(merchant)
+    events_fan_out(now=timezone.now())
+    WebhookEndpoint.objects.filter(id=gone.id).update(deleted=True)
+
+    claimed = deliveries_claim(now=timezone.now(), limit=10, per_endpoint=10)
+
+    assert [c.endpoint.id for c in claimed] == [healthy.id]
+    assert WebhookDelivery.objects.get(endpoint=gone).status == "failed"
