@@ -63,6 +63,27 @@ def running_anvil(*, block_time: float | None = None) -> Iterator[AnvilChain]:
         devchain.stop_anvil(process)
 
 
+OTHER_CHAIN_ID = devchain.CHAIN_ID + 1
+
+
+@contextmanager
+def running_other_chain(chain_id: int = OTHER_CHAIN_ID) -> Iterator[str]:
+    """A bare anvil (no tokens) of another chain id on a free port: what an RPC URL pointing at the wrong chain
+    (a testnet, a reset devnet) answers. Yields its URL."""
+    for attempt in range(3):
+        port = free_port()
+        try:
+            process = devchain.start_anvil(port, chain_id=chain_id)
+            break
+        except devchain.DevchainError:
+            if attempt == 2:
+                raise
+    try:
+        yield devchain.local_rpc_url(port)
+    finally:
+        devchain.stop_anvil(process)
+
+
 @pytest.fixture(scope="session")
 def anvil_chain() -> Iterator[AnvilChain]:
     with running_anvil() as chain:

@@ -206,10 +206,10 @@ def _parse_solc_output(stdout: str) -> dict:
 # --- anvil ------------------------------------------------------------------------------------------------------
 
 
-def anvil_command(port: int, block_time: float | None = None) -> list[str]:
+def anvil_command(port: int, block_time: float | None = None, *, chain_id: int = CHAIN_ID) -> list[str]:
     command = [
         str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
-        "--slots-in-an-epoch", "1", "--chain-id", str(CHAIN_ID), "--silent",
+        "--slots-in-an-epoch", "1", "--chain-id", str(chain_id), "--silent",
     ]
     if block_time is not None:
         if block_time <= 0:
@@ -218,16 +218,18 @@ def anvil_command(port: int, block_time: float | None = None) -> list[str]:
     return command
 
 
-def start_anvil(port: int, block_time: float | None = None, *, timeout: float = 20.0) -> subprocess.Popen:
-    """Start anvil on 127.0.0.1:`port` in its own session (kill it with `stop_anvil`) and wait until it answers."""
+def start_anvil(port: int, block_time: float | None = None, *, timeout: float = 20.0,
+                chain_id: int = CHAIN_ID) -> subprocess.Popen:
+    """Start anvil on 127.0.0.1:`port` in its own session (kill it with `stop_anvil`) and wait until it answers.
+    `chain_id`: another chain than the devchain's (tests of a misconfigured RPC URL)."""
     if not ANVIL_BIN.exists() or shutil.which("node") is None:
         raise DevchainError(f"anvil is not installed ({ANVIL_BIN} missing or no node on PATH): run `{SETUP_COMMAND}`")
     # Output to a file, not a pipe: nobody reads it while anvil runs, and a full pipe would block the node.
     log = tempfile.TemporaryFile()
     try:
         process = subprocess.Popen(
-            anvil_command(port, block_time), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-            cwd=REPO_ROOT, start_new_session=True,
+            anvil_command(port, block_time, chain_id=chain_id), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=log, cwd=REPO_ROOT, start_new_session=True,
         )
     except OSError as exc:
         log.close()
@@ -241,12 +243,12 @@ def start_anvil(port: int, block_time: float | None = None, *, timeout: float = 
             output = log.read().decode(errors="replace").strip()
             log.close()
             raise DevchainError(f"anvil stopped before answering on {url} (exit status {process.returncode}): {output}")
-        chain_id = chain_id_at(url, timeout=1.0)
-        if chain_id == CHAIN_ID:
+        answered = chain_id_at(url, timeout=1.0)
+        if answered == chain_id:
             return process
-        if chain_id is not None:
+        if answered is not None:
             stop_anvil(process)
-            raise DevchainError(f"another chain (id {chain_id}) already answers on {url}")
+            raise DevchainError(f"another chain (id {answered}) already answers on {url}")
         if time.monotonic() > deadline:
             stop_anvil(process)
             raise DevchainError(f"anvil did not answer on {url} within {timeout:g} s")

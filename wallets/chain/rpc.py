@@ -30,6 +30,12 @@ lagging, and an endpoint whose head goes back by more than `rewind_tolerance` bl
 `demote_seconds`. `get_logs` (and `get_block(number)`) send eth_blockNumber in the same batch and only accept the
 answer of an endpoint whose head has reached the last block asked for: a lagging node's "no logs" is never taken.
 
+Chain id. A client made with `expected_chain_id` (`for_network` passes the network's) asks every endpoint for
+eth_chainId before its first use, and again before its first use after a failure (a node that went down may come back
+as another chain: a reset devnet, a testnet). An endpoint on another chain is excluded for good (logged at CRITICAL):
+answers from two chains would mix (reorg walk-backs, and a token at the same address credited from the wrong chain).
+When every endpoint is excluded, calls raise RpcUnavailable.
+
 Logging never shows an RPC URL's path, query or user info: providers put API keys there (see `mask_url`).
 """
 from __future__ import annotations
@@ -144,6 +150,10 @@ class _EndpointFault(Exception):
 class _Skip(Exception):
     """This endpoint cannot answer this call truthfully (it has not reached the block asked for): try the next one,
     without counting a failure against its health."""
+
+
+class _Excluded(_Skip):
+    """The endpoint serves another chain than the expected one: it is never used."""
 
 
 class _NotSupported(_Skip):
@@ -272,6 +282,9 @@ class Endpoint:
     unsupported: dict = field(default_factory=dict)  # {method: monotonic time until which it refuses the method}
     calls: int = 0
     errors: int = 0
+    chain_checked: bool = False  # its eth_chainId matched the expected one (since its last failure)
+    excluded: bool = False  # it serves another chain: never used again
+    check_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def health(self, now: float, half_life: float) -> float:
         """The success EWMA, with the memory of failures fading (half-life `half_life` seconds) while unused."""
@@ -311,6 +324,7 @@ class RpcClient:
         health_half_life: float = 60.0,
         latency_bucket: float = 0.25,
         demote_seconds: float = 30.0,
+        expected_chain_id: int | None = None,
     ):
         urls = [u.strip() for u in urls if u and u.strip()]
         if not urls:
@@ -328,6 +342,7 @@ class RpcClient:
         self.health_half_life = health_half_life
         self.latency_bucket = latency_bucket
         self.demote_seconds = demote_seconds
+        self.expected_chain_id = expected_chain_id  # None: endpoints are not checked (URLs given without a network)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._random = random.Random()
@@ -371,13 +386,14 @@ class RpcClient:
                 f"no RPC URL for network {network.code}: set the environment variable {network.rpc_env or '(rpc_env)'}"
                 " to one or more comma-separated URLs"
             )
+        chain_id = network.chain_id
         if kwargs:
-            return cls(urls, name=network.code, **kwargs)
-        key = (os.getpid(), network.code, tuple(urls))
+            return cls(urls, name=network.code, expected_chain_id=chain_id, **kwargs)
+        key = (os.getpid(), network.code, chain_id, tuple(urls))
         with _clients_lock:
             client = _clients.get(key)
             if client is None:
-                client = _clients[key] = cls(urls, name=network.code)
+                client = _clients[key] = cls(urls, name=network.code, expected_chain_id=chain_id)
             return client
 
     # --- Public calls ------------------------------------------------------------------------------------------
@@ -434,11 +450,15 @@ class RpcClient:
         {label: head, or None when it did not answer}."""
         heads: dict[str, int | None] = {}
         for endpoint in self.endpoints:
-            if endpoint.cooldown_until > time.monotonic():
+            if endpoint.excluded or endpoint.cooldown_until > time.monotonic():
                 heads[endpoint.label] = None
                 continue
             try:
+                self._check_chain(endpoint)
                 head = _hex_int(self._single(endpoint, "eth_blockNumber", []), "eth_blockNumber")
+            except _Excluded:
+                heads[endpoint.label] = None
+                continue
             except (_EndpointFault, _Skip, RpcError) as exc:
                 self._failed(endpoint, exc)
                 heads[endpoint.label] = None
@@ -477,6 +497,7 @@ class RpcClient:
                     "latency_ms": round(e.latency * 1000, 1), "failures": e.failures,
                     "cooldown_s": round(max(0.0, e.cooldown_until - now), 2), "lagging": e.lagging,
                     "rewound": e.rewound_until > now, "batch_ok": e.batch_ok, "calls": e.calls, "errors": e.errors,
+                    "excluded": e.excluded,
                 }
                 for e in self.endpoints
             ]
@@ -588,6 +609,7 @@ class RpcClient:
                 attempts += 1
                 began = time.monotonic()
                 try:
+                    self._check_chain(endpoint)
                     result = attempt(endpoint)
                 except RpcError:
                     self._succeeded(endpoint, time.monotonic() - began)  # the endpoint answered properly
@@ -610,7 +632,11 @@ class RpcClient:
                     continue
                 self._succeeded(endpoint, time.monotonic() - began)
                 return result
-            if len(refused) == len(self.endpoints):
+            usable = sum(1 for e in self.endpoints if not e.excluded)
+            if not usable:
+                problems.append(f"every endpoint serves another chain than {self.expected_chain_id}")
+                break
+            if len(refused) >= usable:
                 summary = "; ".join(f"{label}: {why}" for label, why in refused.items())
                 raise RpcError(-32601, f"no endpoint supports {what}: {summary}", method=what)
             if attempts >= self.max_attempts or (round_number and time.monotonic() - started > self.retry_budget):
@@ -632,6 +658,8 @@ class RpcClient:
         with self._lock:
             probes, ready, demoted, cooling = [], [], [], []
             for e in self.endpoints:
+                if e.excluded:
+                    continue
                 if e.cooldown_until > now:
                     cooling.append(e)
                 elif e.failures and not e.probing:
@@ -646,7 +674,8 @@ class RpcClient:
             if claim_probe and probes:
                 probes = probes[:1]
                 probes[0].probing = True
-                others = [e for e in self.endpoints if e.failures and not e.probing and e.cooldown_until <= now]
+                others = [e for e in self.endpoints
+                          if e.failures and not e.probing and e.cooldown_until <= now and not e.excluded]
                 demoted.extend(others)
             return probes + ready + demoted + cooling
 
@@ -683,6 +712,7 @@ class RpcClient:
             endpoint.scored_at = now
             endpoint.failures += 1
             endpoint.probing = False
+            endpoint.chain_checked = False  # it may come back as another chain (a reset devnet): check it again
             cooldown = min(self.cooldown_cap, self.cooldown_base * 2 ** (endpoint.failures - 1))
             cooldown *= self._random.uniform(0.8, 1.2)
             endpoint.cooldown_until = time.monotonic() + cooldown
@@ -691,6 +721,36 @@ class RpcClient:
         what = str(exc) if isinstance(exc, _EndpointFault) else f"{type(exc).__name__}: {exc}"
         log("rpc %s: %s failed (%s); %d in a row, cool-down %.2fs", self.name, endpoint.label,
             endpoint.scrub(what)[:300], failures, cooldown)
+
+    # --- Chain id ------------------------------------------------------------------------------------------------
+
+    def _check_chain(self, endpoint: Endpoint) -> None:
+        """Make sure `endpoint` serves the expected chain before it is used: eth_chainId once (per process, and again
+        after a failure). Raises _Excluded for an endpoint on another chain (for good), _EndpointFault when the check
+        could not be made. One thread checks an endpoint at a time; the others wait for its verdict."""
+        if self.expected_chain_id is None or (endpoint.chain_checked and not endpoint.excluded):
+            return
+        with endpoint.check_lock:
+            if endpoint.excluded:
+                raise _Excluded(f"serves another chain than {self.expected_chain_id}")
+            if endpoint.chain_checked:
+                return
+            try:
+                answer = self._single(endpoint, "eth_chainId", [])
+            except RpcError as exc:  # the endpoint cannot tell its chain: not usable now
+                raise _EndpointFault(f"eth_chainId: JSON-RPC error {exc.code}: {exc.message[:200]}") from None
+            except _Skip as exc:
+                raise _EndpointFault(f"eth_chainId: {exc}") from None
+            chain_id = _hex_int(answer, "eth_chainId")
+            if chain_id != self.expected_chain_id:
+                with self._lock:
+                    endpoint.excluded = True
+                    endpoint.head = endpoint.max_head = None  # its heads belong to another chain
+                    endpoint.lagging = False
+                logger.critical("rpc %s: %s serves chain id %d, not %d: excluded for good (fix its URL)", self.name,
+                                endpoint.label, chain_id, self.expected_chain_id)
+                raise _Excluded(f"serves chain id {chain_id}, not {self.expected_chain_id}")
+            endpoint.chain_checked = True
 
     # --- Heads -----------------------------------------------------------------------------------------------
 
@@ -731,7 +791,7 @@ class RpcClient:
         with self._lock:
             return any(
                 e is not endpoint and e.cooldown_until <= now and not e.lagging and e.rewound_until <= now
-                for e in self.endpoints
+                and not e.excluded for e in self.endpoints
             )
 
     def _rewound(self, endpoint: Endpoint) -> bool:

@@ -172,13 +172,16 @@ def _log_range_succeeded(network: Network, used: int, logs: int = 0) -> None:
 
 
 def log_ranges_forget() -> None:
-    """Start every network at its initial range again (tests)."""
+    """Start every network at its initial range again, and drop the prefetches and their workers (tests)."""
     with _log_ranges_lock:
         _log_ranges.clear()
     with _prefetch_lock:
         for entry in _prefetched.values():
             entry.future.cancel()
         _prefetched.clear()
+        for pool in _prefetch_pools.values():  # network ids come and go in tests: no idle worker per old id
+            pool.shutdown(wait=False, cancel_futures=True)
+        _prefetch_pools.clear()
 
 
 # --- Prefetching the next range of a catch-up -------------------------------------------------------------------
@@ -198,22 +201,25 @@ class _Prefetch:
     future: Future
 
 
-_prefetch_pool: ThreadPoolExecutor | None = None
+# One single-worker executor per network id: a network's step never waits behind another network's prefetch
+# (`manage.py watch` steps several networks, each holding its transaction and advisory lock while it waits).
+_prefetch_pools: dict[int, ThreadPoolExecutor] = {}
 _prefetched: dict[int, _Prefetch] = {}
 _prefetch_lock = threading.Lock()
 
 
 def _prefetch_start(*, network: Network, client, start: int, end: int, contracts: list[str]) -> None:
-    global _prefetch_pool
     with _prefetch_lock:
-        if _prefetch_pool is None:
-            _prefetch_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-prefetch")
+        pool = _prefetch_pools.get(network.id)
+        if pool is None:
+            pool = _prefetch_pools[network.id] = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"scan-prefetch-{network.code}")
         previous = _prefetched.pop(network.id, None)
         if previous is not None:
             previous.future.cancel()
         _prefetched[network.id] = _Prefetch(
             start=start, end=end, contracts=tuple(contracts),
-            future=_prefetch_pool.submit(client.get_logs, start, end, contracts, [TRANSFER_TOPIC]),
+            future=pool.submit(client.get_logs, start, end, contracts, [TRANSFER_TOPIC]),
         )
 
 

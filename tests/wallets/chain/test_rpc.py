@@ -11,7 +11,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector
 from web3 import Web3
 
-from tests.chain import anvil_chain, free_port  # noqa: F401
+from tests.chain import OTHER_CHAIN_ID, anvil_chain, free_port, running_other_chain  # noqa: F401
 from tests.faultproxy import FaultProxy
 from wallets import devchain
 from wallets.chain.decode import TRANSFER_TOPIC, decode_transfer_log
@@ -399,7 +399,7 @@ def test_for_network_reads_the_environment(monkeypatch, settings):
     monkeypatch.delenv(env, raising=False)
     settings.GATEWAY_DEVCHAIN_RPC_URL = "http://127.0.0.1:18545"
     devnet = Network(code="devnet", rpc_env=env)
-    bsc = Network(code="bsc", rpc_env=env)
+    bsc = Network(code="bsc", rpc_env=env, chain_id=56)
 
     assert [e.url for e in RpcClient.for_network(devnet).endpoints] == ["http://127.0.0.1:18545"]
     with pytest.raises(ImproperlyConfigured):
@@ -409,6 +409,97 @@ def test_for_network_reads_the_environment(monkeypatch, settings):
     client = RpcClient.for_network(bsc)
     assert [e.url for e in client.endpoints] == ["http://127.0.0.1:1/a", "http://127.0.0.1:2/b"]
     assert RpcClient.for_network(bsc) is client  # one client (pools, health) per process and network
+    assert client.expected_chain_id == 56  # every endpoint is checked against the network's chain id
+    assert RpcClient.for_network(bsc, timeout=1).expected_chain_id == 56
+    assert RpcClient(["http://127.0.0.1:1"]).expected_chain_id is None  # URLs without a network: no check
+
+
+# --- The chain id of every endpoint --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def other_chain():
+    with running_other_chain() as url:
+        yield url
+
+
+def test_an_endpoint_on_another_chain_is_excluded_and_never_used(chain, other_chain, caplog):
+    with FaultProxy(other_chain) as wrong:  # counts the requests the wrong chain gets
+        wrong_url = f"{wrong.url}/v3/WRONGCHAINKEY42"
+        client = RpcClient([wrong_url, chain["url"]], name="mixed", expected_chain_id=31337)
+        with caplog.at_level(logging.INFO):
+            assert client.chain_id() == 31337
+            assert client.block_number() == int(rpc(chain["url"], "eth_blockNumber"), 16)
+            assert logs_of(client, chain) == chain["expected"]
+            assert client.get_block(chain["last"])["number"] == hex(chain["last"])
+            assert client.get_blocks([chain["first"], chain["last"]])[1]["number"] == hex(chain["last"])
+            assert client.batch([("eth_chainId", []), ("eth_chainId", [])]) == ["0x7a69", "0x7a69"]
+            assert client.refresh_heads()[mask_url(wrong_url)] is None
+
+        assert sum(wrong.counts.values()) == 1  # its eth_chainId, nothing else
+    excluded, used = client.status()
+    assert excluded["excluded"] and excluded["calls"] == 0 and excluded["head"] is None
+    assert not used["excluded"] and used["calls"] >= 7
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1  # once, not per call
+    message = critical[0].getMessage()
+    assert mask_url(wrong_url) in message and str(OTHER_CHAIN_ID) in message and "31337" in message
+    assert "WRONGCHAINKEY42" not in caplog.text
+
+
+def test_endpoints_are_checked_once_by_concurrent_threads(chain, other_chain):
+    with FaultProxy(other_chain) as wrong, FaultProxy(chain["url"]) as right:
+        client = RpcClient([wrong.url, right.url], expected_chain_id=31337)
+        barrier = threading.Barrier(8)
+        answers, errors = [], []
+
+        def work():
+            try:
+                barrier.wait()
+                answers.append(client.call("eth_chainId"))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert not errors and answers == ["0x7a69"] * 8
+        assert sum(wrong.counts.values()) == 1
+        assert sum(right.counts.values()) == 8 + 1  # eight calls and one check
+
+
+def test_only_endpoint_on_another_chain_raises_unavailable(other_chain):
+    with FaultProxy(other_chain) as wrong:
+        client = RpcClient([wrong.url], expected_chain_id=31337, retry_budget=5.0)
+        began = time.monotonic()
+        for call in (client.block_number, lambda: client.get_logs(0, 0, None, [TRANSFER_TOPIC]),
+                     lambda: client.call("eth_chainId")):
+            with pytest.raises(RpcUnavailable, match="another chain"):
+                call()
+        assert time.monotonic() - began < 1.0  # no retries, no backoff: it will never be the right chain
+        assert sum(wrong.counts.values()) == 1
+    unchecked = RpcClient([other_chain])  # URLs without a network: no check
+    assert unchecked.chain_id() == OTHER_CHAIN_ID
+
+
+def test_an_endpoint_coming_back_as_another_chain_is_excluded(chain, other_chain, caplog):
+    with FaultProxy(chain["url"]) as flaky:
+        client = RpcClient([flaky.url, chain["url"]], expected_chain_id=31337, cooldown_base=0.01, cooldown_cap=0.01)
+        assert client.call("eth_blockNumber") and client.status()[0]["calls"] == 1
+        flaky.set_mode("http_503")
+        client.call("eth_blockNumber")  # fails over; the first one cools down
+        assert client.status()[0]["failures"] == 1
+        # It comes back, now serving another chain (a devnet reset with another chain id, a testnet).
+        flaky.upstream_port = int(other_chain.rsplit(":", 1)[1])
+        flaky.set_mode("pass")
+        time.sleep(0.05)
+        flaky.reset_counts()
+        with caplog.at_level(logging.CRITICAL):
+            for _ in range(3):
+                assert client.call("eth_chainId") == "0x7a69"
+        assert client.status()[0]["excluded"] and sum(flaky.counts.values()) == 1
 
 
 # --- Decoding ------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from tests.chain import free_port, register_devnet_for_tests, running_anvil
+from tests.chain import free_port, register_devnet_for_tests, running_anvil, running_other_chain
 from wallets.chain import scanner
 from wallets.chain.rpc import RpcClient, RpcError
 from wallets.chain.scanner import PAYMENTS_ACTIVITY_TASK, Status, log_ranges_forget, scan_step
@@ -413,6 +413,28 @@ def test_an_unreachable_node_writes_nothing_and_says_back_off(chain, network, cl
     assert Transfer.objects.count() == 1
 
 
+def test_a_node_of_another_chain_is_never_believed(chain, network, client, addresses):
+    """The network's only RPC URL points at another chain (a testnet, a reset devnet): the step backs off and writes
+    nothing; with the right node next to it, only the right node's answers are taken."""
+    assert network.chain_id == int(rpc(chain.rpc_url, "eth_chainId"), 16) == 31337  # register_devnet's row
+    scan_until_caught_up(network, client)
+    before = ChainCursor.objects.get(network=network)
+    send_erc20(chain, token="usdt", to=addresses[0].address, amount=10**18)
+    with running_other_chain() as other_url:
+        wrong = RpcClient([other_url], expected_chain_id=network.chain_id, retry_budget=0.2)
+
+        step = scan_step(network=network, client=wrong)
+
+        assert step.status == Status.UNAVAILABLE and step.back_off
+        after = ChainCursor.objects.get(network=network)
+        assert (after.block_number, after.block_hash) == (before.block_number, before.block_hash)
+        assert not Transfer.objects.exists() and not AddressActivity.objects.exists()
+
+        both = RpcClient([other_url, chain.rpc_url], expected_chain_id=network.chain_id, retry_budget=1.0)
+        scan_until_caught_up(network, both)
+        assert Transfer.objects.count() == 1 and [s["excluded"] for s in both.status()] == [True, False]
+
+
 # --- Ranges, lookups, the command --------------------------------------------------------------------------------
 
 
@@ -526,6 +548,34 @@ def test_a_prefetched_range_is_used_only_by_a_step_that_starts_where_it_starts(c
     scanner._prefetch_start(network=network, client=client, start=top - 5, end=top - 3, contracts=contracts)
     assert scanner._prefetch_take(network=network, start=top - 5, end=top, contracts=contracts) == (
         top - 3, client.get_logs(top - 5, top - 3, contracts, [scanner.TRANSFER_TOPIC]))
+
+
+def test_each_network_prefetches_on_its_own_worker():
+    """A network's step never waits for its prefetch behind another network's slow eth_getLogs."""
+    release = threading.Event()
+
+    class Slow:
+        def get_logs(self, start, end, contracts, topics):
+            release.wait(10)
+            return []
+
+    class Quick:
+        def get_logs(self, start, end, contracts, topics):
+            return [{"block": start}]
+
+    slow_network, quick_network = Network(id=10**9, code="slow"), Network(id=10**9 + 1, code="quick")
+    taken = []
+    try:
+        scanner._prefetch_start(network=slow_network, client=Slow(), start=1, end=2, contracts=[])
+        scanner._prefetch_start(network=quick_network, client=Quick(), start=5, end=6, contracts=[])
+        taker = threading.Thread(target=lambda: taken.append(
+            scanner._prefetch_take(network=quick_network, start=5, end=6, contracts=[])), daemon=True)
+        taker.start()
+        taker.join(5)
+        assert taken == [(6, [{"block": 5}])]  # not stuck behind the slow network's fetch
+    finally:
+        release.set()
+        log_ranges_forget()
 
 
 def test_recipients_are_looked_up_in_one_query_per_range(chain, network, client, addresses):
