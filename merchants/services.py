@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from gateway.errors import DomainError
 from gateway.ids import random_token
+from gateway.metadata import metadata_merge
 
 from .keys import generate_key, hash_key, redact
 from .models import ApiKey, Merchant, WebhookEndpoint
@@ -122,22 +123,8 @@ def webhook_endpoint_update(
     if description is not None:
         endpoint.description = description
         fields.append("description")
-    if clear_metadata:
-        endpoint.metadata = {}
-        fields.append("metadata")
-    if metadata:
-        merged = dict(endpoint.metadata)
-        for key, value in metadata.items():
-            if value == "":
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        if len(merged) > 50:
-            raise DomainError(
-                code="parameter_invalid", param="metadata",
-                message="Invalid metadata: an object can have at most 50 metadata keys.",
-            )
-        endpoint.metadata = merged
+    if clear_metadata or metadata:
+        endpoint.metadata = metadata_merge(endpoint.metadata, metadata, clear=clear_metadata)
         fields.append("metadata")
     if disabled is True and endpoint.status != WebhookEndpoint.Status.DISABLED:
         endpoint.status = WebhookEndpoint.Status.DISABLED

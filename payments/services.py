@@ -8,6 +8,7 @@ from django.utils import timezone
 from gateway.db import insert_sql, insert_unnest_sql, mark_saved, returning_pk
 from gateway.errors import DomainError
 from gateway.ids import random_token
+from gateway.metadata import metadata_merge
 from merchants.models import Merchant
 from wallets.networks import active_networks
 from wallets.services import deposit_address_allocate
@@ -191,22 +192,8 @@ def payment_intent_update(
     """Metadata merges as in Stripe: an empty value unsets a key, `clear_metadata` unsets them all."""
     intent = _locked(intent.pk)
     fields = ["updated"]
-    if clear_metadata:
-        intent.metadata = {}
-        fields.append("metadata")
-    if metadata:
-        merged = dict(intent.metadata)
-        for key, value in metadata.items():
-            if value == "":
-                merged.pop(key, None)
-            else:
-                merged[key] = value
-        if len(merged) > 50:
-            raise DomainError(
-                code="parameter_invalid", param="metadata",
-                message="Invalid metadata: an object can have at most 50 metadata keys.",
-            )
-        intent.metadata = merged
+    if clear_metadata or metadata:
+        intent.metadata = metadata_merge(intent.metadata, metadata, clear=clear_metadata)
         fields.append("metadata")
     if description is not None:
         intent.description = description
