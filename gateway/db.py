@@ -12,24 +12,30 @@ from django.db import connection
 
 
 @functools.cache
-def _insert_fields(model) -> tuple:
-    fields = tuple(f for f in model._meta.concrete_fields if f not in model._meta.db_returning_fields)
+def _insert_fields(model, with_pk: bool = False) -> tuple:
+    fields = tuple(
+        f for f in model._meta.concrete_fields
+        if f not in model._meta.db_returning_fields or (with_pk and f is model._meta.pk)
+    )
     if any(hasattr(f, "get_placeholder") for f in fields):
         raise TypeError(f"{model.__name__} has a field with a custom placeholder: use the ORM")
     return fields
 
 
-def insert_sql(model, objs: list) -> tuple[str, list]:
-    """`INSERT INTO <table> (<columns>) VALUES (...), (...)` of unsaved instances, and its parameters."""
-    fields = _insert_fields(model)
+def insert_sql(model, objs: list, *, with_pk: bool = False) -> tuple[str, list]:
+    """`INSERT INTO <table> (<columns>) VALUES (...), (...)` of unsaved instances, and its parameters.
+
+    `with_pk`: the instances already hold their generated primary key (drawn with `next_pk_sql`), and it is written
+    too, so that other inserts of the same statement can refer to the row."""
+    fields = _insert_fields(model, with_pk)
     params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in objs for f in fields]
-    return _insert_values_text(model, len(objs)), params
+    return _insert_values_text(model, len(objs), with_pk), params
 
 
 @functools.cache
-def _insert_values_text(model, rows: int) -> str:
+def _insert_values_text(model, rows: int, with_pk: bool = False) -> str:
     qn = connection.ops.quote_name
-    fields = _insert_fields(model)
+    fields = _insert_fields(model, with_pk)
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return (
         f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
@@ -55,6 +61,12 @@ def _insert_unnest_text(model) -> str:
         f"INSERT INTO {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
         f"SELECT * FROM unnest({arrays})"
     )
+
+
+def next_pk_sql(model) -> str:
+    """An SQL expression drawing the next generated primary key of `model` (to write it with `with_pk`)."""
+    table, column = model._meta.db_table, model._meta.pk.column
+    return f"nextval(pg_get_serial_sequence('{connection.ops.quote_name(table)}', '{column}'))"
 
 
 def returning_pk(model) -> str:

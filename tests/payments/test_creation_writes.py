@@ -1,10 +1,17 @@
-"""Creation writes the intent, its options and its events in one statement (gateway.db): what it wrote is exactly what
-the ORM reads back, and the JSON built once for the events and the response is the JSON of the stored rows."""
+"""Creation writes the deposit address, the intent, its options and its events in one statement (gateway.db): what it
+wrote is exactly what the ORM reads back, and the JSON built once for the events and the response is the JSON of the
+stored rows."""
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from rest_framework.exceptions import ValidationError
 
 from payments.models import Event, PaymentIntent, PaymentOption
 from payments.presenters import payment_intent_json
+from payments.serializers import PaymentIntentCreateSerializer
 from payments.services import PaymentIntentInput, RequestContext, payment_intent_create
+from wallets.models import DepositAddress, Network
+from wallets.networks import clear_network_cache
 
 pytestmark = pytest.mark.usefixtures("ready")
 
@@ -59,3 +66,45 @@ def test_the_remembered_json_follows_changes_to_the_instance(merchant):
     intent.status = PaymentIntent.Status.CANCELED
     assert payment_intent_json(intent)["status"] == "canceled" and payment_intent_json(intent)["next_action"] is None
     assert payment_intent_json(intent, include_client_secret=False)["client_secret"] is None
+
+
+def test_a_confirmed_creation_is_two_round_trips_and_writes_the_address_row(merchant, settings):
+    settings.GATEWAY_NETWORK_CACHE_SECONDS = 60
+    create(merchant)  # the networks and tokens are read once in a while, not per request
+    with CaptureQueriesContext(connection) as queries:
+        intent = create(merchant)
+    statements = [q["sql"] for q in queries.captured_queries]
+    # The draw of the address (index, key, xpub), then every row in one statement; nothing else.
+    assert len(statements) == 2, [s[:80] for s in statements]
+
+    address = DepositAddress.objects.get(pk=intent.deposit_address.pk)
+    assert (address.index, address.address, address.merchant_id) == (
+        intent.deposit_address.index, intent.deposit_address.address, merchant.pk,
+    )
+    assert not intent.deposit_address._state.adding
+    # A later address (made the other way, by confirm) gets a key of its own: the sequence is shared.
+    later = create(merchant, confirm=False)
+    from payments.services import payment_intent_confirm
+    later = payment_intent_confirm(intent=later)
+    assert later.deposit_address.pk > address.pk and later.deposit_address.index > address.index
+
+
+def test_reused_serializer_fields_read_each_instances_own_context(merchant):
+    """The create serializer's fields are built once (ReusedFieldsMixin): each new instance must still validate with
+    its own data and context; networks depend on the mode, read through the nested fields' root."""
+    nested = {"amount": 100, "currency": "usd",
+              "payment_method_options": {"crypto": {"deposit_options": {"networks": ["bsc"]}}}}
+    Network.objects.filter(livemode=True, api_name="bsc").update(is_active=False)
+    clear_network_cache()
+    live = PaymentIntentCreateSerializer(data=nested, context={"livemode": True})
+    with pytest.raises(ValidationError) as refused:
+        live.is_valid(raise_exception=True)
+    assert "live mode" in str(refused.value.detail)
+
+    test = PaymentIntentCreateSerializer(data=nested, context={"livemode": False})
+    assert test.is_valid(), test.errors
+    assert test.to_input().networks == ["bsc"] and test.fields is live.fields
+
+    bad = PaymentIntentCreateSerializer(data={"amount": "x", "currency": "usd"}, context={"livemode": False})
+    assert not bad.is_valid() and set(bad.errors) == {"amount"}
+    assert test.validated_data["amount"] == 100  # the first instance's values are its own
