@@ -25,6 +25,7 @@ import re
 import resource
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -521,6 +522,9 @@ def main() -> None:
     if soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard) if hard != resource.RLIM_INFINITY else want, hard))
 
+    if shutil.which("wrk") is None:
+        sys.exit("create_intents: wrk is not installed: `bash scripts/setup.sh --bench` installs it (as root), "
+                 "or `sudo apt-get install -y wrk`")
     started = dt.datetime.now(dt.timezone.utc)
     command = shlex.join([".venv/bin/python", "bench/create_intents.py", *sys.argv[1:]])
     info = machine()
