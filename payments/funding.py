@@ -15,7 +15,7 @@ from . import services
 from .events import event_record
 from .models import Charge, PaymentIntent, UnmatchedDeposit
 from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
-from .pricing import FIAT_EXPONENTS, minor_from_base_units
+from .pricing import FIAT_EXPONENTS
 
 logger = logging.getLogger(__name__)
 Status = PaymentIntent.Status
@@ -81,10 +81,9 @@ def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> No
                      obj_id=deposit.id, snapshot=unmatched_deposit_json(deposit), sequence=1)
 
 
-def _credit(intent: PaymentIntent, transfer: Transfer) -> Charge | None:
-    amount = minor_from_base_units(amount_base_units=transfer.amount_base_units, currency=intent.currency,
-                                   token_decimals=transfer.token.decimals)
-    if amount == 0:
+def _credit(intent: PaymentIntent, transfer: Transfer, amount: int) -> Charge | None:
+    """The Charge of a final transfer, worth `amount` minor units (see `_credit_final`)."""
+    if amount <= 0:
         # Dust (less than one minor unit): it still counts, exactly, in what the intent has received, but a Charge of
         # 0 with its `charge.succeeded` would look like a payment to a merchant who ships on that event.
         return None
@@ -101,6 +100,24 @@ def _credit(intent: PaymentIntent, transfer: Transfer) -> Charge | None:
     event_record(merchant=intent.merchant, livemode=intent.livemode, type="charge.succeeded", obj_id=charge.id,
                  snapshot=charge_json(charge), sequence=1)
     return charge
+
+
+def _credit_final(intent: PaymentIntent, final: list[Transfer], charges: dict[int, Charge]) -> None:
+    """A Charge for every final transfer that has none. Each is worth what its transfer adds to the rounded-down
+    total of the final transfers before it (in chain order), so the intent's Charges add up exactly to its
+    `amount_received`: two transfers of 5.005 make Charges of 500 and 501 cents, and dust counts once it adds up to
+    a cent."""
+    cumulative, charged = Fraction(0), 0
+    for transfer in final:
+        cumulative += _value([transfer], intent.currency)
+        charge = charges.get(transfer.id)
+        if charge is None:
+            charge = _credit(intent, transfer, math.floor(cumulative) - charged)
+            if charge is None:
+                continue
+            intent.latest_charge = charge
+        if charge.status == Charge.Status.SUCCEEDED:
+            charged += charge.amount
 
 
 def _reverse_charge(charge: Charge) -> None:
@@ -159,19 +176,18 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         for transfer in final:
             if transfer.id not in charges:
                 _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
-        credited = math.floor(_value([t for t in final if t.id in charges], intent.currency))
+        credited = sum(charges[t.id].amount for t in final
+                       if t.id in charges and charges[t.id].status == Charge.Status.SUCCEEDED)
         if credited != intent.amount_received:  # a credited transfer was orphaned after the intent closed
             intent.amount_received = credited
             intent.save(update_fields=["amount_received", "updated"])
         return intent
 
-    for transfer in final:
-        charge = _credit(intent, transfer)
-        if charge is not None:
-            intent.latest_charge = charge
+    _credit_final(intent, final, charges)
 
     # Stripe's amount fields are integers: what the customer paid, rounded down to the minor unit.
     grew = math.floor(seen) > intent.amount_seen
+    shrank = math.floor(seen) < intent.amount_seen
     intent.amount_seen = math.floor(seen)
     intent.amount_received = math.floor(received)
     target = (
@@ -184,6 +200,9 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         intent.save(update_fields=["amount_received", "amount_seen", "latest_charge", "updated"])
         if target == Status.REQUIRES_ACTION and grew:
             _event(intent, "payment_intent.partially_funded")
+        elif target == Status.REQUIRES_ACTION and shrank:
+            # A reorg took away part of a short payment that was announced (partially_funded): say so.
+            _event(intent, "payment_intent.reversed")
     elif target == Status.SUCCEEDED:
         if current in (Status.REQUIRES_ACTION, Status.CANCELED):
             _move(intent, Status.PROCESSING, "payment_intent.processing")

@@ -236,7 +236,42 @@ def test_dust_counts_but_makes_no_charge(intent):
     pay(intent, DUE - 10**15, final=True)
     apply()
     intent.refresh_from_db()
-    assert intent.status == "succeeded" and Charge.objects.count() == 1
+    assert intent.status == "succeeded" and intent.amount_received == 1234
+    # and the dust is in the one Charge: the intent's Charges add up to what it received
+    assert list(Charge.objects.values_list("amount", flat=True)) == [1234]
+
+
+def test_the_charges_of_an_intent_add_up_to_its_amount_received(intent):
+    # Given two final transfers worth 5.005 USD each (each alone rounds down to 500 cents)
+    first = pay(intent, 5_005 * 10**15, final=True, block=100)
+    second = pay(intent, 5_005 * 10**15, final=True, block=101)
+    apply()
+    intent.refresh_from_db()
+    # Then the second Charge carries the cent the two make together
+    charges = dict(Charge.objects.values_list("transfer_id", "amount"))
+    assert charges == {first.id: 500, second.id: 501}
+    assert intent.amount_received == 1001 == sum(charges.values()) and intent.status == "requires_action"
+    # and applying again changes nothing
+    AddressActivity.objects.create(deposit_address=intent.deposit_address)
+    apply()
+    assert dict(Charge.objects.values_list("transfer_id", "amount")) == charges
+
+
+def test_a_reorg_that_removes_part_of_a_short_payment_is_announced(intent):
+    # Given a short payment announced as partially funded, not final yet
+    t = pay(intent, DUE // 2)
+    apply()
+    assert types(intent) == ["payment_intent.partially_funded"]
+    # When a reorg removes it
+    orphan(t)
+    apply()
+    intent.refresh_from_db()
+    # Then the intent still waits, and the merchant hears that the funds it was told of are gone (once)
+    assert intent.status == "requires_action" and intent.amount_seen == 0
+    assert types(intent) == ["payment_intent.partially_funded", "payment_intent.reversed"]
+    AddressActivity.objects.create(deposit_address=intent.deposit_address)
+    apply()
+    assert types(intent) == ["payment_intent.partially_funded", "payment_intent.reversed"]
 
 
 def test_a_charge_of_a_canceled_intent_is_reversed_when_its_block_is_orphaned(intent):
