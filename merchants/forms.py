@@ -12,6 +12,21 @@ class ApiKeyCreateForm(forms.Form):
     name = forms.CharField(max_length=100, required=False)
 
 
+class ApiKeyRollForm(forms.Form):
+    """When the old key stops working, the choices of Stripe's dashboard: now, or after a grace period of up to
+    7 days (services.API_KEY_ROLL_MAX_GRACE)."""
+
+    GRACE_HOURS = [
+        (0, "old key expires now"), (1, "old key expires in 1 hour"), (24, "old key expires in 24 hours"),
+        (72, "old key expires in 3 days"), (168, "old key expires in 7 days"),
+    ]
+
+    expires_in_hours = forms.TypedChoiceField(
+        label="Old key expires", choices=GRACE_HOURS, coerce=int, initial=0,
+        widget=forms.Select(attrs={"aria-label": "Old key expires"}),
+    )
+
+
 class TotpConfirmForm(forms.Form):
     token = forms.CharField(label="6-digit code", min_length=6, max_length=8)
 

@@ -56,6 +56,17 @@ def api_keys_for_merchant(*, merchant: Merchant, livemode: bool | None = None):
     return qs
 
 
+def api_keys_usable_for_merchant(*, merchant: Merchant):
+    """The merchant's keys that work now: never expired, or a rolled key still in its grace period."""
+    return api_keys_for_merchant(merchant=merchant).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
+
+
+def api_key_for_merchant(*, merchant: Merchant, key_id: str) -> ApiKey | None:
+    return api_keys_for_merchant(merchant=merchant).filter(pk=key_id).first()
+
+
 def webhook_endpoints_for(*, merchant: Merchant, livemode: bool):
     """The caller's endpoints in its mode, deleted ones left out."""
     return WebhookEndpoint.objects.filter(merchant=merchant, livemode=livemode, deleted=False)

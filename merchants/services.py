@@ -27,6 +27,10 @@ def merchant_create(*, email: str, name: str = "", password: str | None = None) 
         raise DomainError(code="merchant_exists", message=f"A merchant with email {email} already exists.", param="email")
     user = None
     if password:
+        if get_user_model().objects.filter(username=email).exists():
+            raise DomainError(
+                code="user_exists", message=f"A login with user name {email} already exists.", param="email"
+            )
         user = get_user_model().objects.create_user(username=email, email=email, password=password)
     return Merchant.objects.create(email=email, name=name or email.split("@")[0], user=user)
 
@@ -53,15 +57,22 @@ def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
     return key
 
 
+# As Stripe's dashboard: the old key of a roll works on for at most 7 days.
+API_KEY_ROLL_MAX_GRACE = timedelta(days=7)
+
+
 @transaction.atomic
 def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0)) -> IssuedKey:
-    """A new key with the same kind, mode and permissions; the old one stops working after `grace`."""
+    """A new key with the same kind, mode, name and permissions; the old one stops working after `grace`
+    (0 <= grace <= API_KEY_ROLL_MAX_GRACE, checked by the caller). A roll never lengthens the old key's life: a key
+    already set to expire sooner (rolled before) keeps that end."""
     old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     now = timezone.now()
     if old.expires_at is not None and old.expires_at <= now:
-        raise DomainError(code="api_key_expired", message="An expired key cannot be rolled.")
-    old.expires_at = now + grace
-    old.save(update_fields=["expires_at"])
+        raise DomainError(code="api_key_expired", message=f"The key {old.redacted} has expired: it cannot be rolled.")
+    if old.expires_at is None or old.expires_at > now + grace:
+        old.expires_at = now + grace
+        old.save(update_fields=["expires_at"])
     return api_key_create(
         merchant=old.merchant, kind=old.kind, livemode=old.livemode, name=old.name, permissions=old.permissions
     )

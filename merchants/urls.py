@@ -10,5 +10,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
     path("keys/", views.api_key_create, name="key-create"),
     path("keys/<str:key_id>/revoke", views.api_key_revoke, name="key-revoke"),
+    path("keys/<str:key_id>/roll", views.api_key_roll, name="key-roll"),
     path("two-factor/", views.two_factor_setup, name="two-factor"),
 ]

@@ -1,5 +1,6 @@
 """The merchant portal: two-factor login (django-otp TOTP), API keys, two-factor set-up."""
 import base64
+from datetime import timedelta
 from io import BytesIO
 
 import qrcode
@@ -15,8 +16,10 @@ from django_otp import login as otp_login
 from django_otp.decorators import otp_required
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from gateway.errors import DomainError
+
 from . import selectors, services
-from .forms import ApiKeyCreateForm, PortalLoginForm, TotpConfirmForm
+from .forms import ApiKeyCreateForm, ApiKeyRollForm, PortalLoginForm, TotpConfirmForm
 
 
 def portal_required(view):
@@ -37,15 +40,26 @@ def _merchant(request):
     return merchant
 
 
-@portal_required
-def dashboard(request):
-    merchant = _merchant(request)
+def _dashboard(request, merchant, *, key_form=None, roll_form=None, status=200):
     return render(request, "portal/dashboard.html", {
         "merchant": merchant,
-        "keys": selectors.api_keys_for_merchant(merchant=merchant).filter(expires_at__isnull=True),
+        "keys": selectors.api_keys_usable_for_merchant(merchant=merchant),
         "has_2fa": TOTPDevice.objects.filter(user=request.user, confirmed=True).exists(),
-        "key_form": ApiKeyCreateForm(),
-    })
+        "key_form": key_form if key_form is not None else ApiKeyCreateForm(),
+        "roll_form": roll_form if roll_form is not None else ApiKeyRollForm(auto_id=False),
+    }, status=status)
+
+
+def _key(merchant, key_id):
+    key = selectors.api_key_for_merchant(merchant=merchant, key_id=key_id)
+    if key is None:
+        raise Http404
+    return key
+
+
+@portal_required
+def dashboard(request):
+    return _dashboard(request, _merchant(request))
 
 
 @portal_required
@@ -54,10 +68,7 @@ def api_key_create(request):
     merchant = _merchant(request)
     form = ApiKeyCreateForm(request.POST)
     if not form.is_valid():
-        return render(request, "portal/dashboard.html", {
-            "merchant": merchant, "key_form": form,
-            "keys": selectors.api_keys_for_merchant(merchant=merchant).filter(expires_at__isnull=True),
-        }, status=400)
+        return _dashboard(request, merchant, key_form=form, status=400)
     issued = services.api_key_create(
         merchant=merchant, kind=form.cleaned_data["kind"], livemode=form.cleaned_data["mode"] == "live",
         name=form.cleaned_data["name"],
@@ -67,12 +78,31 @@ def api_key_create(request):
 
 @portal_required
 @require_POST
+def api_key_roll(request, key_id):
+    """A new key in place of one of the merchant's keys, shown once; the old one expires now or after a grace
+    period."""
+    merchant = _merchant(request)
+    key = _key(merchant, key_id)
+    form = ApiKeyRollForm(request.POST, auto_id=False)
+    if form.is_valid():
+        try:
+            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=form.cleaned_data["expires_in_hours"]))
+        except DomainError as exc:
+            form.add_error(None, exc.message)
+        else:
+            key.refresh_from_db(fields=["expires_at"])
+            return render(request, "portal/key_created.html", {
+                "merchant": merchant, "raw": issued.raw, "key": issued.api_key, "rolled": key,
+                "grace": form.cleaned_data["expires_in_hours"] > 0,
+            })
+    return _dashboard(request, merchant, roll_form=form, status=400)
+
+
+@portal_required
+@require_POST
 def api_key_revoke(request, key_id):
     merchant = _merchant(request)
-    key = selectors.api_keys_for_merchant(merchant=merchant).filter(pk=key_id).first()
-    if key is None:
-        raise Http404
-    services.api_key_revoke(api_key=key)
+    key = services.api_key_revoke(api_key=_key(merchant, key_id))
     messages.success(request, f"Key {key.redacted} revoked.")
     return redirect("portal:dashboard")
 

@@ -1,5 +1,9 @@
 """The merchant portal: password + TOTP login, API keys shown once, every page scoped to its merchant."""
+from datetime import timedelta
+
 import pytest
+from django.test import Client
+from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -80,3 +84,95 @@ def test_a_merchant_cannot_revoke_another_merchants_key(client, shop):
     assert client.post(f"/portal/keys/{mine.id}/revoke").status_code == 302
     mine.refresh_from_db()
     assert mine.expires_at is not None
+
+
+def test_rolling_a_key_shows_the_new_one_once_and_the_old_one_stops_at_once(client, shop, key_works):
+    old_raw = services.api_key_create(merchant=shop, livemode=True, name="shop server").raw
+    old = ApiKey.objects.get(key_hash=hash_key(old_raw))
+    login(client)
+    assert f'action="/portal/keys/{old.id}/roll"'.encode() in client.get("/portal/").content
+
+    response = client.post(f"/portal/keys/{old.id}/roll", {"expires_in_hours": "0"})
+
+    assert response.status_code == 200 and b"has stopped working" in response.content
+    raw = response.context["raw"]
+    new = ApiKey.objects.get(key_hash=hash_key(raw))
+    assert (new.merchant, new.kind, new.livemode, new.name) == (shop, "secret", True, "shop server")
+    assert key_works(raw) and not key_works(old_raw)
+    page = client.get("/portal/").content
+    assert raw.encode() not in page and new.redacted.encode() in page and old.redacted.encode() not in page
+
+
+def test_a_rolled_key_with_a_grace_period_works_until_it_ends(client, shop, key_works, key_clock):
+    old_raw = services.api_key_create(merchant=shop).raw
+    old = ApiKey.objects.get(key_hash=hash_key(old_raw))
+    login(client)
+
+    response = client.post(f"/portal/keys/{old.id}/roll", {"expires_in_hours": "24"})
+
+    assert b"keeps working until" in response.content
+    old.refresh_from_db()
+    assert timezone.now() + timedelta(hours=23) < old.expires_at <= timezone.now() + timedelta(hours=24)
+    assert old.redacted.encode() in client.get("/portal/").content  # listed, with its expiry, until it ends
+    raw = response.context["raw"]
+    assert key_works(old_raw) and key_works(raw)
+    key_clock(old.expires_at + timedelta(seconds=1))
+    assert not key_works(old_raw) and key_works(raw)
+
+
+def test_a_merchant_cannot_roll_another_merchants_key(client, shop, key_works):
+    other = services.merchant_create(email="other@example.com", password=PASSWORD)
+    issued = services.api_key_create(merchant=other)
+    login(client)
+
+    assert client.post(f"/portal/keys/{issued.api_key.id}/roll", {"expires_in_hours": "0"}).status_code == 404
+    issued.api_key.refresh_from_db()
+    assert issued.api_key.expires_at is None and ApiKey.objects.count() == 1 and key_works(issued.raw)
+
+
+@pytest.mark.parametrize("data", [{"expires_in_hours": "abc"}, {"expires_in_hours": "9999"}, {}])
+def test_a_bad_grace_period_is_a_form_error_and_changes_nothing(client, shop, data):
+    key = services.api_key_create(merchant=shop).api_key
+    login(client)
+
+    response = client.post(f"/portal/keys/{key.id}/roll", data)
+
+    assert response.status_code == 400 and "expires_in_hours" in response.context["roll_form"].errors
+    assert b"errorlist" in response.content
+    key.refresh_from_db()
+    assert key.expires_at is None and ApiKey.objects.count() == 1
+
+
+def test_an_expired_key_cannot_be_rolled(client, shop):
+    key = services.api_key_revoke(api_key=services.api_key_create(merchant=shop).api_key)
+    login(client)
+
+    response = client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"})
+
+    assert response.status_code == 400 and b"cannot be rolled" in response.content
+    assert ApiKey.objects.count() == 1
+
+
+def test_rolling_needs_a_post_with_the_csrf_token(shop):
+    key = services.api_key_create(merchant=shop).api_key
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(shop.user)
+
+    assert client.get(f"/portal/keys/{key.id}/roll").status_code == 405
+    assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"}).status_code == 403
+    token = client.get("/portal/").context["csrf_token"]
+    assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0", "csrfmiddlewaretoken": token}
+                       ).status_code == 200
+    assert ApiKey.objects.count() == 2
+
+
+def test_rolling_needs_the_second_factor_once_it_is_set_up(client, shop):
+    key = services.api_key_create(merchant=shop).api_key
+    login(client)  # password only, then a device is confirmed elsewhere: this session is not verified
+    TOTPDevice.objects.create(user=shop.user, name="phone", confirmed=True)
+
+    response = client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"})
+
+    assert response.status_code == 302 and response.url.startswith("/portal/login/")
+    key.refresh_from_db()
+    assert key.expires_at is None and ApiKey.objects.count() == 1

@@ -2,6 +2,7 @@
 import time
 
 import pytest
+import requests
 import stripe
 
 from payments.models import PaymentIntent
@@ -60,6 +61,7 @@ def test_auto_pagination_across_pages_and_created_filters(sdk):
     ({"amount": 0}, "amount", "parameter_invalid"),
     ({"amount": -1}, "amount", "parameter_invalid"),
     ({"amount": "12.5"}, "amount", "parameter_invalid"),
+    ({"amount": "abc"}, "amount", "parameter_invalid"),
     ({"amount": 10**30}, "amount", "parameter_invalid"),
     ({"currency": "zzz"}, "currency", "parameter_invalid"),
     ({"payment_method_options": {"crypto": {"deposit_options": {"networks": ["solana"]}}}},
@@ -76,6 +78,49 @@ def test_errors_raise_the_sdks_exception_with_param_and_code(sdk, params, param,
     assert exc.value.http_status == 400
     assert exc.value.request_id and exc.value.request_id.startswith("req_")
     assert PaymentIntent.objects.count() == 0
+
+
+def test_broken_brackets_in_a_form_body_name_the_param(live_server, secret_key):
+    # The SDK always encodes brackets correctly, so this body is sent as raw bytes.
+    response = requests.post(
+        f"{live_server.url}/v1/payment_intents", data="amount=1234&currency=usd&metadata[order_id=A-1",
+        headers={"Authorization": f"Bearer {secret_key}", "Content-Type": "application/x-www-form-urlencoded"},
+        timeout=10,
+    )
+    assert response.status_code == 400 and response.headers["Request-Id"].startswith("req_")
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and error["code"] == "parameter_invalid"
+    assert error["param"] == "metadata[order_id" and "metadata[order_id" in error["message"]
+    assert PaymentIntent.objects.count() == 0
+
+
+@pytest.mark.parametrize("params, param, code", [
+    ({"metadata": {f"k{i}": "v" for i in range(51)}}, "metadata", "parameter_invalid"),
+    ({"metadata": {"k" * 41: "v"}}, "metadata[" + "k" * 41 + "]", "parameter_invalid"),
+    ({"metadata": {"k": "v" * 501}}, "metadata[k]", "parameter_invalid"),
+    ({"unknown_thing": "x"}, "unknown_thing", "parameter_unknown"),
+])
+def test_update_errors_raise_the_sdks_exception_and_change_nothing(sdk, params, param, code):
+    intent = create(sdk, metadata={"order_id": "A-1"})
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.payment_intents.update(intent.id, params=params)
+    assert exc.value.http_status == 400 and exc.value.param == param and exc.value.code == code
+    assert PaymentIntent.objects.get(pk=intent.id).metadata == {"order_id": "A-1"}
+
+
+def test_cancel_errors_raise_the_sdks_exception_and_change_nothing(sdk):
+    intent = create(sdk)
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.payment_intents.cancel(intent.id, params={"cancellation_reason": "bored"})
+    assert exc.value.http_status == 400
+    assert exc.value.param == "cancellation_reason" and exc.value.code == "parameter_invalid"
+    assert PaymentIntent.objects.get(pk=intent.id).status == "requires_action"
+
+    sdk.v1.payment_intents.cancel(intent.id, params={"cancellation_reason": "duplicate"})
+    with pytest.raises(stripe.InvalidRequestError) as exc:
+        sdk.v1.payment_intents.cancel(intent.id, params={"cancellation_reason": "fraudulent"})
+    assert exc.value.http_status == 400 and exc.value.code == "payment_intent_unexpected_state"
+    assert PaymentIntent.objects.get(pk=intent.id).cancellation_reason == "duplicate"
 
 
 def test_missing_required_param(sdk):
@@ -104,6 +149,14 @@ def test_other_merchants_and_other_modes_get_404(sdk, live_server, make_key):
         with pytest.raises(stripe.InvalidRequestError) as exc:
             client.v1.payment_intents.retrieve(intent.id)
         assert exc.value.http_status == 404
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            client.v1.payment_intents.update(intent.id, params={"metadata": {"order_id": "stolen"}})
+        assert exc.value.http_status == 404 and exc.value.code == "resource_missing" and exc.value.param == "intent"
+        with pytest.raises(stripe.InvalidRequestError) as exc:
+            client.v1.payment_intents.cancel(intent.id, params={"cancellation_reason": "fraudulent"})
+        assert exc.value.http_status == 404 and exc.value.code == "resource_missing" and exc.value.param == "intent"
+    row = PaymentIntent.objects.get(pk=intent.id)
+    assert row.metadata == {} and row.status == "requires_action" and row.cancellation_reason == ""
 
 
 def test_publishable_key_cannot_create(live_server, merchant, make_key):

@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from merchants import selectors, services
 from merchants.models import ApiKey
+from merchants.presenters import KEY_FIELDS, issued_key_json
 
 
 class Command(BaseCommand):
@@ -23,10 +24,8 @@ class Command(BaseCommand):
         issued = services.api_key_create(
             merchant=merchant, kind=options["kind"], livemode=options["mode"] == "live", name=options["name"]
         )
-        field = {"secret": "secret_key", "restricted": "restricted_key", "publishable": "publishable_key"}[options["kind"]]
-        out = {"merchant_id": merchant.id, "key_id": issued.api_key.id, "livemode": issued.api_key.livemode,
-               field: issued.raw}
+        out = issued_key_json(issued.api_key, issued.raw)
         if options["json"]:
             self.stdout.write(json.dumps(out))
         else:
-            self.stdout.write(f"{field}: {issued.raw}\n(shown once; store it now)")
+            self.stdout.write(f"{KEY_FIELDS[issued.api_key.kind]}: {issued.raw}\n(shown once; store it now)")
