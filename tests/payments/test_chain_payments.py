@@ -1,71 +1,14 @@
 """End to end on a real chain: the API creates an intent, the test helper really sends the deposit on anvil, the
-scanner records it, the payments side applies it, and the API shows the intent and its Charge.
-
-Transactional database: the scanner's steps commit, as in production. The scanner's after-commit task message is
-captured (nothing reaches the broker); the test applies the activity itself, as the worker would."""
-import time
-
+scanner records it, the payments side applies it, and the API shows the intent and its Charge (the fixtures and
+helpers: tests/payments/conftest.py)."""
 import pytest
-from django.conf import settings
-from django.test import override_settings
 
 from payments import funding
 from payments.models import Event
-from tests.chain import anvil_chain, register_devnet_for_tests  # noqa: F401
-from wallets.chain import scanner
-from wallets.chain.scanner import log_ranges_forget, scan_step
+from tests.payments.conftest import charges_of, create, event_types, get, mined, settle, simulate
+from wallets.chain.scanner import scan_step
 from wallets.devchain import rpc
 from wallets.networks import clear_network_cache
-
-
-@pytest.fixture
-def devnet(anvil_chain, transactional_db, networks, wallet, monkeypatch):
-    log_ranges_forget()
-    monkeypatch.setattr(scanner.celery_app, "send_task", lambda *a, **kw: None)
-    with override_settings(GATEWAY_DEVCHAIN_RPC_URL=anvil_chain.rpc_url):
-        network = register_devnet_for_tests(anvil_chain)
-        clear_network_cache()
-        yield network
-    log_ranges_forget()
-
-
-def settle(network, chain, *, mine_blocks: int = 0) -> None:
-    """Mine `mine_blocks`, scan until caught up, apply what the scanner queued."""
-    if mine_blocks:
-        rpc(chain.rpc_url, "anvil_mine", [hex(mine_blocks)])
-    for _ in range(50):
-        step = scan_step(network=network)
-        assert not step.back_off, step
-        if step.caught_up:
-            break
-    funding.address_activity_process()
-
-
-def create(api, amount=1999):
-    response = api.post("/v1/payment_intents", {
-        "amount": amount, "currency": "usd",
-        "payment_method_options[crypto][deposit_options][networks][]": "bsc",
-    })
-    assert response.status_code == 200, response.json()
-    return response.json()
-
-
-def simulate(api, intent_id, **params):
-    """The test helper; when it sent a transfer, wait until the transfer is mined (anvil mines it at once, but the
-    answer may come before its receipt)."""
-    response = api.post(f"/v1/test_helpers/payment_intents/{intent_id}/simulate_crypto_deposit",
-                        {"network": "bsc", "token_currency": "usdt", **params})
-    if response.status_code == 200:
-        mined(settings.GATEWAY_DEVCHAIN_RPC_URL, response.json()["test_helper"]["transaction_hash"])
-    return response
-
-
-def mined(rpc_url: str, tx_hash: str) -> dict:
-    deadline = time.monotonic() + 30
-    while (receipt := rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash])) is None:
-        assert time.monotonic() < deadline, f"{tx_hash} not mined"
-        time.sleep(0.02)
-    return receipt
 
 
 def test_a_simulated_deposit_moves_the_intent_to_processing_then_succeeded_with_a_charge(api, devnet, anvil_chain):
@@ -111,7 +54,18 @@ def test_two_partial_deposits_add_up(api, devnet, anvil_chain):
     settle(devnet, anvil_chain, mine_blocks=2)
     paid = api.get(f"/v1/payment_intents/{intent['id']}").json()
     assert paid["status"] == "succeeded" and paid["amount_received"] == 1000
-    assert len(api.get("/v1/charges", {"payment_intent": intent["id"]}).json()["data"]) == 2
+    charges = {c["amount"]: c["id"] for c in charges_of(api, intent["id"])}
+    assert sorted(charges) == [400, 600]
+    # every event written after the intent's creation, in order: each part credited (its Charge) before the intent
+    # moves; the first part announces the shortfall, the second completes the payment (final at once: processing and
+    # succeeded together)
+    written = (Event.objects.exclude(type__in=["payment_intent.created", "payment_intent.requires_action"])
+               .order_by("created").values_list("type", "object_id"))
+    assert list(written) == [
+        ("charge.succeeded", charges[400]), ("payment_intent.partially_funded", intent["id"]),
+        ("charge.succeeded", charges[600]), ("payment_intent.processing", intent["id"]),
+        ("payment_intent.succeeded", intent["id"]),
+    ]
 
 
 def test_the_test_helper_refuses_bad_input_and_live_keys(api, devnet, merchant, make_key):
@@ -132,18 +86,6 @@ def test_the_test_helper_refuses_bad_input_and_live_keys(api, devnet, merchant, 
 # --- Every way a customer pays, on the real chain ------------------------------------------------------------------
 
 DUE_1000 = 10 * 10**18  # 10.00 USD in the test USDT (18 decimals)
-
-
-def get(api, intent_id):
-    return api.get(f"/v1/payment_intents/{intent_id}").json()
-
-
-def charges_of(api, intent_id):
-    return api.get("/v1/charges", {"payment_intent": intent_id}).json()["data"]
-
-
-def event_types(object_id):
-    return list(Event.objects.filter(object_id=object_id).order_by("sequence").values_list("type", flat=True))
 
 
 def send_token(chain, *, token: str, to: str, amount: int, sender: int = 5) -> str:

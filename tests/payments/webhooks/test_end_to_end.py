@@ -4,15 +4,14 @@ import pytest
 import stripe
 
 from payments.webhooks.delivery import deliver
-from tests.chain import anvil_chain  # noqa: F401
-from tests.payments.test_chain_payments import create, devnet, settle, simulate  # noqa: F401
+from tests.payments.conftest import create, settle, simulate
 
 from .conftest import SECRET
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_every_event_of_a_devnet_payment_is_delivered_and_verifies(api, devnet, anvil_chain, receiver,  # noqa: F811
+def test_every_event_of_a_devnet_payment_is_delivered_and_verifies(api, devnet, anvil_chain, receiver,
                                                                     make_endpoint):
     endpoint = make_endpoint(receiver.on("/ok"))
     settle(devnet, anvil_chain)
