@@ -206,6 +206,9 @@ GATEWAY_WEBHOOK_LEASE_MARGIN_SECONDS = env.float("GATEWAY_WEBHOOK_LEASE_MARGIN_S
 # and in all.
 GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY = env.int("GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY", default=32)
 GATEWAY_WEBHOOK_MAX_IN_FLIGHT = env.int("GATEWAY_WEBHOOK_MAX_IN_FLIGHT", default=1000)
+# The failing endpoints (the slow lane) together hold at most this share of those requests in flight, so endpoints
+# that hang until the timeout never take the capacity of the healthy ones.
+GATEWAY_WEBHOOK_SLOW_LANE_SHARE = env.float("GATEWAY_WEBHOOK_SLOW_LANE_SHARE", default=0.25)
 # RPC endpoints of the local devnet (anvil started by `manage.py devchain`).
 GATEWAY_DEVCHAIN_RPC_URL = env("GATEWAY_DEVCHAIN_RPC_URL", default="http://127.0.0.1:8545")
 # Reconciliation reads the balances of every address with a transfer on the network, plus those issued in the last

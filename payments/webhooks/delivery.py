@@ -7,11 +7,13 @@ the request timeout), so a dispatcher killed at any line loses nothing: its deli
 
 A slow or dead endpoint never delays the others: each endpoint has its own budget of requests in flight
 (GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY); a claim takes at most that many rows of one endpoint and none of an endpoint
-already at its budget in this process. An endpoint that is failing (`failing_since` set) is in a slow lane: a
-claim takes at most a quarter of the budget of its rows, and it is then left out of the claims for
+already at its budget in this process. An endpoint that is failing (`failing_since` set, or a failure seen here) is
+in a slow lane: a claim takes at most a quarter of the budget of its rows, and it is then left out of the claims for
 FAILING_ENDPOINT_PAUSE_SECONDS, so an endpoint that fails fast (a 500, a refused connection) cannot eat the sender's
 CPU at the healthy endpoints' expense; its first attempts wait, it is retried as usual, and its first success puts it
-back in the fast lane.
+back in the fast lane. The slow lane as a whole holds at most GATEWAY_WEBHOOK_SLOW_LANE_SHARE of
+GATEWAY_WEBHOOK_MAX_IN_FLIGHT (a quarter: 250 of 1,000): however many endpoints hang until the timeout, the rest of
+the sender stays free for the healthy ones.
 """
 import asyncio
 import concurrent.futures
@@ -90,6 +92,9 @@ class Dispatcher:
         self.timeout = float(settings.GATEWAY_WEBHOOK_TIMEOUT_SECONDS)
         self.per_endpoint = int(settings.GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY)
         self.max_in_flight = int(settings.GATEWAY_WEBHOOK_MAX_IN_FLIGHT)
+        self.per_failing = max(1, self.per_endpoint // 4)
+        # requests in flight of the failing endpoints, in all: the slow lane's share of the sender
+        self.slow_lane_capacity = max(1, int(self.max_in_flight * float(settings.GATEWAY_WEBHOOK_SLOW_LANE_SHARE)))
         self.rng = rng or random.Random()
         self.in_flight: dict[str, int] = defaultdict(int)
         self.semaphores: dict[str, asyncio.Semaphore] = {}
@@ -117,15 +122,20 @@ class Dispatcher:
             if events < 1000:
                 return total
 
-    def _claim(self, limit: int, skip: list[str], slow_lane: list[str]):
-        """The fast lane (every endpoint not known to be failing), then the slow lane: the failing endpoints whose
-        pause is over, in a claim of their own so that their backlog never fills the fast lane's claim."""
+    def _claim(self, limit: int, skip: list[str], failing: list[str], slow_lane: list[str], slow_room: int):
+        """The fast lane (every endpoint not known here to be failing), then the slow lane: the failing endpoints
+        whose pause is over, in a claim of their own so that their backlog never fills the fast lane's claim. Rows
+        of failing endpoints, in either claim, take at most `slow_room` (what the slow lane's share has left)."""
         now = timezone.now()
         claimed = services.deliveries_claim(now=now, limit=limit, per_endpoint=self.per_endpoint,
-                                            skip_endpoints=skip + sorted(self.failing))
-        if slow_lane:
-            claimed += services.deliveries_claim(now=now, limit=limit, per_endpoint=self.per_endpoint,
-                                                 skip_endpoints=skip, only_endpoints=slow_lane)
+                                            per_failing_endpoint=self.per_failing, max_failing=max(0, slow_room),
+                                            skip_endpoints=skip + failing)
+        slow_room -= sum(1 for c in claimed if c.endpoint.failing_since is not None)
+        slow_limit = min(limit - len(claimed), slow_room)
+        if slow_lane and slow_limit > 0:
+            claimed += services.deliveries_claim(now=now, limit=slow_limit, per_endpoint=self.per_failing,
+                                                 per_failing_endpoint=self.per_failing, skip_endpoints=skip,
+                                                 only_endpoints=slow_lane)
         return claimed
 
     def _record(self, results):
@@ -197,8 +207,9 @@ class Dispatcher:
                     self.paused_until = {eid: t for eid, t in self.paused_until.items() if t > now}
                     skip = [eid for eid, n in self.in_flight.items() if n >= self.per_endpoint]
                     slow_lane = sorted(self.failing - set(self.paused_until) - set(skip))
+                    slow_room = self.slow_lane_capacity - sum(self.in_flight.get(eid, 0) for eid in self.failing)
                     self.freed.clear()
-                    claimed = await self.db(self._claim, limit, skip, slow_lane)
+                    claimed = await self.db(self._claim, limit, skip, sorted(self.failing), slow_lane, slow_room)
                     self.counts["claimed"] += len(claimed)
                     for delivery in claimed:
                         if delivery.endpoint.failing_since is not None:

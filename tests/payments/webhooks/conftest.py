@@ -1,5 +1,7 @@
-"""A local receiver for webhook deliveries (http.server in a thread on 127.0.0.1) and endpoints made directly."""
+"""A local receiver for webhook deliveries (http.server in a thread on 127.0.0.1), a server that never answers, and
+endpoints made directly."""
 import json
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -90,6 +92,57 @@ def receiver():
     yield receiver
     server.shutdown()
     server.server_close()
+
+
+@dataclass
+class Hanging:
+    """A server on 127.0.0.1 that accepts connections and never answers: every request to it hangs until the
+    sender's timeout, or until `close()` (then the sender sees the connection closed)."""
+
+    url: str
+    listener: socket.socket
+    connections: list = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    closed: threading.Event = field(default_factory=threading.Event)
+
+    def on(self, path: str) -> str:
+        return self.url + path
+
+    def count(self) -> int:
+        """Connections accepted and held: the requests in flight to this server."""
+        with self.lock:
+            return len(self.connections)
+
+    def accept_forever(self) -> None:
+        while not self.closed.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # the timeout, or the listener closed
+                continue
+            with self.lock:
+                if self.closed.is_set():
+                    conn.close()
+                else:
+                    self.connections.append(conn)
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed.set()
+            for conn in self.connections:
+                conn.close()
+        self.listener.close()
+
+
+@pytest.fixture
+def hanging():
+    listener = socket.create_server(("127.0.0.1", 0), backlog=4096)
+    listener.settimeout(0.1)
+    server = Hanging(url=f"http://127.0.0.1:{listener.getsockname()[1]}", listener=listener)
+    thread = threading.Thread(target=server.accept_forever, daemon=True)
+    thread.start()
+    yield server
+    server.close()
+    thread.join(timeout=5)
 
 
 @pytest.fixture

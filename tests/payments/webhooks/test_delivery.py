@@ -2,6 +2,10 @@
 
 Transactional database: the sender works in a thread of its own and must see committed rows, as in production.
 Time is moved by editing rows (`created`, `next_attempt_at`, `failing_since`), never by sleeping."""
+import asyncio
+import socket
+import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -13,8 +17,10 @@ from django.utils import timezone
 from merchants.models import WebhookEndpoint
 from payments.events import event_record
 from payments.models import Event, WebhookAttempt, WebhookDelivery
-from payments.webhooks.delivery import deliver
+from payments.webhooks.delivery import Dispatcher, deliver
 from payments.webhooks.fanout import events_fan_out
+
+from tests.conftest import FormClient
 
 from .conftest import SECRET
 
@@ -37,6 +43,37 @@ def delivery_of(endpoint, event):
 
 def make_due(delivery):
     WebhookDelivery.objects.filter(id=delivery.id).update(next_attempt_at=timezone.now())
+
+
+def wait_for(condition, *, seconds: float, message: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.05)
+
+
+def start_dispatcher(**kwargs):
+    """A dispatcher running in a thread of its own until the returned function is called (which waits for it to
+    finish its requests in flight)."""
+    started = threading.Event()
+    running = {}
+
+    async def main():
+        running["loop"], running["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        started.set()
+        await Dispatcher(**kwargs).run(stop=running["stop"])
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    thread.start()
+    started.wait(10)
+
+    def stop(*, then=lambda: None):
+        running["loop"].call_soon_threadsafe(running["stop"].set)
+        then()
+        thread.join(30)
+        assert not thread.is_alive()
+
+    return stop
 
 
 def test_an_event_is_posted_signed_and_the_attempt_recorded(merchant, receiver, make_endpoint):
@@ -202,6 +239,47 @@ def test_forbidden_addresses_are_refused_at_delivery_without_connecting(merchant
     assert delivery.status == "pending" and delivery.attempts == 1
 
 
+def test_a_name_that_resolves_to_a_private_address_at_delivery_is_refused_before_connecting(
+        merchant, make_key, monkeypatch):
+    # Given a live-mode https endpoint, accepted by the API because its name resolved to a public address
+    host, answer = "hooks.rebind.example", {"address": "93.184.216.34"}
+    real_getaddrinfo, looked_up, connects = socket.getaddrinfo, [], []
+
+    def getaddrinfo(name, port, *args, **kwargs):  # the resolver gateway.ssrf uses; nothing else is faked
+        if name != host:
+            return real_getaddrinfo(name, port, *args, **kwargs)
+        looked_up.append(answer["address"])
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (answer["address"], port or 0))]
+
+    async def sock_connect(loop, sock, address):  # nothing may leave 127.0.0.1, even if the guard broke
+        connects.append(address)
+        raise ConnectionRefusedError(f"the test refuses to connect to {address}")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(asyncio.selector_events.BaseSelectorEventLoop, "sock_connect", sock_connect)
+    api = FormClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {make_key(merchant, livemode=True)}")
+    response = api.post("/v1/webhook_endpoints", {"url": f"https://{host}/hook", "enabled_events[]": "*"})
+    assert response.status_code == 200, response.content
+    endpoint = WebhookEndpoint.objects.get(id=response.json()["id"])
+    assert endpoint.livemode and looked_up == ["93.184.216.34"]
+    event = make_event(merchant, livemode=True)
+
+    # when, at delivery, the same name resolves to a private address (DNS rebinding)
+    answer["address"] = "10.0.0.7"
+    deliver(until_idle=True, duration=20)
+
+    # then the delivery is refused before any connection, and recorded as a failed attempt that says why
+    assert looked_up == ["93.184.216.34", "10.0.0.7"] and connects == []
+    delivery = delivery_of(endpoint, event)
+    [attempt] = delivery.attempt_rows.all()
+    assert attempt.status_code is None and attempt.response_body == ""
+    assert attempt.error == f"Refused: {host} resolves to a forbidden address (10.0.0.7)."
+    assert delivery.status == "pending" and delivery.attempts == 1 and delivery.next_attempt_at > timezone.now()
+    endpoint.refresh_from_db()
+    assert endpoint.failing_since is not None
+
+
 @override_settings(GATEWAY_WEBHOOK_ALLOW_LOOPBACK=False)
 def test_loopback_is_refused_in_test_mode_too_unless_allowed(merchant, receiver, make_endpoint):
     endpoint = make_endpoint(receiver.on("/ok"))
@@ -244,3 +322,37 @@ def test_the_celery_task_delivers_too(merchant, receiver, make_endpoint):
     event = make_event(merchant)
     counts = deliver_webhooks.apply(kwargs={"duration": 10}).get()
     assert counts["succeeded"] == 1 and delivery_of(endpoint, event).status == "succeeded"
+
+
+@override_settings(GATEWAY_WEBHOOK_TIMEOUT_SECONDS=30)
+def test_endpoints_that_hang_hold_only_the_slow_lanes_share_and_a_healthy_one_is_still_delivered(
+        merchant, receiver, hanging, make_endpoint, settings):
+    # Given 40 endpoints that are failing and now hang until the timeout (30 s), each with more due deliveries than
+    # its budget (40 x 32 requests would fill the sender's 1,000), beside one healthy endpoint
+    share = int(settings.GATEWAY_WEBHOOK_MAX_IN_FLIGHT * settings.GATEWAY_WEBHOOK_SLOW_LANE_SHARE)
+    assert 40 * settings.GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY > settings.GATEWAY_WEBHOOK_MAX_IN_FLIGHT > share
+    hung = [make_endpoint(hanging.on(f"/hang/{n}"), failing_since=timezone.now() - timedelta(hours=1))
+            for n in range(40)]
+    healthy = make_endpoint(receiver.on("/ok"))
+    backlog = {make_event(merchant).id for _ in range(40)}
+
+    stop = start_dispatcher(poll_seconds=0.1)
+    try:
+        # when the slow lane has taken its share of the sender with requests that hang
+        wait_for(lambda: hanging.count() >= share, seconds=20, message=f"{hanging.count()} requests hang")
+        wait_for(lambda: {r.event["id"] for r in receiver.at("/ok")} >= backlog, seconds=10,
+                 message="the healthy endpoint's backlog was not delivered")
+        # then new events reach the healthy endpoint, one after another, over several of the slow lane's pauses
+        # (long enough for the failing endpoints to fill the whole sender if nothing held them back)
+        for _ in range(6):
+            event = make_event(merchant)
+            wait_for(lambda: event.id in {r.event["id"] for r in receiver.at("/ok")}, seconds=10,
+                     message="an event to the healthy endpoint was held up by the hanging ones")
+            time.sleep(0.5)
+        # while the hanging requests are still in flight, never more of them than the slow lane's share
+        assert hanging.count() == share
+        assert not WebhookAttempt.objects.filter(delivery__endpoint__in=hung).exists()
+    finally:
+        stop(then=hanging.close)  # the hanging requests end (connection closed) and are recorded as failures
+    assert WebhookDelivery.objects.filter(endpoint=healthy, status="succeeded").count() == 46
+    assert WebhookAttempt.objects.filter(delivery__endpoint__in=hung).count() == share

@@ -1,8 +1,8 @@
 """At least once, whatever happens to the sender: the `deliver_webhooks` command, in a process of its own, is killed
-with SIGKILL at random moments during a burst of deliveries (and restarted each time), at least 20 times; then a
-fresh `manage.py deliver_webhooks` runs to the end. Every event is received at least once; the duplicates (an
-attempt answered but killed before it was recorded is sent again when its lease ends) are counted and reported,
-never a failure.
+with SIGKILL at random moments during a burst of deliveries (each one within 0.1 s of its first delivery, so every
+kill lands mid-burst) and restarted each time, at least 20 times; then a fresh `manage.py deliver_webhooks` runs to
+the end. Every event is received at least once; the duplicates (an attempt answered but killed before it was
+recorded is sent again when its lease ends) are counted and reported, never a failure.
 
 The killed processes are forks of this test process that run the command (call_command), because starting
 `manage.py` costs seconds of imports on a busy 2-core machine and 20 of them would take minutes; the last sender
@@ -88,13 +88,23 @@ def test_kill_9_during_a_burst_loses_nothing(merchant, receiver, make_endpoint, 
         log = Path(tmp) / "sender.log"
         kills = 0
         while kills < KILLS:
+            sent = len(receiver.received)
             pid = fork_sender()
-            time.sleep(float(os.environ.get("KILL_DEBUG_SLEEP", 0)) or rng.uniform(0.1, 0.6))
-            os.kill(pid, signal.SIGKILL)
-            _, status = os.waitpid(pid, 0)
+            try:
+                deadline = time.monotonic() + 30
+                while len(receiver.received) == sent:  # once this sender delivers, the kill lands during the burst
+                    assert time.monotonic() < deadline, f"sender {kills + 1} delivered nothing"
+                    time.sleep(0.01)
+                time.sleep(float(os.environ.get("KILL_DEBUG_SLEEP", 0)) or rng.uniform(0, 0.1))
+            finally:
+                os.kill(pid, signal.SIGKILL)
+                _, status = os.waitpid(pid, 0)
             assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL  # killed, not crashed
             kills += 1
         received_during_kills = len({r.event["id"] for r in receiver.at("/slow/0.03")})
+        # the kills landed during the burst: events were received while senders were being killed, and the last
+        # kill still had work to interrupt (not everything was delivered before it)
+        assert 0 < received_during_kills < EVENTS, received_during_kills
 
         proc = start_sender(log)
         try:
