@@ -64,15 +64,21 @@ API_KEY_ROLL_MAX_GRACE = timedelta(days=7)
 @transaction.atomic
 def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0)) -> IssuedKey:
     """A new key with the same kind, mode, name and permissions; the old one stops working after `grace`
-    (0 <= grace <= API_KEY_ROLL_MAX_GRACE, checked by the caller). A roll never lengthens the old key's life: a key
-    already set to expire sooner (rolled before) keeps that end."""
+    (0 <= grace <= API_KEY_ROLL_MAX_GRACE, checked by the caller). A key is rolled once: a key already set to expire
+    (rolled before, or its roll submitted twice) is refused, so no second replacement exists that nobody was shown;
+    revoking it ends it at once."""
     old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     now = timezone.now()
     if old.expires_at is not None and old.expires_at <= now:
         raise DomainError(code="api_key_expired", message=f"The key {old.redacted} has expired: it cannot be rolled.")
-    if old.expires_at is None or old.expires_at > now + grace:
-        old.expires_at = now + grace
-        old.save(update_fields=["expires_at"])
+    if old.expires_at is not None:
+        raise DomainError(
+            code="api_key_already_rolled",
+            message=f"The key {old.redacted} was already rolled and stops working at {old.expires_at:%Y-%m-%d %H:%M} "
+                    "UTC: revoke it to stop it now.",
+        )
+    old.expires_at = now + grace
+    old.save(update_fields=["expires_at"])
     return api_key_create(
         merchant=old.merchant, kind=old.kind, livemode=old.livemode, name=old.name, permissions=old.permissions
     )

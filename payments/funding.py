@@ -103,20 +103,22 @@ def _credit(intent: PaymentIntent, transfer: Transfer, amount: int) -> Charge | 
 
 
 def _credit_final(intent: PaymentIntent, final: list[Transfer], charges: dict[int, Charge]) -> None:
-    """A Charge for every final transfer that has none. Each is worth what its transfer adds to the rounded-down
-    total of the final transfers before it (in chain order), so the intent's Charges add up exactly to its
-    `amount_received`: two transfers of 5.005 make Charges of 500 and 501 cents, and dust counts once it adds up to
-    a cent."""
-    cumulative, charged = Fraction(0), 0
+    """A Charge for every final transfer that has none. Each new one is worth what its transfer adds to the
+    rounded-down total of the transfers already charged and the new ones before it (in chain order), so the intent's
+    Charges add up exactly to its `amount_received`: two transfers of 5.005 make Charges of 500 and 501 cents, and
+    dust counts once it adds up to a cent. Charges made earlier are never recomputed, whatever the order in which
+    transfers (on several chains) became final. (The one exception: a final block undone by a reorg deeper than the
+    finality rule reverses its Charge, and what the others carried of its fraction of a cent stays with them.)"""
+    credited = [charges[t.id] for t in final if t.id in charges and charges[t.id].status == Charge.Status.SUCCEEDED]
+    cumulative = _value([t for t in final if t.id in charges], intent.currency)
+    charged = sum(c.amount for c in credited)
     for transfer in final:
+        if transfer.id in charges:
+            continue
         cumulative += _value([transfer], intent.currency)
-        charge = charges.get(transfer.id)
-        if charge is None:
-            charge = _credit(intent, transfer, math.floor(cumulative) - charged)
-            if charge is None:
-                continue
+        charge = _credit(intent, transfer, math.floor(cumulative) - charged)
+        if charge is not None:
             intent.latest_charge = charge
-        if charge.status == Charge.Status.SUCCEEDED:
             charged += charge.amount
 
 

@@ -143,6 +143,17 @@ def test_a_bad_grace_period_is_a_form_error_and_changes_nothing(client, shop, da
     assert key.expires_at is None and ApiKey.objects.count() == 1
 
 
+def test_a_roll_submitted_twice_makes_one_new_key(client, shop):
+    key = services.api_key_create(merchant=shop).api_key
+    login(client)
+
+    assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "24"}).status_code == 200
+    response = client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "24"})
+
+    assert response.status_code == 400 and b"already rolled" in response.content
+    assert ApiKey.objects.count() == 2
+
+
 def test_an_expired_key_cannot_be_rolled(client, shop):
     key = services.api_key_revoke(api_key=services.api_key_create(merchant=shop).api_key)
     login(client)

@@ -1,6 +1,7 @@
 """How recorded on-chain transfers move intents: the facts are written as the chain watcher writes them, then
 the payments side applies them. (The end-to-end path through a real chain is in test_chain_payments.py.)"""
 import itertools
+from fractions import Fraction
 
 import pytest
 from django.utils import timezone
@@ -255,6 +256,29 @@ def test_the_charges_of_an_intent_add_up_to_its_amount_received(intent):
     AddressActivity.objects.create(deposit_address=intent.deposit_address)
     apply()
     assert dict(Charge.objects.values_list("transfer_id", "amount")) == charges
+
+
+@pytest.mark.parametrize("cents_per_transfer", [Fraction(6, 10), Fraction(55, 10)])
+def test_charges_add_up_whatever_the_order_in_which_transfers_become_final(merchant, cents_per_transfer):
+    # Given an intent payable on two chains, whose block numbers have nothing to do with each other
+    intent = payment_intent_create(merchant=merchant, livemode=False, data=PaymentIntentInput(
+        amount=1234, currency="usd", networks=["bsc", "polygon"]))
+    polygon = Network.objects.get(api_name="polygon", livemode=False, is_active=True)
+    polygon_token = Token.objects.filter(network=polygon, is_active=True).order_by("currency").first()
+
+    def worth(token):
+        return int(cents_per_transfer * 10**token.decimals / 100)
+
+    # When two transfers at high block numbers become final first, then one at a low block number
+    pay(intent, worth(polygon_token), token=polygon_token, network=polygon, final=True, block=50_000_000)
+    pay(intent, worth(polygon_token), token=polygon_token, network=polygon, final=True, block=50_000_001)
+    apply()
+    pay(intent, worth(usdt()), final=True, block=100)
+    apply()
+    intent.refresh_from_db()
+    # Then the Charges still add up to what the intent received (the floor of 3 x the worth)
+    amounts = list(Charge.objects.filter(payment_intent=intent).values_list("amount", flat=True))
+    assert sum(amounts) == intent.amount_received == int(3 * cents_per_transfer)
 
 
 def test_a_reorg_that_removes_part_of_a_short_payment_is_announced(intent):

@@ -1,6 +1,7 @@
 """At least once, whatever happens to the sender: the `deliver_webhooks` command, in a process of its own, is killed
-with SIGKILL at random moments during a burst of deliveries (each one within 0.1 s of its first delivery, so every
-kill lands mid-burst) and restarted each time, at least 20 times; then a fresh `manage.py deliver_webhooks` runs to
+with SIGKILL at random moments during a burst of deliveries (each one within 0.1 s of the first delivery the
+receiver sees after it started, which may be a late answer to the previous sender: most kills land mid-burst, and
+the test checks that some events arrived while the senders were being killed) and restarted each time, at least 20 times; then a fresh `manage.py deliver_webhooks` runs to
 the end. Every event is received at least once; the duplicates (an attempt answered but killed before it was
 recorded is sent again when its lease ends) are counted and reported, never a failure.
 
