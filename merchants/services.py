@@ -3,6 +3,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -23,6 +25,11 @@ class IssuedKey:
 @transaction.atomic
 def merchant_create(*, email: str, name: str = "", password: str | None = None) -> Merchant:
     email = email.strip().lower()
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise DomainError(code="email_invalid", message=f"{email!r} is not a valid email address.",
+                          param="email") from None
     if Merchant.objects.filter(email__iexact=email).exists():
         raise DomainError(code="merchant_exists", message=f"A merchant with email {email} already exists.", param="email")
     user = None
@@ -64,9 +71,12 @@ API_KEY_ROLL_MAX_GRACE = timedelta(days=7)
 @transaction.atomic
 def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0)) -> IssuedKey:
     """A new key with the same kind, mode, name and permissions; the old one stops working after `grace`
-    (0 <= grace <= API_KEY_ROLL_MAX_GRACE, checked by the caller). A key is rolled once: a key already set to expire
+    (0 to API_KEY_ROLL_MAX_GRACE). A key is rolled once: a key already set to expire
     (rolled before, or its roll submitted twice) is refused, so no second replacement exists that nobody was shown;
     revoking it ends it at once."""
+    if not timedelta(0) <= grace <= API_KEY_ROLL_MAX_GRACE:
+        raise DomainError(code="parameter_invalid", param="expires_in_hours",
+                          message=f"The old key's grace period must be 0 to {API_KEY_ROLL_MAX_GRACE}.")
     old = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     now = timezone.now()
     if old.expires_at is not None and old.expires_at <= now:

@@ -102,6 +102,12 @@ def _credit(intent: PaymentIntent, transfer: Transfer, amount: int) -> Charge | 
     return charge
 
 
+def _charged(final: list[Transfer], charges: dict[int, Charge]) -> int:
+    """What the succeeded Charges of these final transfers carry, in minor units."""
+    return sum(charges[t.id].amount for t in final
+               if t.id in charges and charges[t.id].status == Charge.Status.SUCCEEDED)
+
+
 def _credit_final(intent: PaymentIntent, final: list[Transfer], charges: dict[int, Charge]) -> None:
     """A Charge for every final transfer that has none. Each new one is worth what its transfer adds to the
     rounded-down total of the transfers already charged and the new ones before it (in chain order), so the intent's
@@ -109,9 +115,8 @@ def _credit_final(intent: PaymentIntent, final: list[Transfer], charges: dict[in
     dust counts once it adds up to a cent. Charges made earlier are never recomputed, whatever the order in which
     transfers (on several chains) became final. (The one exception: a final block undone by a reorg deeper than the
     finality rule reverses its Charge, and what the others carried of its fraction of a cent stays with them.)"""
-    credited = [charges[t.id] for t in final if t.id in charges and charges[t.id].status == Charge.Status.SUCCEEDED]
     cumulative = _value([t for t in final if t.id in charges], intent.currency)
-    charged = sum(c.amount for c in credited)
+    charged = _charged(final, charges)
     for transfer in final:
         if transfer.id in charges:
             continue
@@ -178,8 +183,7 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         for transfer in final:
             if transfer.id not in charges:
                 _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
-        credited = sum(charges[t.id].amount for t in final
-                       if t.id in charges and charges[t.id].status == Charge.Status.SUCCEEDED)
+        credited = _charged(final, charges)
         if credited != intent.amount_received:  # a credited transfer was orphaned after the intent closed
             intent.amount_received = credited
             intent.save(update_fields=["amount_received", "updated"])

@@ -161,3 +161,16 @@ def test_roll_api_key_refuses_an_unknown_or_expired_key(merchant, make_key):
     with pytest.raises(CommandError, match="has expired"):
         run("roll_api_key", "--key-id", key.id)
     assert ApiKey.objects.count() == 1
+
+
+def test_the_roll_service_itself_refuses_a_grace_beyond_seven_days_and_changes_nothing(merchant, make_key):
+    from datetime import timedelta
+
+    from gateway.errors import DomainError
+
+    key = ApiKey.objects.get(key_hash=hash_key(make_key(merchant)))
+    with pytest.raises(DomainError) as refused:
+        services.api_key_roll(api_key=key, grace=timedelta(days=7, seconds=1))
+    assert refused.value.param == "expires_in_hours"
+    key.refresh_from_db()
+    assert key.expires_at is None and ApiKey.objects.count() == 1
