@@ -1,5 +1,7 @@
 from django.contrib import admin, messages
 
+from gateway.otp import totp_device_model
+
 from . import services
 from .models import ApiKey, IdempotencyRecord, Merchant, WebhookEndpoint
 
@@ -34,6 +36,9 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # revoked or rolled (an expiry), never deleted: the history of keys stays
 
 
 @admin.register(IdempotencyRecord)
@@ -86,3 +91,26 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
         for endpoint in queryset:
             services.webhook_endpoint_update(endpoint=endpoint, disabled=False)
         messages.success(request, f"Enabled {queryset.count()} endpoint(s).")
+
+
+class TotpDeviceAdmin(admin.ModelAdmin):
+    """Staff and merchant authenticators without their seed: no key, no QR code, no otpauth URI (django-otp's own
+    admin shows all three). Devices are enrolled by their owner (portal) or `manage.py staff_totp_enrol`; deleting
+    one here resets that login's second factor (its owner enrols again at the next login)."""
+
+    list_display = ("user", "name", "confirmed", "created_at", "last_used_at")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username", "user__email", "name")
+    fields = readonly_fields = ("user", "name", "confirmed", "created_at", "last_used_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+_device_model = totp_device_model()
+if admin.site.is_registered(_device_model):
+    admin.site.unregister(_device_model)
+admin.site.register(_device_model, TotpDeviceAdmin)

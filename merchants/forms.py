@@ -1,7 +1,6 @@
 from django import forms
-from django_otp import user_has_device
-from django_otp.forms import OTPAuthenticationForm
-from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from gateway.otp import TotpAuthenticationForm
 
 from .models import ApiKey
 
@@ -41,14 +40,8 @@ class TotpConfirmForm(forms.Form):
         return token
 
 
-class PortalLoginForm(OTPAuthenticationForm):
-    """Password, then the TOTP code once the user has set up a device (until then the password alone)."""
+class PortalLoginForm(TotpAuthenticationForm):
+    """Email, password and code in one form, one message for any failure (gateway.otp). A login without a confirmed
+    device yet gets in on the password alone and is sent to enrolment, where it can do nothing else."""
 
-    def clean_otp(self, user):
-        if user is not None and not user_has_device(user):
-            return
-        super().clean_otp(user)
-
-    def _chosen_device(self, user):
-        # The portal gives each user one authenticator app: use it when the form names none.
-        return super()._chosen_device(user) or TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    enrolment_allowed = True

@@ -1,6 +1,8 @@
-"""The merchant portal: two-factor login (django-otp TOTP), API keys, two-factor set-up."""
+"""The merchant portal: login with password and TOTP code (gateway.otp), TOTP enrolment at the first login, API
+keys. Every page but enrolment needs a session verified by a code."""
 import base64
 from datetime import timedelta
+from functools import wraps
 from io import BytesIO
 
 import qrcode
@@ -8,14 +10,14 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.urls import reverse_lazy
+from django.urls import reverse, reverse_lazy
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
-from django_otp.decorators import otp_required
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from gateway import otp
 from gateway.errors import DomainError
 
 from . import selectors, services
@@ -23,14 +25,29 @@ from .forms import ApiKeyCreateForm, ApiKeyRollForm, PortalLoginForm, TotpConfir
 
 
 def portal_required(view):
-    """A logged-in merchant user who passed two-factor if they have set it up."""
-    return login_required(otp_required(if_configured=True, login_url=reverse_lazy("portal:login"))(view))
+    """A session verified by a TOTP code. A login without a confirmed device yet is sent to enrolment (and nothing
+    else opens until it is done); a password-only session of a user who has a device goes back to the login."""
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        user = request.user
+        if user.is_authenticated and not user.is_verified() and otp.totp_device_confirmed(user=user) is None:
+            return redirect("portal:two-factor")
+        if not (user.is_authenticated and user.is_verified()):
+            return redirect_to_login(request.get_full_path(), reverse("portal:login"))
+        return view(request, *args, **kwargs)
+
+    return guarded
 
 
 class LoginView(auth_views.LoginView):
     template_name = "portal/login.html"
     authentication_form = PortalLoginForm
     redirect_authenticated_user = False
+
+    def get_success_url(self):
+        if getattr(self.request.user, "otp_device", None) is None:
+            return reverse("portal:two-factor")  # first login: enrol a device before anything else
+        return super().get_success_url()
 
 
 def _merchant(request):
@@ -44,7 +61,6 @@ def _dashboard(request, merchant, *, key_form=None, roll_form=None, status=200):
     return render(request, "portal/dashboard.html", {
         "merchant": merchant,
         "keys": selectors.api_keys_usable_for_merchant(merchant=merchant),
-        "has_2fa": TOTPDevice.objects.filter(user=request.user, confirmed=True).exists(),
         "key_form": key_form if key_form is not None else ApiKeyCreateForm(),
         "roll_form": roll_form if roll_form is not None else ApiKeyRollForm(auto_id=False),
     }, status=status)
@@ -109,18 +125,15 @@ def api_key_revoke(request, key_id):
 
 @login_required(login_url=reverse_lazy("portal:login"))
 def two_factor_setup(request):
-    """Add a TOTP device: show its QR code, confirm it with one code, then the session counts as verified."""
+    """Enrolment (first login): show the new device's QR code, confirm it with one code, then the session counts
+    as verified. Once a device is confirmed this page shows nothing (the seed is never shown again)."""
     _merchant(request)
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
-    if device is None:
-        if TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
-            messages.info(request, "Two-factor authentication is already on.")
-            return redirect("portal:dashboard")
-        device = TOTPDevice.objects.create(user=request.user, name="Authenticator app", confirmed=False)
+    if otp.totp_device_confirmed(user=request.user) is not None:
+        return redirect("portal:dashboard")
+    device = otp.totp_device_pending(user=request.user)
     form = TotpConfirmForm(request.POST or None, device=device)
     if request.method == "POST" and form.is_valid():
-        device.confirmed = True
-        device.save(update_fields=["confirmed"])
+        otp.totp_device_confirm(device=device)
         otp_login(request, device)
         messages.success(request, "Two-factor authentication is on.")
         return redirect("portal:dashboard")

@@ -1,6 +1,8 @@
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from gateway.admin_site import FactAdmin
+
 from .models import Charge, Event, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookAttempt, WebhookDelivery
 from .webhooks.services import delivery_resend
 
@@ -16,7 +18,7 @@ class PaymentOptionInline(admin.TabularInline):
 
 
 @admin.register(PaymentIntent)
-class PaymentIntentAdmin(admin.ModelAdmin):
+class PaymentIntentAdmin(FactAdmin):
     """Read-only: every change of state goes through payments.services, never through a form."""
 
     list_display = ("id", "merchant", "livemode", "status", "amount", "currency", "amount_received", "created")
@@ -26,53 +28,29 @@ class PaymentIntentAdmin(admin.ModelAdmin):
     exclude = ("client_secret",)
     inlines = [PaymentOptionInline]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
+class EventAdmin(FactAdmin):
     list_display = ("id", "type", "object_id", "sequence", "merchant", "livemode", "created")
     list_filter = ("type", "livemode")
     search_fields = ("id", "object_id")
     readonly_fields = [f.name for f in Event._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(Charge)
-class ChargeAdmin(admin.ModelAdmin):
+class ChargeAdmin(FactAdmin):
     list_display = ("id", "payment_intent", "merchant", "livemode", "status", "amount", "currency", "created")
     list_filter = ("status", "livemode")
     search_fields = ("id", "payment_intent__id", "transfer__tx_hash")
     readonly_fields = [f.name for f in Charge._meta.fields]
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
 
 @admin.register(UnmatchedDeposit)
-class UnmatchedDepositAdmin(admin.ModelAdmin):
+class UnmatchedDepositAdmin(FactAdmin):
     list_display = ("id", "merchant", "livemode", "reason", "payment_intent", "transfer", "created")
     list_filter = ("reason", "livemode")
     search_fields = ("id", "transfer__tx_hash", "transfer__to_address")
     readonly_fields = [f.name for f in UnmatchedDeposit._meta.fields]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -90,7 +68,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(admin.ModelAdmin):
+class WebhookDeliveryAdmin(FactAdmin):
     """Read-only, every attempt shown; "Resend" makes the selected deliveries due now (payments.webhooks)."""
 
     list_display = ("id", "event_id", "event_type", "endpoint", "status", "attempts", "next_attempt_at",
@@ -114,9 +92,3 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
             delivery_resend(endpoint=delivery.endpoint, event=delivery.event, now=now)
             count += 1
         self.message_user(request, f"{count} deliveries will be sent again now.", messages.SUCCESS)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False

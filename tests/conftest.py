@@ -5,6 +5,7 @@ from rest_framework.test import APIClient
 
 from merchants import services as merchant_services
 from tests.merchants.factories import MerchantFactory
+from tests.otp import login_verified
 from wallets.models import MasterSeed, Network, Token
 from wallets.networks import clear_network_cache, seed_networks
 
@@ -65,4 +66,11 @@ def anon():
 def api(secret_key):
     client = FormClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
+    return client
+
+
+@pytest.fixture
+def admin_client(client, admin_user):
+    """pytest-django's admin client, with the session verified by a TOTP code as the admin requires."""
+    login_verified(client, admin_user)
     return client

@@ -1,21 +1,56 @@
+import json
+
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.models import LogEntry
 from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
+from gateway.admin_site import FactAdmin
 from gateway.errors import DomainError
 
 from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve
 from .models import BalanceDiscrepancy, ChainCursor, DepositAddress, MasterSeed, Network, Token, Transfer
 
 
+class ConfirmedChangeForm(forms.ModelForm):
+    """A change of chain data (contracts, decimals, finality) says why and is confirmed; the reason goes into the
+    admin's history (LogEntry) with the fields changed."""
+
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}),
+                             help_text="Why this change: kept in the object's history with who made it.")
+    confirm = forms.BooleanField(label="I have checked this change against the chain and the token's issuer")
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why this change is made.")
+        return reason
+
+
+class ConfirmedChangeAdmin(admin.ModelAdmin):
+    """Changes only with a reason and a confirmation (ConfirmedChangeForm); never deleted here (deactivate instead:
+    transfers, options and addresses refer to these rows)."""
+
+    form = ConfirmedChangeForm
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def construct_change_message(self, request, form, formsets, add=False):
+        changes = LogEntry(change_message=json.dumps(super().construct_change_message(request, form, formsets, add)))
+        return f"{changes.get_change_message() or 'No fields changed.'} Reason: {form.cleaned_data['reason']}"
+
+
 class TokenInline(admin.TabularInline):
     model = Token
     extra = 0
     fields = ("currency", "contract_address", "decimals", "pegged_currency", "is_active")
+    can_delete = False
 
 
 @admin.register(Network)
-class NetworkAdmin(admin.ModelAdmin):
+class NetworkAdmin(ConfirmedChangeAdmin):
     list_display = ("code", "api_name", "display_name", "chain_id", "livemode", "is_active", "finality", "chain_lag",
                     "rpc_env")
     list_filter = ("livemode", "is_active", "finality")
@@ -31,27 +66,14 @@ class NetworkAdmin(admin.ModelAdmin):
 
 
 @admin.register(Token)
-class TokenAdmin(admin.ModelAdmin):
+class TokenAdmin(ConfirmedChangeAdmin):
     list_display = ("currency", "network", "contract_address", "decimals", "is_active")
     list_filter = ("network__livemode", "currency", "is_active")
     search_fields = ("contract_address", "network__code")
 
 
-class _ReadOnlyAdmin(admin.ModelAdmin):
-    """Facts written by services only (the seed, the chain watcher's rows), never edited by hand."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(MasterSeed)
-class MasterSeedAdmin(_ReadOnlyAdmin):
+class MasterSeedAdmin(FactAdmin):
     """Shows only public facts; the encrypted fields are not even listed."""
 
     list_display = ("__str__", "kek_fingerprint", "created", "rotated")
@@ -60,17 +82,14 @@ class MasterSeedAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(DepositAddress)
-class DepositAddressAdmin(admin.ModelAdmin):
+class DepositAddressAdmin(FactAdmin):
     list_display = ("address", "index", "merchant", "created")
     search_fields = ("address", "merchant__email")
     readonly_fields = ("address", "index", "merchant", "created")
 
-    def has_add_permission(self, request):
-        return False
-
 
 @admin.register(ChainCursor)
-class ChainCursorAdmin(_ReadOnlyAdmin):
+class ChainCursorAdmin(FactAdmin):
     """Where each network's scanner stands; the lag is the node's head minus the cursor as last seen."""
 
     list_display = ("network", "block_number", "head_number", "chain_lag", "finalized_number", "final_lag", "updated")
@@ -90,7 +109,7 @@ class ChainCursorAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(Transfer)
-class TransferAdmin(_ReadOnlyAdmin):
+class TransferAdmin(FactAdmin):
     list_display = ("tx_hash", "log_index", "network", "token", "to_address", "amount_base_units", "block_number",
                     "seen_at", "finalized_at", "orphaned_at")
     list_filter = ("network", ("finalized_at", admin.EmptyFieldListFilter), ("orphaned_at", admin.EmptyFieldListFilter))
@@ -104,7 +123,7 @@ class TransferAdmin(_ReadOnlyAdmin):
 
 
 @admin.register(BalanceDiscrepancy)
-class BalanceDiscrepancyAdmin(_ReadOnlyAdmin):
+class BalanceDiscrepancyAdmin(FactAdmin):
     """Differences found by reconciliation (manage.py reconcile, beat reconcile_balances). The facts are read-only;
     the one change is "Mark resolved" (wallets.chain.services.balance_discrepancy_resolve), allowed to staff with the
     change permission of this model."""

@@ -15,7 +15,7 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "gateway.apps.GatewayAdminConfig",  # django.contrib.admin behind TOTP (gateway/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "axes",
     "django_celery_beat",
     "merchants",
     "wallets",
@@ -43,6 +44,7 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: turns a django-axes lockout into its 429 page
 ]
 
 ROOT_URLCONF = "gateway.urls"
@@ -227,3 +229,24 @@ GATEWAY_NETWORK_CACHE_SECONDS = env.int("GATEWAY_NETWORK_CACHE_SECONDS", default
 # API keys found by merchants.selectors.api_key_active_by_raw are remembered per process for this many seconds
 # (0: read on every request). Revocation takes effect within this time; production sets 2 s.
 GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=0)
+
+# Logins (portal and admin): password + TOTP code in one form (gateway/otp.py), throttled by django-axes.
+# The TOTP device model (a django-otp Device); every device lookup goes through gateway.otp.
+GATEWAY_TOTP_DEVICE_MODEL = env("GATEWAY_TOTP_DEVICE_MODEL", default="otp_totp.TOTPDevice")
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Crypto payment gateway")
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: a locked-out client is refused before any password hashing
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Failed logins are counted per (user name, client IP): the AXES_FAILURE_LIMIT-th failure within the cool-off locks
+# that pair out for AXES_COOLOFF_TIME. Keyed on the pair, so someone guessing from one address cannot lock the real
+# user out from another one; guessing one account from many addresses meets the TOTP code, which django-otp
+# throttles per device whatever the address. A wrong code counts like a wrong password.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # tries while locked out do not prolong the lockout
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "login_locked_out.html"
+AXES_ENABLE_ADMIN = True  # Axes > Access attempts: staff can see and delete (unlock) lockouts

@@ -1,63 +1,40 @@
-"""The merchant portal: password + TOTP login, API keys shown once, every page scoped to its merchant."""
+"""The merchant portal: password + TOTP login, API keys shown once, every page scoped to its merchant.
+(Enrolment, the second factor and login throttling: test_portal_2fa.py.)"""
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
-from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from gateway import otp
 from merchants import services
 from merchants.keys import hash_key
 from merchants.models import ApiKey
+from tests.otp import login_verified, totp_code, totp_device
 
 PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
 def shop(db):
-    return services.merchant_create(email="shop@example.com", name="Shop", password=PASSWORD)
+    shop = services.merchant_create(email="shop@example.com", name="Shop", password=PASSWORD)
+    totp_device(shop.user)
+    return shop
 
 
-def login(client, token=""):
-    return client.post("/portal/login/", {"username": "shop@example.com", "password": PASSWORD, "otp_token": token})
-
-
-def code(device):
-    return str(totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)).zfill(device.digits)
+def login(client, shop):
+    response = client.post("/portal/login/", {"username": "shop@example.com", "password": PASSWORD,
+                                              "otp_token": totp_code(otp.totp_device_confirmed(user=shop.user))})
+    assert response.status_code == 302 and response.url == "/portal/", response.content
+    return response
 
 
 def test_pages_need_a_login(client):
     assert client.get("/portal/").status_code == 302
 
 
-def test_login_without_two_factor_then_setting_it_up_makes_it_required(client, shop):
-    assert login(client).status_code == 302
-    assert client.get("/portal/").status_code == 200
-
-    page = client.get("/portal/two-factor/")
-    assert b"<svg" in page.content
-    device = TOTPDevice.objects.get(user=shop.user)
-    assert client.post("/portal/two-factor/", {"token": "000000"}).status_code == 200  # wrong code: form error
-    device.refresh_from_db()
-    device.throttle_reset()  # django-otp throttles the next try after a failure
-    assert client.post("/portal/two-factor/", {"token": code(device)}).status_code == 302
-    device.refresh_from_db()
-    assert device.confirmed
-
-    client.post("/portal/logout/")
-    response = login(client)  # the password alone no longer opens the portal
-    assert response.status_code == 200 and b"errorlist" in response.content
-    device.refresh_from_db()
-    device.last_t = -1
-    device.save()
-    response = login(client, code(device))
-    assert response.status_code == 302, response.context["form"].errors
-    assert client.get("/portal/").status_code == 200
-
-
 def test_a_key_is_shown_once_and_stored_as_a_hash(client, shop):
-    login(client)
+    login(client, shop)
     response = client.post("/portal/keys/", {"kind": "secret", "mode": "test", "name": "shop server"})
     raw = response.context["raw"]
     assert raw.startswith("sk_test_")
@@ -67,7 +44,7 @@ def test_a_key_is_shown_once_and_stored_as_a_hash(client, shop):
 
 
 def test_bad_key_form_names_the_field_and_writes_nothing(client, shop):
-    login(client)
+    login(client, shop)
     response = client.post("/portal/keys/", {"kind": "root", "mode": "test"})
     assert response.status_code == 400 and "kind" in response.context["key_form"].errors
     assert not ApiKey.objects.exists()
@@ -76,7 +53,7 @@ def test_bad_key_form_names_the_field_and_writes_nothing(client, shop):
 def test_a_merchant_cannot_revoke_another_merchants_key(client, shop):
     other = services.merchant_create(email="other@example.com", password=PASSWORD)
     key = services.api_key_create(merchant=other).api_key
-    login(client)
+    login(client, shop)
     assert client.post(f"/portal/keys/{key.id}/revoke").status_code == 404
     key.refresh_from_db()
     assert key.expires_at is None
@@ -89,7 +66,7 @@ def test_a_merchant_cannot_revoke_another_merchants_key(client, shop):
 def test_rolling_a_key_shows_the_new_one_once_and_the_old_one_stops_at_once(client, shop, key_works):
     old_raw = services.api_key_create(merchant=shop, livemode=True, name="shop server").raw
     old = ApiKey.objects.get(key_hash=hash_key(old_raw))
-    login(client)
+    login(client, shop)
     assert f'action="/portal/keys/{old.id}/roll"'.encode() in client.get("/portal/").content
 
     response = client.post(f"/portal/keys/{old.id}/roll", {"expires_in_hours": "0"})
@@ -106,7 +83,7 @@ def test_rolling_a_key_shows_the_new_one_once_and_the_old_one_stops_at_once(clie
 def test_a_rolled_key_with_a_grace_period_works_until_it_ends(client, shop, key_works, key_clock):
     old_raw = services.api_key_create(merchant=shop).raw
     old = ApiKey.objects.get(key_hash=hash_key(old_raw))
-    login(client)
+    login(client, shop)
 
     response = client.post(f"/portal/keys/{old.id}/roll", {"expires_in_hours": "24"})
 
@@ -123,7 +100,7 @@ def test_a_rolled_key_with_a_grace_period_works_until_it_ends(client, shop, key_
 def test_a_merchant_cannot_roll_another_merchants_key(client, shop, key_works):
     other = services.merchant_create(email="other@example.com", password=PASSWORD)
     issued = services.api_key_create(merchant=other)
-    login(client)
+    login(client, shop)
 
     assert client.post(f"/portal/keys/{issued.api_key.id}/roll", {"expires_in_hours": "0"}).status_code == 404
     issued.api_key.refresh_from_db()
@@ -133,7 +110,7 @@ def test_a_merchant_cannot_roll_another_merchants_key(client, shop, key_works):
 @pytest.mark.parametrize("data", [{"expires_in_hours": "abc"}, {"expires_in_hours": "9999"}, {}])
 def test_a_bad_grace_period_is_a_form_error_and_changes_nothing(client, shop, data):
     key = services.api_key_create(merchant=shop).api_key
-    login(client)
+    login(client, shop)
 
     response = client.post(f"/portal/keys/{key.id}/roll", data)
 
@@ -145,7 +122,7 @@ def test_a_bad_grace_period_is_a_form_error_and_changes_nothing(client, shop, da
 
 def test_a_roll_submitted_twice_makes_one_new_key(client, shop):
     key = services.api_key_create(merchant=shop).api_key
-    login(client)
+    login(client, shop)
 
     assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "24"}).status_code == 200
     response = client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "24"})
@@ -156,7 +133,7 @@ def test_a_roll_submitted_twice_makes_one_new_key(client, shop):
 
 def test_an_expired_key_cannot_be_rolled(client, shop):
     key = services.api_key_revoke(api_key=services.api_key_create(merchant=shop).api_key)
-    login(client)
+    login(client, shop)
 
     response = client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"})
 
@@ -167,7 +144,7 @@ def test_an_expired_key_cannot_be_rolled(client, shop):
 def test_rolling_needs_a_post_with_the_csrf_token(shop):
     key = services.api_key_create(merchant=shop).api_key
     client = Client(enforce_csrf_checks=True)
-    client.force_login(shop.user)
+    login_verified(client, shop.user)
 
     assert client.get(f"/portal/keys/{key.id}/roll").status_code == 405
     assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"}).status_code == 403
@@ -175,15 +152,3 @@ def test_rolling_needs_a_post_with_the_csrf_token(shop):
     assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0", "csrfmiddlewaretoken": token}
                        ).status_code == 200
     assert ApiKey.objects.count() == 2
-
-
-def test_rolling_needs_the_second_factor_once_it_is_set_up(client, shop):
-    key = services.api_key_create(merchant=shop).api_key
-    login(client)  # password only, then a device is confirmed elsewhere: this session is not verified
-    TOTPDevice.objects.create(user=shop.user, name="phone", confirmed=True)
-
-    response = client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"})
-
-    assert response.status_code == 302 and response.url.startswith("/portal/login/")
-    key.refresh_from_db()
-    assert key.expires_at is None and ApiKey.objects.count() == 1

@@ -19,6 +19,7 @@ from eth_utils import keccak
 from gateway.errors import DomainError
 from tests.chain import anvil_chain, register_devnet_for_tests  # noqa: F401 (fixture)
 from tests.faultproxy import FaultProxy
+from tests.otp import login_verified
 from wallets import tasks
 from wallets.chain import scanner
 from wallets.chain.rpc import RpcClient
@@ -301,7 +302,7 @@ def test_staff_mark_discrepancies_resolved_in_the_admin(discrepancy, staff):
     from django.test import Client
 
     browser = Client()
-    browser.force_login(staff)
+    login_verified(browser, staff)
     url = "/admin/wallets/balancediscrepancy/"
     listing = browser.get(url + "?resolved_at__isnull=True")
     assert listing.status_code == 200 and b"Mark resolved" in listing.content
@@ -335,7 +336,7 @@ def test_staff_who_may_only_view_do_not_get_the_action(discrepancy):
     viewer = get_user_model().objects.create_user("viewer", "viewer@example.com", "pw", is_staff=True)
     viewer.user_permissions.add(Permission.objects.get(codename="view_balancediscrepancy"))
     browser = Client()
-    browser.force_login(viewer)
+    login_verified(browser, viewer)
     url = "/admin/wallets/balancediscrepancy/"
     assert browser.get(url).status_code == 200
     browser.post(url, {"action": "mark_resolved", "_selected_action": [discrepancy.pk], "apply": "1", "note": "x"})
@@ -350,7 +351,7 @@ def test_the_admin_shows_the_chain_lag(anvil_chain, devnet, client, staff):
     ChainCursor.objects.filter(network=devnet).update(head_number=ChainCursor.objects.get(network=devnet).block_number
                                                       + 42)
     browser = Client()
-    browser.force_login(staff)
+    login_verified(browser, staff)
     networks = browser.get("/admin/wallets/network/?is_active__exact=1")
     assert networks.status_code == 200 and b"Lag (blocks)" in networks.content
     assert b'<td class="field-chain_lag">42</td>' in networks.content

@@ -13,6 +13,8 @@ from payments.models import Event, WebhookAttempt, WebhookDelivery
 from payments.webhooks.fanout import events_fan_out
 from payments.webhooks.services import deliveries_claim
 
+from tests.otp import login_verified
+
 from .test_delivery import make_event
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +29,7 @@ def test_the_admin_shows_deliveries_with_their_attempts_and_resends(client, merc
     WebhookAttempt.objects.create(delivery=delivery, started_at=timezone.now(), duration_ms=12, status_code=500,
                                   response_body="boom")
     admin = get_user_model().objects.create_superuser("root", "root@example.com", "pw-1234567")
-    client.force_login(admin)
+    login_verified(client, admin)
 
     listing = client.get("/admin/payments/webhookdelivery/")
     assert listing.status_code == 200 and event.type in listing.content.decode()
