@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.contrib import admin, messages
 
 from gateway.otp import totp_device_model
@@ -110,7 +111,12 @@ class TotpDeviceAdmin(admin.ModelAdmin):
         return False
 
 
-_device_model = totp_device_model()
-if admin.site.is_registered(_device_model):
-    admin.site.unregister(_device_model)
-admin.site.register(_device_model, TotpDeviceAdmin)
+# django-otp's own device admin (key, QR code and otpauth URI on every page) goes, also when another device model
+# is in use (GATEWAY_TOTP_DEVICE_MODEL).
+_device_models = {totp_device_model()}
+if apps.is_installed("django_otp.plugins.otp_totp"):
+    _device_models.add(apps.get_model("otp_totp", "TOTPDevice"))
+for _model in _device_models:
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+admin.site.register(totp_device_model(), TotpDeviceAdmin)

@@ -1,4 +1,6 @@
 """TOTP in tests: devices, their current code, and sessions verified by one (the portal and the admin need it)."""
+import re
+
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.oath import totp
 
@@ -29,3 +31,8 @@ def login_verified(client, user):
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
     return device
+
+
+def page_without_csrf(response) -> str:
+    """A page's text without its CSRF token (different in every response), to compare two answers."""
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())

@@ -1,6 +1,5 @@
 """The portal's second factor and login throttling: a TOTP code for every session (enrolled at the first login),
 one message for any failed login, django-axes lockouts per (email, client IP) that end after the cool-off."""
-import re
 import time
 from datetime import timedelta
 
@@ -11,7 +10,7 @@ from gateway import otp
 from gateway.otp import LOGIN_ERROR
 from merchants import services
 from merchants.models import ApiKey
-from tests.otp import totp_code, totp_device
+from tests.otp import page_without_csrf, totp_code, totp_device
 
 PASSWORD = "correct horse battery staple"
 EMAIL = "shop@example.com"
@@ -35,10 +34,6 @@ def post_login(client, *, password=PASSWORD, code="", **extra):
 
 def right_code(merchant):
     return totp_code(otp.totp_device_confirmed(user=merchant.user))
-
-
-def page_without_csrf(response) -> str:
-    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
 
 
 def test_the_first_login_lands_on_enrolment_and_nothing_else_opens_until_it_is_done(client, newcomer):
