@@ -2,8 +2,8 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.models import LogEntry
 from django.contrib.admin import helpers
+from django.contrib.admin.models import LogEntry
 from django.template.response import TemplateResponse
 
 from gateway.admin_site import FactAdmin
