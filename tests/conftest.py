@@ -66,3 +66,20 @@ def api(secret_key):
     client = FormClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret_key}")
     return client
+
+
+@pytest.fixture
+def rate_limits(settings):
+    """Rate-limit counters emptied before and after the test (the suite's own limits are high); lower a limit on the
+    `settings` this returns, e.g. `rate_limits.GATEWAY_RATE_LIMIT_TEST_READ = "3/h"`."""
+    from gateway import ratelimit
+
+    def clear():
+        client = ratelimit._redis()
+        keys = list(client.scan_iter(ratelimit.PREFIX + "*"))
+        if keys:
+            client.delete(*keys)
+
+    clear()
+    yield settings
+    clear()

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.api.middleware.RequestIdMiddleware",
+    "gateway.api.middleware.ApiNoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -110,6 +111,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": [],
+    # Proxies of ours in front that append to X-Forwarded-For: the client IP of the per-IP rate limits.
+    "NUM_PROXIES": env.int("GATEWAY_NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -227,3 +230,16 @@ GATEWAY_NETWORK_CACHE_SECONDS = env.int("GATEWAY_NETWORK_CACHE_SECONDS", default
 # API keys found by merchants.selectors.api_key_active_by_raw are remembered per process for this many seconds
 # (0: read on every request). Revocation takes effect within this time; production sets 2 s.
 GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=0)
+
+# Rate limits (gateway/ratelimit.py): `N/<window>` (100/s, 60/10s, 20/m) or `off`. Per API key, in Stripe's numbers:
+# read and write operations are counted apart; the test helpers count on top of the key's own limit. Per client IP:
+# requests with a missing, malformed or unknown key (an IP over it gets 429 before its key is looked up), and the
+# hosted checkout page with its status poll (one customer polls every 2 s).
+GATEWAY_RATE_LIMIT_REDIS_URL = env("GATEWAY_RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+GATEWAY_RATE_LIMIT_LIVE_READ = env("GATEWAY_RATE_LIMIT_LIVE_READ", default="100/s")
+GATEWAY_RATE_LIMIT_LIVE_WRITE = env("GATEWAY_RATE_LIMIT_LIVE_WRITE", default="100/s")
+GATEWAY_RATE_LIMIT_TEST_READ = env("GATEWAY_RATE_LIMIT_TEST_READ", default="25/s")
+GATEWAY_RATE_LIMIT_TEST_WRITE = env("GATEWAY_RATE_LIMIT_TEST_WRITE", default="25/s")
+GATEWAY_RATE_LIMIT_TEST_HELPERS = env("GATEWAY_RATE_LIMIT_TEST_HELPERS", default="5/s")
+GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP = env("GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP", default="20/m")
+GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP = env("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", default="60/10s")
