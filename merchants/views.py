@@ -11,6 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.decorators import otp_required
@@ -62,6 +63,7 @@ def dashboard(request):
     return _dashboard(request, _merchant(request))
 
 
+@never_cache  # the page shows the new raw key
 @portal_required
 @require_POST
 def api_key_create(request):
@@ -76,6 +78,7 @@ def api_key_create(request):
     return render(request, "portal/key_created.html", {"merchant": merchant, "raw": issued.raw, "key": issued.api_key})
 
 
+@never_cache  # the page shows the new raw key
 @portal_required
 @require_POST
 def api_key_roll(request, key_id):
@@ -107,6 +110,7 @@ def api_key_revoke(request, key_id):
     return redirect("portal:dashboard")
 
 
+@never_cache  # the page shows the TOTP secret
 @login_required(login_url=reverse_lazy("portal:login"))
 def two_factor_setup(request):
     """Add a TOTP device: show its QR code, confirm it with one code, then the session counts as verified."""
