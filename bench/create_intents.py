@@ -76,6 +76,12 @@ def server_env(port: int) -> dict:
         ALLOWED_HOSTS=HOST,
         LOG_LEVEL="WARNING",
         PYTHONDONTWRITEBYTECODE="1",
+        # Plain HTTP on 127.0.0.1, no TLS proxy in front: no redirect to https.
+        SECURE_SSL_REDIRECT="false",
+        # One test key from one IP at thousands of requests/s: the per-key limit (25/s in test mode) raised out of the
+        # way, not turned off, so that the figures include the limiter's Redis round trip.
+        GATEWAY_RATE_LIMIT_TEST_READ=os.environ.get("GATEWAY_RATE_LIMIT_TEST_READ", "1000000/s"),
+        GATEWAY_RATE_LIMIT_TEST_WRITE=os.environ.get("GATEWAY_RATE_LIMIT_TEST_WRITE", "1000000/s"),
     )
     return env
 

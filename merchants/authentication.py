@@ -5,8 +5,10 @@ from dataclasses import dataclass
 
 from rest_framework import authentication, exceptions, permissions
 
+from gateway import ratelimit
+
 from . import selectors
-from .keys import KEY_RE, redact
+from .keys import KEY_RE, hash_key, redact
 from .models import ApiKey, Merchant
 
 NO_KEY = (
@@ -52,7 +54,27 @@ def _raw_key_from_header(header: str) -> str:
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """Also where the API's rate limits are counted (gateway.ratelimit): per key before the key is looked up, and per
+    client IP for missing, malformed or unknown keys."""
+
     def authenticate(self, request):
+        try:
+            raw = self._raw_key(request)
+        except (exceptions.NotAuthenticated, exceptions.AuthenticationFailed):
+            ratelimit.api_key_failure(request)
+            raise
+        ratelimit.api_key_check(request, key_digest=hash_key(raw), livemode=raw[3:7] == "live")
+        key = selectors.api_key_active_by_raw(raw)
+        if key is None:
+            ratelimit.api_key_failure(request)
+            raise exceptions.AuthenticationFailed(f"Invalid API Key provided: {redact(raw)}")
+        caller = ApiCaller(
+            merchant=key.merchant, livemode=key.livemode, key_id=key.id, kind=key.kind, permissions=key.permissions
+        )
+        return (None, caller)
+
+    @staticmethod
+    def _raw_key(request) -> str:
         header = request.META.get("HTTP_AUTHORIZATION", "")
         if not header:
             raise exceptions.NotAuthenticated(NO_KEY)
@@ -61,13 +83,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.NotAuthenticated(NO_KEY)
         if not KEY_RE.match(raw):
             raise exceptions.AuthenticationFailed("Invalid API Key provided: the key is malformed.")
-        key = selectors.api_key_active_by_raw(raw)
-        if key is None:
-            raise exceptions.AuthenticationFailed(f"Invalid API Key provided: {redact(raw)}")
-        caller = ApiCaller(
-            merchant=key.merchant, livemode=key.livemode, key_id=key.id, kind=key.kind, permissions=key.permissions
-        )
-        return (None, caller)
+        return raw
 
     def authenticate_header(self, request):
         return 'Bearer realm="gateway"'

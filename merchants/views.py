@@ -14,6 +14,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
@@ -78,6 +79,7 @@ def dashboard(request):
     return _dashboard(request, _merchant(request))
 
 
+@never_cache  # the page shows the new raw key
 @portal_required
 @require_POST
 def api_key_create(request):
@@ -92,6 +94,7 @@ def api_key_create(request):
     return render(request, "portal/key_created.html", {"merchant": merchant, "raw": issued.raw, "key": issued.api_key})
 
 
+@never_cache  # the page shows the new raw key
 @portal_required
 @require_POST
 def api_key_roll(request, key_id):
@@ -123,6 +126,7 @@ def api_key_revoke(request, key_id):
     return redirect("portal:dashboard")
 
 
+@never_cache  # the page shows the TOTP secret
 @login_required(login_url=reverse_lazy("portal:login"))
 def two_factor_setup(request):
     """Enrolment (first login): show the new device's QR code, confirm it with one code, then the session counts

@@ -7,6 +7,7 @@ from gateway.api.errors import InvalidRequest, ResourceMissing
 from gateway.api.fields import StrictCharField, StrictIntegerField, StripeParamsSerializer
 from gateway.api.lists import created_filter, paginate
 from gateway.api.views import StripeApiView
+from gateway.ratelimit import HelperRateThrottle
 from merchants.idempotency import idempotent
 from wallets.faucet import faucet_send
 from wallets.networks import active_networks
@@ -66,6 +67,8 @@ class SimulateDepositSerializer(StripeParamsSerializer):
 
 class SimulateCryptoDepositApi(StripeApiView):
     api_resource = "payment_intents"
+    # Each call sends a real transaction from the shared test faucet: a lower limit of its own (per key).
+    throttle_classes = [HelperRateThrottle]
 
     @extend_schema(operation_id="test_helpers_simulate_crypto_deposit", request=SimulateDepositSerializer,
                    responses={200: dict, **ERRORS})

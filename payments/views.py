@@ -17,6 +17,8 @@ from django.views.decorators.http import require_safe
 from eth_utils import to_checksum_address
 from qrcode.image.svg import SvgPathImage
 
+from gateway.ratelimit import limit_per_ip
+
 from .models import PaymentIntent
 from .presenters import deposit_addresses, unix
 from .pricing import FIAT_EXPONENTS
@@ -160,6 +162,7 @@ def _choices(intent: PaymentIntent, *, network_param: str, token_param: str) -> 
 
 
 @require_safe
+@limit_per_ip("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", "checkout", json=False)
 def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
     intent = payment_intent_by_client_secret(client_secret)
     if intent is None:
@@ -200,6 +203,7 @@ def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
 
 
 @require_safe
+@limit_per_ip("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", "checkout", json=True)
 def checkout_status(request: HttpRequest, client_secret: str) -> JsonResponse:
     intent = payment_intent_by_client_secret(client_secret)
     if intent is None:

@@ -74,3 +74,20 @@ def admin_client(client, admin_user):
     """pytest-django's admin client, with the session verified by a TOTP code as the admin requires."""
     login_verified(client, admin_user)
     return client
+
+
+@pytest.fixture
+def rate_limits(settings):
+    """Rate-limit counters emptied before and after the test (the suite's own limits are high); lower a limit on the
+    `settings` this returns, e.g. `rate_limits.GATEWAY_RATE_LIMIT_TEST_READ = "3/h"`."""
+    from gateway import ratelimit
+
+    def clear():
+        client = ratelimit._redis()
+        keys = list(client.scan_iter(ratelimit.PREFIX + "*"))
+        if keys:
+            client.delete(*keys)
+
+    clear()
+    yield settings
+    clear()

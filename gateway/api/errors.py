@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 DOC_URL = "https://docs.stripe.com/error-codes/"
 # Validation error codes shown as they are (besides parameter_*, amount_*, metadata_*); others become parameter_invalid.
 PASSED_CODES = frozenset({"url_invalid"})
+RATE_LIMIT_MESSAGE = "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
 
 
 class StripeAPIError(exceptions.APIException):
@@ -130,7 +131,9 @@ def stripe_exception_handler(exc, context):
     if isinstance(exc, exceptions.UnsupportedMediaType):
         return Response(error_body(message=str(exc.detail)), status=415)
     if isinstance(exc, exceptions.Throttled):
-        return Response(error_body(message=str(exc.detail), code="rate_limit"), status=429)
+        # Stripe: 429, type invalid_request_error, code rate_limit; Retry-After says when the window ends.
+        headers = {"Retry-After": str(int(exc.wait))} if exc.wait is not None else None
+        return Response(error_body(message=RATE_LIMIT_MESSAGE, code="rate_limit"), status=429, headers=headers)
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(message=str(exc.detail), error_type="api_error"), status=exc.status_code)
     logger.exception("Unhandled API error", exc_info=exc)

@@ -69,7 +69,7 @@ def paginate(*, params: dict, queryset, serialize, url: str, lookup) -> dict:
     for param, value in (("starting_after", starting_after), ("ending_before", ending_before)):
         if not value:
             continue
-        if not isinstance(value, str):
+        if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text cannot hold NUL
             raise InvalidRequest(f"Invalid {param}: must be an object id.", param=param)
         cursor = lookup(value)
         if cursor is None:

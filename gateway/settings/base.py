@@ -3,6 +3,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -27,6 +28,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "axes",
+    "csp",
     "django_celery_beat",
     "merchants",
     "wallets",
@@ -36,7 +38,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.api.middleware.RequestIdMiddleware",
+    "gateway.api.middleware.ApiNoStoreMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -112,6 +116,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": [],
+    # Proxies of ours in front that append to X-Forwarded-For: the client IP of the per-IP rate limits.
+    "NUM_PROXIES": env.int("GATEWAY_NUM_PROXIES", default=0),
 }
 
 SPECTACULAR_SETTINGS = {
@@ -250,3 +256,33 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # tries while locked out 
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "login_locked_out.html"
 AXES_ENABLE_ADMIN = True  # Axes > Access attempts: staff can see and delete (unlock) lockouts
+# Rate limits (gateway/ratelimit.py): `N/<window>` (100/s, 60/10s, 20/m) or `off`. Per API key, in Stripe's numbers:
+# read and write operations are counted apart; the test helpers count on top of the key's own limit. Per client IP:
+# requests with a missing, malformed or unknown key (an IP over it gets 429 before its key is looked up), and the
+# hosted checkout page with its status poll (one customer polls every 2 s).
+GATEWAY_RATE_LIMIT_REDIS_URL = env("GATEWAY_RATE_LIMIT_REDIS_URL", default=REDIS_URL)
+GATEWAY_RATE_LIMIT_LIVE_READ = env("GATEWAY_RATE_LIMIT_LIVE_READ", default="100/s")
+GATEWAY_RATE_LIMIT_LIVE_WRITE = env("GATEWAY_RATE_LIMIT_LIVE_WRITE", default="100/s")
+GATEWAY_RATE_LIMIT_TEST_READ = env("GATEWAY_RATE_LIMIT_TEST_READ", default="25/s")
+GATEWAY_RATE_LIMIT_TEST_WRITE = env("GATEWAY_RATE_LIMIT_TEST_WRITE", default="25/s")
+GATEWAY_RATE_LIMIT_TEST_HELPERS = env("GATEWAY_RATE_LIMIT_TEST_HELPERS", default="5/s")
+GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP = env("GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP", default="20/m")
+GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP = env("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", default="60/10s")
+
+# Content-Security-Policy (django-csp) on every page but the API's JSON and the API docs (drf-spectacular's pages
+# carry inline scripts); templates put `nonce="{{ request.csp_nonce }}"` on their inline <style> and <script>. The
+# checkout sets a stricter policy of its own (payments/views.py), which the middleware leaves as it is.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/v1/", "/api/"],
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}

@@ -24,3 +24,8 @@ LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 GATEWAY_NETWORK_CACHE_SECONDS = 0
 # Separate test databases for runs that share a machine (set TEST_DB_NAME per run).
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DB_NAME", default="test_gateway")}  # noqa: F405
+# Rate limits high enough for a suite that makes many calls from one IP with one key; tests of the limits lower them.
+GATEWAY_RATE_LIMIT_REDIS_URL = CACHES["default"]["LOCATION"]
+GATEWAY_RATE_LIMIT_LIVE_READ = GATEWAY_RATE_LIMIT_LIVE_WRITE = "100000/s"
+GATEWAY_RATE_LIMIT_TEST_READ = GATEWAY_RATE_LIMIT_TEST_WRITE = GATEWAY_RATE_LIMIT_TEST_HELPERS = "100000/s"
+GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP = GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP = "100000/s"

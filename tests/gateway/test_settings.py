@@ -1,5 +1,6 @@
 import subprocess
 import sys
+from pathlib import Path
 
 
 def run_with(env: dict) -> subprocess.CompletedProcess:
@@ -25,3 +26,35 @@ def test_production_starts_with_its_secrets():
                        "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=",
                        "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"})
     assert result.returncode == 0, result.stderr
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION_ENV = {"SECRET_KEY": "x7Qp2vR9sT4uW6yZ8aB1cD3eF5gH7jK9mN2pQ4rS6tV8wX0yZ2",
+                  "DATABASE_URL": "postgres://root@127.0.0.1/x",
+                  "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=",
+                  "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"}
+
+
+def manage(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "manage.py", *args],
+                          env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "gateway.settings.production", **env},
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+
+
+def test_production_passes_djangos_deployment_checks():
+    result = manage(PRODUCTION_ENV, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_is_https_only_behind_the_documented_proxy_header():
+    code = ("from django.conf import settings as s; print(s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, "
+            "s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, s.SECURE_PROXY_SSL_HEADER, "
+            "s.REST_FRAMEWORK['NUM_PROXIES'])")
+    shown = manage(PRODUCTION_ENV, "shell", "--no-imports", "-c", code)
+    expected = "True 31536000 True True ('HTTP_X_FORWARDED_PROTO', 'https') 1"
+    assert shown.stdout.strip().splitlines()[-1] == expected, shown.stderr
+    direct = manage({**PRODUCTION_ENV, "SECURE_PROXY_SSL_HEADER": ""}, "shell", "--no-imports", "-c", code)
+    assert direct.stdout.strip().splitlines()[-1] == "True 31536000 True True None 0", direct.stderr
+    bad = manage({**PRODUCTION_ENV, "SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto"}, "check")
+    assert bad.returncode != 0 and "SECURE_PROXY_SSL_HEADER must read Header-Name=value" in bad.stderr

@@ -276,6 +276,7 @@ def test_list_filters_and_paginates_newest_first(api):
     ("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"),
     ("created[gte]=abc", "created[gte]"), ("created[foo]=1", "created[foo]"),
     ("starting_after=pi_missing", "starting_after"), ("status=bogus", "status"),
+    ("ending_before=%00", "ending_before"),
 ])
 def test_bad_list_parameters_name_the_field(api, query, param):
     response = api.get(f"/v1/payment_intents?{query}")
