@@ -34,5 +34,6 @@ def login_verified(client, user):
 
 
 def page_without_csrf(response) -> str:
-    """A page's text without its CSRF token (different in every response), to compare two answers."""
-    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+    """A page's text without its CSRF token and CSP nonce (different in every response), to compare two answers."""
+    page = re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+    return re.sub(r'nonce="[^"]+"', "", page)

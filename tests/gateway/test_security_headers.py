@@ -4,15 +4,32 @@ import re
 
 import pytest
 
+from django.test import Client
+
 from merchants import services
+from tests.otp import login_verified
 
 pytestmark = pytest.mark.usefixtures("networks", "wallet")
 
 
 @pytest.fixture
-def portal(client, db):
-    shop = services.merchant_create(email="shop@example.com", name="Shop", password="correct horse battery staple")
-    client.force_login(shop.user)
+def shop(db):
+    return services.merchant_create(email="shop@example.com", name="Shop", password="correct horse battery staple")
+
+
+@pytest.fixture
+def portal(client, shop):
+    """A session verified by a TOTP code, as every portal page but the enrolment needs."""
+    login_verified(client, shop.user)
+    return client
+
+
+@pytest.fixture
+def enrolling(db):
+    """A first login: password only, no device yet, so the enrolment page shows a new TOTP secret."""
+    newcomer = services.merchant_create(email="new@example.com", name="New", password="correct horse battery staple")
+    client = Client()
+    client.force_login(newcomer.user)
     return client
 
 
@@ -49,9 +66,9 @@ def test_portal_pages_without_a_login_have_a_strict_csp(client, db, path):
     assert_inline_styles_carry_the_nonce(response)
 
 
-@pytest.mark.parametrize("path", ["/portal/", "/portal/two-factor/"])
-def test_portal_pages_have_a_strict_csp_with_a_nonce_for_their_styles(portal, path):
-    response = portal.get(path)
+@pytest.mark.parametrize("session, path", [("portal", "/portal/"), ("enrolling", "/portal/two-factor/")])
+def test_portal_pages_have_a_strict_csp_with_a_nonce_for_their_styles(request, session, path):
+    response = request.getfixturevalue(session).get(path)
     assert response.status_code == 200
     policy = assert_strict_csp(response)
     assert re.fullmatch(r"style-src 'self' 'nonce-[A-Za-z0-9+/=]+'", policy["style-src"])
@@ -60,8 +77,8 @@ def test_portal_pages_have_a_strict_csp_with_a_nonce_for_their_styles(portal, pa
 
 @pytest.mark.parametrize("path", ["/admin/login/", "/admin/", "/admin/payments/paymentintent/",
                                   "/admin/merchants/merchant/add/"])
-def test_admin_pages_have_a_strict_csp(admin_client, client, path):
-    response = (client if path == "/admin/login/" else admin_client).get(path)
+def test_admin_pages_have_a_strict_csp(admin_client, path):
+    response = (Client() if path == "/admin/login/" else admin_client).get(path)
     assert response.status_code == 200
     assert_strict_csp(response)
 
@@ -95,7 +112,7 @@ def no_store(response) -> bool:
     return "no-store" in response["Cache-Control"]
 
 
-def test_pages_showing_a_secret_are_never_stored(portal):
+def test_pages_showing_a_secret_are_never_stored(portal, enrolling):
     created = portal.post("/portal/keys/", {"kind": "secret", "mode": "test", "name": "server"})
     assert created.status_code == 200 and created.context["raw"].encode() in created.content
     assert no_store(created)
@@ -104,6 +121,6 @@ def test_pages_showing_a_secret_are_never_stored(portal):
     rolled = portal.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"})
     assert rolled.status_code == 200 and no_store(rolled)
 
-    enrolment = portal.get("/portal/two-factor/")
+    enrolment = enrolling.get("/portal/two-factor/")
     assert enrolment.status_code == 200 and enrolment.context["secret"].encode() in enrolment.content
     assert no_store(enrolment)
