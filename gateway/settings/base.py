@@ -15,6 +15,7 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
+    "gateway.apps.GatewayConfig",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "gateway.api.middleware.RequestIdMiddleware",
+    "gateway.api.middleware.InputGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -227,3 +229,8 @@ GATEWAY_NETWORK_CACHE_SECONDS = env.int("GATEWAY_NETWORK_CACHE_SECONDS", default
 # API keys found by merchants.selectors.api_key_active_by_raw are remembered per process for this many seconds
 # (0: read on every request). Revocation takes effect within this time; production sets 2 s.
 GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=0)
+
+# Input rules (docs/architecture.md, "Input rules"): the largest /v1 request body read, and the deepest JSON nesting
+# parsed; larger or deeper bodies are refused with a 4xx before they are parsed.
+GATEWAY_API_MAX_BODY_BYTES = env.int("GATEWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
+GATEWAY_API_MAX_JSON_DEPTH = env.int("GATEWAY_API_MAX_JSON_DEPTH", default=32)
