@@ -1,4 +1,7 @@
 from django.contrib import admin, messages
+from django.db import models
+
+from gateway.forms import AsciiIntegerField
 
 from . import services
 from .models import ApiKey, IdempotencyRecord, Merchant, WebhookEndpoint
@@ -22,6 +25,8 @@ class MerchantAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     readonly_fields = ("id", "created")
     inlines = [ApiKeyInline]
+    # The bounds of the money settings come from the model's validators; the digits must be ASCII.
+    formfield_overrides = {models.PositiveIntegerField: {"form_class": AsciiIntegerField}}
 
 
 @admin.register(ApiKey)

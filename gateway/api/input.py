@@ -7,6 +7,7 @@
 import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 
 from .errors import InvalidRequest, StripeAPIError, bracket_path
 
@@ -17,6 +18,13 @@ _ASCII_INT = re.compile(r"-?[0-9]{1,30}")
 
 def text_is_allowed(value: str) -> bool:
     return _DISALLOWED.search(value) is None
+
+
+def validate_text(value) -> None:
+    """The same rule as a Django validator, for the forms of the portal."""
+    if isinstance(value, str) and not text_is_allowed(value):
+        raise ValidationError("This value contains a disallowed character (a control character).",
+                              code="disallowed_character")
 
 
 def printable(value: str) -> str:
