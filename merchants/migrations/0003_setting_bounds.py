@@ -48,14 +48,16 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="merchant",
             constraint=models.CheckConstraint(
-                condition=models.Q(("underpayment_tolerance_bps__gte", 0), ("underpayment_tolerance_bps__lte", TOLERANCE_MAX)),
+                condition=models.Q(("underpayment_tolerance_bps__gte", 0),
+                                   ("underpayment_tolerance_bps__lte", TOLERANCE_MAX)),
                 name="merchant_underpayment_tolerance_bps_range",
             ),
         ),
         migrations.AddConstraint(
             model_name="merchant",
             constraint=models.CheckConstraint(
-                condition=models.Q(("payment_expiry_minutes__gte", EXPIRY_MIN), ("payment_expiry_minutes__lte", EXPIRY_MAX)),
+                condition=models.Q(("payment_expiry_minutes__gte", EXPIRY_MIN),
+                                   ("payment_expiry_minutes__lte", EXPIRY_MAX)),
                 name="merchant_payment_expiry_minutes_range",
             ),
         ),

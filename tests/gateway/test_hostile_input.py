@@ -138,7 +138,8 @@ def test_metadata_keys_and_values_refuse_hostile_text(hostile, objects, as_json,
     metadata = {bad: "v"} if where == "key" else {"k": bad}
     before = snapshot()
     for path, valid in [("/v1/payment_intents", VALID_CREATE), (f"/v1/payment_intents/{objects['intent']}", {}),
-                        ("/v1/webhook_endpoints", VALID_ENDPOINT), (f"/v1/webhook_endpoints/{objects['endpoint']}", {})]:
+                        ("/v1/webhook_endpoints", VALID_ENDPOINT),
+                        (f"/v1/webhook_endpoints/{objects['endpoint']}", {})]:
         response = send(hostile, path, {**valid, "metadata": metadata}, as_json=as_json)
         assert_refused(response, param="metadata")
     assert snapshot() == before
