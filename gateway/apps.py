@@ -1,4 +1,27 @@
+import sys
+
+from django.apps import AppConfig
 from django.contrib.admin.apps import AdminConfig
+
+from . import INTERPRETER_RECURSION_LIMIT
+
+
+class GatewayConfig(AppConfig):
+    """Process-wide set-up that every entry point passes (web workers, Celery, manage.py, tests)."""
+
+    name = "gateway"
+    verbose_name = "Gateway"
+
+    def ready(self):
+        recursion_limit_restore()
+
+
+def recursion_limit_restore() -> None:
+    """Import the library that raises the recursion limit (py_ecc, through eth_account) now, then put the
+    interpreter's limit back: at 100,000 a nested JSON body overflows the C stack (a crash, not a RecursionError)."""
+    import py_ecc  # noqa: F401
+
+    sys.setrecursionlimit(INTERPRETER_RECURSION_LIMIT)
 
 
 class GatewayAdminConfig(AdminConfig):

@@ -1,5 +1,8 @@
 from django.apps import apps
 from django.contrib import admin, messages
+from django.db import models
+
+from gateway.forms import AsciiIntegerField
 
 from gateway.otp import totp_device_model
 
@@ -25,6 +28,8 @@ class MerchantAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     readonly_fields = ("id", "created")
     inlines = [ApiKeyInline]
+    # The bounds of the money settings come from the model's validators; the digits must be ASCII.
+    formfield_overrides = {models.PositiveIntegerField: {"form_class": AsciiIntegerField}}
 
 
 @admin.register(ApiKey)

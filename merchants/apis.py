@@ -52,6 +52,7 @@ class DeletedWebhookEndpointSchema(serializers.Serializer):
 
 class WebhookEndpointApiBase(StripeApiView):
     api_resource = "webhook_endpoints"
+    path_ids = {"endpoint_id": ("we", "webhook endpoint")}
 
     def get_endpoint(self, request, endpoint_id: str):
         caller = request.auth
@@ -79,7 +80,7 @@ class WebhookEndpointListCreateApi(WebhookEndpointApiBase):
         qs = selectors.webhook_endpoints_for(merchant=caller.merchant, livemode=caller.livemode)
         return Response(paginate(
             params=params, queryset=qs.filter(created_filter(params)), serialize=webhook_endpoint_json,
-            url="/v1/webhook_endpoints",
+            url="/v1/webhook_endpoints", id_prefix="we",
             lookup=lambda pk: selectors.webhook_endpoint_cursor(
                 merchant=caller.merchant, livemode=caller.livemode, endpoint_id=pk
             ),

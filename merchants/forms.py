@@ -2,13 +2,15 @@ from django import forms
 
 from gateway.otp import TotpAuthenticationForm
 
+from gateway.api.input import validate_text
+
 from .models import ApiKey
 
 
 class ApiKeyCreateForm(forms.Form):
     kind = forms.ChoiceField(choices=[(ApiKey.Kind.SECRET, "Secret"), (ApiKey.Kind.PUBLISHABLE, "Publishable")])
     mode = forms.ChoiceField(choices=[("test", "Test"), ("live", "Live")])
-    name = forms.CharField(max_length=100, required=False)
+    name = forms.CharField(max_length=100, required=False, validators=[validate_text])
 
 
 class ApiKeyRollForm(forms.Form):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from rest_framework.response import Response
 
 from gateway.api.errors import IdempotencyError, IdempotencyKeyInUse, InvalidRequest
+from gateway.api.input import text_is_allowed
 from gateway.db import insert_sql, mark_saved
 
 from .models import IdempotencyRecord
@@ -64,9 +65,10 @@ def idempotent(view_method):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return view_method(view, request, *args, **kwargs)
-        if not key or len(key) > MAX_KEY_LENGTH:
+        if not key or len(key) > MAX_KEY_LENGTH or not text_is_allowed(key):
             raise InvalidRequest(
-                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters long.", param="Idempotency-Key"
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} characters long, without control characters.",
+                param="Idempotency-Key",
             )
         caller = request.auth
         fingerprint = _fingerprint(request)

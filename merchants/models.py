@@ -1,4 +1,5 @@
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
 from gateway.ids import new_id
@@ -12,6 +13,13 @@ def _key_id():
     return new_id("key", 16)
 
 
+# Bounds of the settings that decide money. A tolerance of 10,000 bps would count an unfunded intent as paid; an
+# expiry of 0 minutes or of months would expire intents at once or hold deposit addresses for ever.
+UNDERPAYMENT_TOLERANCE_BPS_MAX = 1000  # 10 %
+PAYMENT_EXPIRY_MINUTES_MIN = 5
+PAYMENT_EXPIRY_MINUTES_MAX = 7 * 24 * 60  # 7 days
+
+
 class Merchant(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=_merchant_id, editable=False)
     name = models.CharField(max_length=200)
@@ -20,10 +28,12 @@ class Merchant(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="merchant"
     )
     payment_expiry_minutes = models.PositiveIntegerField(
-        default=30, help_text="How long a payment intent waits for funds before it expires."
+        default=30, help_text="How long a payment intent waits for funds before it expires (5 minutes to 7 days).",
+        validators=[MinValueValidator(PAYMENT_EXPIRY_MINUTES_MIN), MaxValueValidator(PAYMENT_EXPIRY_MINUTES_MAX)],
     )
     underpayment_tolerance_bps = models.PositiveIntegerField(
-        default=0, help_text="An intent short by at most this many basis points still succeeds."
+        default=0, help_text="An intent short by at most this many basis points still succeeds (at most 1000, 10%).",
+        validators=[MaxValueValidator(UNDERPAYMENT_TOLERANCE_BPS_MAX)],
     )
     accept_late_payments = models.BooleanField(
         default=False, help_text="Whether a fully funded payment that arrives after expiry succeeds."
@@ -33,6 +43,20 @@ class Merchant(models.Model):
     )
     is_active = models.BooleanField(default=True)
     created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(underpayment_tolerance_bps__gte=0,
+                                   underpayment_tolerance_bps__lte=UNDERPAYMENT_TOLERANCE_BPS_MAX),
+                name="merchant_underpayment_tolerance_bps_range",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(payment_expiry_minutes__gte=PAYMENT_EXPIRY_MINUTES_MIN,
+                                   payment_expiry_minutes__lte=PAYMENT_EXPIRY_MINUTES_MAX),
+                name="merchant_payment_expiry_minutes_range",
+            ),
+        ]
 
     def __str__(self):
         return f"{self.name} <{self.email}>"

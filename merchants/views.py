@@ -20,6 +20,7 @@ from django_otp import login as otp_login
 
 from gateway import otp
 from gateway.errors import DomainError
+from gateway.ids import id_is_valid
 
 from . import selectors, services
 from .forms import ApiKeyCreateForm, ApiKeyRollForm, PortalLoginForm, TotpConfirmForm
@@ -68,6 +69,8 @@ def _dashboard(request, merchant, *, key_form=None, roll_form=None, status=200):
 
 
 def _key(merchant, key_id):
+    if not id_is_valid(key_id, "key"):
+        raise Http404
     key = selectors.api_key_for_merchant(merchant=merchant, key_id=key_id)
     if key is None:
         raise Http404

@@ -8,7 +8,7 @@ from gateway.api.views import StripeApiView
 from merchants.idempotency import idempotent
 
 from . import selectors, services
-from .presenters import payment_intent_json
+from .presenters import payment_intent_json, payment_intent_publishable_json
 from .schemas import ErrorSchema, PaymentIntentListSchema, PaymentIntentSchema
 from .serializers import (
     PaymentIntentCancelSerializer, PaymentIntentConfirmSerializer, PaymentIntentCreateSerializer,
@@ -20,6 +20,7 @@ ERRORS = {400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema, 404: ErrorSchema
 
 class PaymentIntentApiBase(StripeApiView):
     api_resource = "payment_intents"
+    path_ids = {"intent_id": ("pi", "payment_intent")}
 
     def get_intent(self, request, intent_id: str):
         caller = request.auth
@@ -51,7 +52,7 @@ class PaymentIntentListCreateApi(PaymentIntentApiBase):
         if "status" in filters.validated_data:
             qs = qs.filter(status=filters.validated_data["status"])
         return Response(paginate(
-            params=params, queryset=qs, serialize=payment_intent_json, url="/v1/payment_intents",
+            params=params, queryset=qs, serialize=payment_intent_json, url="/v1/payment_intents", id_prefix="pi",
             lookup=lambda pk: selectors.payment_intent_cursor(
                 merchant=caller.merchant, livemode=caller.livemode, intent_id=pk
             ),
@@ -85,8 +86,10 @@ class PaymentIntentDetailApi(PaymentIntentApiBase):
         params.is_valid(raise_exception=True)
         intent = self.get_intent(request, intent_id)
         if caller.kind == "publishable":
-            if params.validated_data.get("client_secret") != intent.client_secret:
+            # A wrong secret looks exactly like an unknown id: no way to learn which intents exist.
+            if not selectors.client_secret_matches(intent, params.validated_data.get("client_secret")):
                 raise ResourceMissing(f"No such payment_intent: '{intent_id}'", param="intent")
+            return Response(payment_intent_publishable_json(intent))
         return Response(payment_intent_json(intent))
 
     @extend_schema(

@@ -41,7 +41,7 @@ class ChargeListApi(StripeApiView):
             qs = qs.filter(payment_intent_id=filters.validated_data["payment_intent"])
         heads = selectors.network_heads()
         return Response(paginate(
-            params=params, queryset=qs, url="/v1/charges",
+            params=params, queryset=qs, url="/v1/charges", id_prefix="ch",
             serialize=lambda c: charge_json(c, head_number=heads.get(c.transfer.network_id)),
             lookup=lambda pk: selectors.charge_cursor(merchant=caller.merchant, livemode=caller.livemode, charge_id=pk),
         ))
@@ -49,6 +49,7 @@ class ChargeListApi(StripeApiView):
 
 class ChargeDetailApi(StripeApiView):
     api_resource = "charges"
+    path_ids = {"charge_id": ("ch", "charge")}
 
     @extend_schema(operation_id="charges_retrieve", responses={200: dict, **ERRORS})
     def get(self, request, charge_id: str):
@@ -69,6 +70,7 @@ class SimulateCryptoDepositApi(StripeApiView):
     api_resource = "payment_intents"
     # Each call sends a real transaction from the shared test faucet: a lower limit of its own (per key).
     throttle_classes = [HelperRateThrottle]
+    path_ids = {"intent_id": ("pi", "payment_intent")}
 
     @extend_schema(operation_id="test_helpers_simulate_crypto_deposit", request=SimulateDepositSerializer,
                    responses={200: dict, **ERRORS})

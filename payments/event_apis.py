@@ -109,13 +109,14 @@ class EventListApi(StripeApiView):
         if "delivery_success" in data:
             qs = selectors.events_delivery_success(qs, data["delivery_success"])
         return Response(paginate(
-            params=params, queryset=qs, serialize=event_json, url="/v1/events",
+            params=params, queryset=qs, serialize=event_json, url="/v1/events", id_prefix="evt",
             lookup=lambda pk: selectors.event_cursor(merchant=caller.merchant, livemode=caller.livemode, event_id=pk),
         ))
 
 
 class EventDetailApi(StripeApiView):
     api_resource = "events"
+    path_ids = {"event_id": ("evt", "event")}
 
     @extend_schema(operation_id="events_retrieve", responses={200: EventSchema, **ERRORS})
     def get(self, request, event_id: str):

@@ -59,6 +59,21 @@ def payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool = 
     return data
 
 
+# What Stripe returns when a PaymentIntent is retrieved with a publishable key and its client_secret (the fields its
+# API reference marks "retrievable with publishable key"): never the metadata, the charges, the return URL.
+PUBLISHABLE_FIELDS = (
+    "id", "object", "amount", "canceled_at", "cancellation_reason", "capture_method", "client_secret",
+    "confirmation_method", "created", "currency", "description", "last_payment_error", "livemode", "next_action",
+    "payment_method", "payment_method_types", "processing", "receipt_email", "setup_future_usage", "shipping",
+    "status",
+)
+
+
+def payment_intent_publishable_json(intent: PaymentIntent) -> dict:
+    data = payment_intent_json(intent)
+    return {name: data[name] for name in PUBLISHABLE_FIELDS}
+
+
 def _presented_state(intent: PaymentIntent, include_client_secret: bool) -> tuple:
     options = getattr(intent, "_prefetched_objects_cache", {}).get("options")
     return (

@@ -5,6 +5,7 @@ from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from gateway.ids import id_is_valid
 from wallets.models import ChainCursor
 
 from .models import Charge, Event, PaymentIntent, PaymentOption, WebhookDelivery
@@ -25,14 +26,22 @@ def payment_intent_get(*, merchant, livemode: bool, intent_id: str) -> PaymentIn
 
 
 def payment_intent_by_client_secret(client_secret: str) -> PaymentIntent | None:
-    """For the hosted checkout: the secret alone grants a view of this one intent."""
-    intent_id, sep, _ = client_secret.partition("_secret_")
-    if not sep or not intent_id.startswith("pi_"):
+    """For the hosted checkout: the secret alone grants a view of this one intent. A malformed secret, an unknown
+    intent and a wrong secret all give None."""
+    intent_id, sep, token = client_secret.partition("_secret_")
+    if not sep or not id_is_valid(intent_id, "pi") or not token.isascii() or not token.isalnum():
         return None
     intent = _with_details(PaymentIntent.objects.filter(pk=intent_id)).first()
-    if intent is None:
+    if intent is None or not client_secret_matches(intent, client_secret):
         return None
-    return intent if hmac.compare_digest(intent.client_secret, client_secret) else None
+    return intent
+
+
+def client_secret_matches(intent: PaymentIntent, client_secret) -> bool:
+    """In constant time, and as bytes (compare_digest refuses a str with non-ASCII characters)."""
+    if not isinstance(client_secret, str):
+        return False
+    return hmac.compare_digest(intent.client_secret.encode(), client_secret.encode("utf-8", "surrogatepass"))
 
 
 def payment_intent_ids_due_for_expiry(*, now, limit: int = 500) -> list[str]:

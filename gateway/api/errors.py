@@ -136,6 +136,8 @@ def stripe_exception_handler(exc, context):
         return Response(error_body(message=RATE_LIMIT_MESSAGE, code="rate_limit"), status=429, headers=headers)
     if isinstance(exc, exceptions.APIException):
         return Response(error_body(message=str(exc.detail), error_type="api_error"), status=exc.status_code)
+    if isinstance(exc, RecursionError):  # input nested beyond what the interpreter follows: the caller's to fix
+        return Response(error_body(message="The request is nested too deeply.", code="parameter_invalid"), status=400)
     logger.exception("Unhandled API error", exc_info=exc)
     request = context.get("request")
     rid = getattr(request, "request_id", "")
@@ -145,9 +147,13 @@ def stripe_exception_handler(exc, context):
     )
 
 
+def is_api_path(path: str) -> bool:
+    return path == "/v1" or path.startswith("/v1/")
+
+
 def api_not_found(request, exception=None):
     """404 for unknown URLs under /v1/ in Stripe's shape; the portal keeps Django's page."""
-    if request.path.startswith("/v1/"):
+    if is_api_path(request.path):
         return JsonResponse(
             error_body(message=f"Unrecognized request URL ({request.method}: {request.path}).", code="resource_missing"),
             status=404,
@@ -158,7 +164,7 @@ def api_not_found(request, exception=None):
 
 
 def api_server_error(request):
-    if request.path.startswith("/v1/"):
+    if is_api_path(request.path):
         return JsonResponse(
             error_body(message="An unexpected error occurred on our side.", error_type="api_error"), status=500
         )

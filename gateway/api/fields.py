@@ -1,11 +1,10 @@
 """Strict input fields for Stripe-style parameters: form values arrive as strings, JSON values keep their types."""
-import re
 import threading
 
 from django.utils.functional import cached_property
 from rest_framework import serializers
 
-_INT_RE = re.compile(r"^-?\d{1,30}$")
+from .input import ascii_int
 
 
 class StrictIntegerField(serializers.Field):
@@ -25,11 +24,8 @@ class StrictIntegerField(serializers.Field):
     def to_internal_value(self, data):
         if isinstance(data, bool):
             self.fail("invalid")
-        if isinstance(data, int):
-            value = data
-        elif isinstance(data, str) and _INT_RE.match(data.strip()):
-            value = int(data.strip())
-        else:
+        value = data if isinstance(data, int) else ascii_int(data.strip()) if isinstance(data, str) else None
+        if value is None:
             self.fail("invalid")
         if self.min_value is not None and value < self.min_value:
             self.fail("min_value", min_value=self.min_value)

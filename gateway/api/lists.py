@@ -4,7 +4,10 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db.models import Q
 
+from gateway.ids import id_is_valid
+
 from .errors import InvalidRequest, ResourceMissing
+from .input import ascii_int
 
 CREATED_OPS = ("gt", "gte", "lt", "lte")
 
@@ -12,10 +15,9 @@ CREATED_OPS = ("gt", "gte", "lt", "lte")
 def parse_int(value, param: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise InvalidRequest(f"Invalid integer: {param} must be an integer.", param=param)
-    text = str(value).strip()
-    if not text.lstrip("-").isdigit() or len(text) > 20:
+    number = ascii_int(str(value).strip())
+    if number is None or abs(number) >= 10 ** 20:
         raise InvalidRequest(f"Invalid integer: {value!r}", param=param)
-    number = int(text)
     if minimum is not None and number < minimum or maximum is not None and number > maximum:
         raise InvalidRequest(f"{param} must be between {minimum} and {maximum}.", param=param)
     return number
@@ -56,8 +58,9 @@ def _next_second(moment: datetime) -> datetime:
     return moment + timedelta(seconds=1)
 
 
-def paginate(*, params: dict, queryset, serialize, url: str, lookup) -> dict:
-    """`lookup(id)` finds a cursor object within the caller's scope, or None."""
+def paginate(*, params: dict, queryset, serialize, url: str, lookup, id_prefix: str | None = None) -> dict:
+    """`lookup(id)` finds a cursor object within the caller's scope, or None; a cursor that is not an id (of
+    `id_prefix`'s objects when given) is refused before any query."""
     limit = parse_int(params.get("limit", 10), "limit", minimum=1, maximum=100)
     starting_after = params.get("starting_after")
     ending_before = params.get("ending_before")
@@ -69,8 +72,9 @@ def paginate(*, params: dict, queryset, serialize, url: str, lookup) -> dict:
     for param, value in (("starting_after", starting_after), ("ending_before", ending_before)):
         if not value:
             continue
-        if not isinstance(value, str) or "\x00" in value:  # PostgreSQL text cannot hold NUL
-            raise InvalidRequest(f"Invalid {param}: must be an object id.", param=param)
+        if not id_is_valid(value, id_prefix):
+            raise InvalidRequest(f"Invalid {param}: must be an object id"
+                                 f"{f' starting with {id_prefix}_' if id_prefix else ''}.", param=param)
         cursor = lookup(value)
         if cursor is None:
             raise ResourceMissing(f"No such object: '{value}'", param=param)

@@ -1,4 +1,9 @@
+from django.http import HttpResponseBadRequest
+
 from gateway.ids import random_token
+
+from .errors import api_not_found, is_api_path
+from .input import text_is_allowed
 
 
 class RequestIdMiddleware:
@@ -12,6 +17,29 @@ class RequestIdMiddleware:
         response = self.get_response(request)
         response["Request-Id"] = request.request_id
         return response
+
+
+class InputGuardMiddleware:
+    """A belt over the field rules (gateway.api.input) for the pages that have none of their own (the admin, the
+    portal): a path with a disallowed character (a NUL, a control character) names nothing, so 404; such a query
+    string (the admin's search and filters) is a 400. /v1 and the checkout check their input themselves, with their
+    own answers (gateway.api.parsers and StripeApiView name the parameter; the checkout shows its friendly 404)."""
+
+    CHECKED_BY_THE_VIEWS = ("/v1/", "/pay/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        path = request.path
+        if is_api_path(path) or path.startswith(self.CHECKED_BY_THE_VIEWS):
+            return self.get_response(request)
+        if not text_is_allowed(path):
+            return api_not_found(request)
+        if not all(text_is_allowed(value) for key, values in request.GET.lists() for value in [key, *values]):
+            return HttpResponseBadRequest("The query string contains a disallowed character.",
+                                          content_type="text/plain")
+        return self.get_response(request)
 
 
 class ApiNoStoreMiddleware:

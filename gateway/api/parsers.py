@@ -6,9 +6,13 @@ from urllib.parse import parse_qsl
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import BaseParser
 
+from .input import body_read, json_depth_check, tree_check
+
 _SEGMENT = re.compile(r"\[([^\[\]]*)\]")
 MAX_DEPTH = 8
 MAX_PARAMS = 1000
+# A list index: ASCII digits only (str.isdigit also takes "²", which int() refuses).
+_INDEX = re.compile(r"[0-9]{1,6}")
 
 
 class BracketError(ParseError):
@@ -69,7 +73,7 @@ def parse_nested(pairs) -> dict:
             if part == "" and depth > 0:
                 part = appended.get(id(node), 0)
                 appended[id(node)] = part + 1
-            elif depth > 0 and part.isdigit():
+            elif depth > 0 and _INDEX.fullmatch(part):
                 part = int(part)
             if last:
                 if part in node and (isinstance(node[part], dict) or node[part] != value):
@@ -84,7 +88,9 @@ def parse_nested(pairs) -> dict:
 
 
 def parse_query(query_string: str) -> dict:
-    return parse_nested(parse_qsl(query_string, keep_blank_values=True))
+    params = parse_nested(parse_qsl(query_string, keep_blank_values=True))
+    tree_check(params)
+    return params
 
 
 class StripeFormParser(BaseParser):
@@ -93,23 +99,29 @@ class StripeFormParser(BaseParser):
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = (parser_context or {}).get("encoding", "utf-8")
         try:
-            body = stream.read().decode(encoding)
+            body = body_read(stream, parser_context).decode(encoding)
         except UnicodeDecodeError as exc:
             raise ParseError("The request body is not valid UTF-8.") from exc
-        return parse_nested(parse_qsl(body, keep_blank_values=True))
+        data = parse_nested(parse_qsl(body, keep_blank_values=True))
+        tree_check(data)
+        return data
 
 
 class StripeJSONParser(BaseParser):
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None):
-        raw = stream.read()
+        raw = body_read(stream, parser_context)
         if not raw.strip():
             return {}
+        json_depth_check(raw)
         try:
             data = json.loads(raw)
         except (ValueError, UnicodeDecodeError) as exc:
             raise ParseError(f"Invalid JSON in the request body: {exc}") from exc
+        except RecursionError as exc:  # json_depth_check keeps it away; a belt against a crash all the same
+            raise ParseError("The JSON request body is nested too deeply.") from exc
         if not isinstance(data, dict):
             raise ParseError("The JSON request body must be an object.")
+        tree_check(data)
         return data

@@ -16,6 +16,7 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 
 INSTALLED_APPS = [
+    "gateway.apps.GatewayConfig",
     "gateway.apps.GatewayAdminConfig",  # django.contrib.admin behind TOTP (gateway/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "gateway.api.middleware.RequestIdMiddleware",
     "gateway.api.middleware.ApiNoStoreMiddleware",
+    "gateway.api.middleware.InputGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -286,3 +288,7 @@ CONTENT_SECURITY_POLICY = {
         "frame-ancestors": [NONE],
     },
 }
+# Input rules (docs/architecture.md, "Input rules"): the largest /v1 request body read, and the deepest JSON nesting
+# parsed; larger or deeper bodies are refused with a 4xx before they are parsed.
+GATEWAY_API_MAX_BODY_BYTES = env.int("GATEWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
+GATEWAY_API_MAX_JSON_DEPTH = env.int("GATEWAY_API_MAX_JSON_DEPTH", default=32)
