@@ -281,3 +281,26 @@ def test_a_transition_not_allowed_is_refused_and_changes_nothing(network, hot):
         services.outgoing_transaction_transition(tx=tx, to=S.FINAL)
     tx.refresh_from_db()
     assert tx.status == S.QUEUED and statuses(tx) == [S.QUEUED]
+
+
+def test_hot_wallet_command_registers_once_and_shows_the_address(network, hot):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("hot_wallet", "--network", network.code, "--json", stdout=out)
+    shown = json.loads(out.getvalue())
+    assert shown == {"network": "devnet", "purpose": "hot", "address": hot.address, "key_ref": hot.key_ref,
+                     "next_nonce": 0}
+    assert SendingAddress.objects.count() == 1
+
+
+def test_staff_see_outgoing_transactions_in_admin(network, hot, admin_client):
+    tx = send(network)
+    sign_all()
+    assert admin_client.get("/admin/wallets/outgoingtransaction/").status_code == 200
+    page = admin_client.get(f"/admin/wallets/outgoingtransaction/{tx.pk}/change/")
+    assert page.status_code == 200 and OutgoingAttempt.objects.get().tx_hash in page.content.decode()
+    assert admin_client.get("/admin/wallets/sendingaddress/").status_code == 200
