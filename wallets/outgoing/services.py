@@ -49,7 +49,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.FAILED: frozenset(),
     Status.CANCELLED: frozenset(),
 }
-OPEN_FOR_SENDER = (Status.SIGNED, Status.BROADCAST, Status.DROPPED, Status.MINED, Status.REORGED)
+OPEN_FOR_SENDER = (Status.SIGNED, Status.BROADCAST, Status.DROPPED, Status.MINED, Status.REORGED, Status.REPLACING)
 OPEN_FOR_SIGNER = (Status.QUEUED, Status.REPLACING)
 
 
@@ -294,6 +294,8 @@ def _advance(tx: OutgoingTransaction, *, client, final: int, now: datetime, summ
                                                     int((now - tx.last_broadcast_at).total_seconds())})
             summary.replacing += 1
             transaction.on_commit(lambda: _wake(SIGN_TASK))
+    elif tx.status == Status.REPLACING:
+        _mined(tx, client=client, summary=summary)  # an attempt may still be mined while the signer replaces it
     elif tx.status == Status.MINED:
         receipt = client.call("eth_getTransactionReceipt", [tx.mined_attempt.tx_hash])
         if receipt is None or receipt.get("blockHash") != tx.block_hash:

@@ -304,3 +304,21 @@ def test_staff_see_outgoing_transactions_in_admin(network, hot, admin_client):
     page = admin_client.get(f"/admin/wallets/outgoingtransaction/{tx.pk}/change/")
     assert page.status_code == 200 and OutgoingAttempt.objects.get().tx_hash in page.content.decode()
     assert admin_client.get("/admin/wallets/sendingaddress/").status_code == 200
+
+
+def test_a_transaction_mined_while_waiting_for_its_replacement_is_recorded_and_not_signed_again(chain, network, hot,
+                                                                                                client):
+    network.tx_replace_seconds = 0
+    network.save(update_fields=["tx_replace_seconds"])
+    tx = send(network)
+    sign_all()
+    rpc(chain.rpc_url, "evm_setAutomine", [False])
+    process(network, client)  # broadcast
+    process(network, client)  # pending: to be replaced
+    tx.refresh_from_db()
+    assert tx.status == S.REPLACING
+    mine(chain)  # the original gets in before the signer runs
+    process(network, client)
+    tx.refresh_from_db()
+    assert tx.status == S.MINED and tx.mined_attempt.number == 1
+    assert sign_all() == 0 and OutgoingAttempt.objects.filter(transaction=tx).count() == 1
