@@ -151,8 +151,9 @@ def _worker(queue: str, settings_module: str, env: dict, log: Path) -> subproces
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_native_send_goes_through_the_signer_queue_and_a_keyless_chain_worker(chain, network, hot, client,  # noqa: F811
-                                                                              tmp_path):
+def test_a_native_send_goes_through_the_signer_queue_and_a_keyless_chain_worker(
+    chain, network, hot, client, tmp_path  # noqa: F811
+):
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8")
     env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url,
            network.rpc_env: chain.rpc_url, "PYTHONUNBUFFERED": "1"}

@@ -1,11 +1,10 @@
-"""The signer and the sender killed with SIGKILL at random moments, 30 times, while transactions keep coming.
-
-Each run is a child forked from a warm Django process (tests/wallets/chain/forker.py) that loops over the signing
-step and the sender (loop.py) against the test database and this package's anvil, and is killed -9 after a random
-0.05-0.6 s. Then a last run finishes the work, and: every nonce of the hot wallet was used exactly once, every
-transaction the chain holds from it is one we stored before it was sent, every transaction is final, and the
-recipient got exactly what was sent (nothing lost, nothing twice). Blocks come only when the test mines them and a pending transaction is replaced
-at once, so fee bumps are signed and sent under the kills as well."""
+"""The signer and the sender, each in its own process, killed with SIGKILL at random moments, 20 times each, while
+transactions keep coming. Each run is a child forked from a warm Django process (tests/wallets/chain/forker.py)
+looping over the signing step or the sender (loop.py) against the test database and this package's anvil, killed -9
+after a random 0.05-0.8 s. Blocks come only when the test mines them and a pending transaction is replaced at once,
+so fee bumps are signed and sent under the kills as well. Then a last run finishes the work, and: every nonce of the
+hot wallet was used exactly once, every transaction the chain holds from it is one we stored before it was sent,
+every transaction is final, and the recipient got exactly what was sent (nothing lost, nothing twice)."""
 import os
 import random
 import time
