@@ -79,7 +79,8 @@ def main():
         print(manage("wallet", "init", "--json", capture=True).strip())
     demo = json.loads(manage("demo_merchant", capture=True))
     start("web", PY, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload")
-    start("worker", PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "-Q", "default,chain,webhooks", "-c", "2")
+    start("worker", PY, "-m", "celery", "-A", "gateway", "worker", "-l", "info", "-Q",
+          "default,chain,webhooks,signer", "-c", "2")
     start("watch", PY, "manage.py", "watch")
     start("hooks", PY, "manage.py", "deliver_webhooks")
     start("beat", PY, "-m", "celery", "-A", "gateway", "beat", "-l", "info")

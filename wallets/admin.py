@@ -172,3 +172,51 @@ class BalanceDiscrepancyAdmin(FactAdmin):
         for message in refused:
             self.message_user(request, message, messages.WARNING)
         return None
+
+
+# --- The transaction manager (wallets/outgoing/): read-only, every change goes through its services ---------------
+
+from .outgoing.models import (  # noqa: E402
+    OutgoingAttempt,
+    OutgoingTransaction,
+    OutgoingTransactionEvent,
+    SendingAddress,
+)
+
+
+@admin.register(SendingAddress)
+class SendingAddressAdmin(_ReadOnlyAdmin):
+    list_display = ("address", "network", "purpose", "next_nonce", "key_ref", "created")
+    list_filter = ("network", "purpose")
+
+
+class OutgoingAttemptInline(admin.TabularInline):
+    model = OutgoingAttempt
+    extra = 0
+    fields = ("number", "kind", "tx_hash", "gas_price", "max_fee_per_gas", "max_priority_fee_per_gas", "created")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class OutgoingTransactionEventInline(admin.TabularInline):
+    model = OutgoingTransactionEvent
+    extra = 0
+    fields = ("created", "from_status", "to_status", "attempt", "detail")
+    readonly_fields = fields
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(OutgoingTransaction)
+class OutgoingTransactionAdmin(_ReadOnlyAdmin):
+    list_display = ("id", "network", "from_address", "nonce", "to_address", "value_base_units", "status", "purpose",
+                    "source_reference", "created")
+    list_filter = ("network", "status", "purpose")
+    search_fields = ("from_address", "to_address", "source_reference", "attempts__tx_hash")
+    exclude = ("data",)
+    inlines = [OutgoingAttemptInline, OutgoingTransactionEventInline]

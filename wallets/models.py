@@ -30,6 +30,13 @@ class Network(models.Model):
     scan_native = models.BooleanField(
         default=False, help_text="Also read block bodies for native-coin payments (costly on busy chains)."
     )
+    fee_model = models.CharField(
+        max_length=8, choices=[("eip1559", "EIP-1559"), ("legacy", "Legacy gas price")], default="eip1559",
+        help_text="How outgoing transactions pay gas (BSC: legacy).",
+    )
+    tx_replace_seconds = models.PositiveIntegerField(
+        default=60, help_text="An outgoing transaction not mined after this long is replaced with a higher fee.",
+    )
     max_log_range = models.PositiveIntegerField(
         default=5000, help_text="Largest eth_getLogs block range to try; halved on a provider's range error."
     )
@@ -235,3 +242,12 @@ class BalanceDiscrepancy(models.Model):
     def __str__(self):
         token = f"token {self.token_id}" if self.token_id else "native"
         return f"#{self.pk} address {self.deposit_address_id} {token}: {self.difference_base_units:+d}"
+
+
+# The transaction manager's models (wallets/outgoing/), registered in this app.
+from .outgoing.models import (  # noqa: E402,F401
+    OutgoingAttempt,
+    OutgoingTransaction,
+    OutgoingTransactionEvent,
+    SendingAddress,
+)

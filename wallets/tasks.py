@@ -85,3 +85,7 @@ def reconcile_balances() -> dict:
                     summary.addresses, summary.balances, summary.differences, summary.recorded,
                     summary.skipped_pending, f": {summary.error}" if summary.error else "")
     return summaries
+
+
+# The transaction manager's tasks (wallets/outgoing/tasks.py), registered under wallets.tasks.* names.
+from .outgoing.tasks import send_outgoing_transactions, sign_outgoing_transactions  # noqa: E402,F401

@@ -188,6 +188,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=1),
         "options": {"queue": "webhooks", "expires": 1},
     },
+    # The transaction manager (wallets/outgoing/, docs/money-out.md): signing on the `signer` queue (the only
+    # workers with GATEWAY_KEK), broadcasting and following receipts on the `chain` queue (no key).
+    "sign-outgoing-transactions": {
+        "task": "wallets.tasks.sign_outgoing_transactions",
+        "schedule": timedelta(seconds=5),
+        "options": {"queue": "signer", "expires": 5},
+    },
+    "send-outgoing-transactions": {
+        "task": "wallets.tasks.send_outgoing_transactions",
+        "schedule": timedelta(seconds=3),
+        "options": {"queue": "chain", "expires": 3},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
@@ -196,6 +208,8 @@ CELERY_TASK_ROUTES = {
     "wallets.tasks.scan_network": {"queue": "chain"},
     "wallets.tasks.reconcile_balances": {"queue": "chain"},
     "payments.tasks.deliver_webhooks": {"queue": "webhooks"},
+    "wallets.tasks.sign_outgoing_transactions": {"queue": "signer"},
+    "wallets.tasks.send_outgoing_transactions": {"queue": "chain"},
 }
 
 # The gateway's own settings.
@@ -203,6 +217,8 @@ GATEWAY_PUBLIC_URL = env("GATEWAY_PUBLIC_URL", default="http://127.0.0.1:8000").
 # Key-encryption key for the master seed: base64 of 32 bytes. Previous keys stay readable during rotation.
 GATEWAY_KEK = env("GATEWAY_KEK", default="")
 GATEWAY_KEK_PREVIOUS = env.list("GATEWAY_KEK_PREVIOUS", default=[])
+# The signer backend (wallets/signer/): the local one derives keys from the seed; an HSM/KMS backend plugs in here.
+GATEWAY_SIGNER_BACKEND = env("GATEWAY_SIGNER_BACKEND", default="wallets.signer.local.LocalSigner")
 GATEWAY_DEFAULT_EXPIRY_MINUTES = env.int("GATEWAY_DEFAULT_EXPIRY_MINUTES", default=30)
 GATEWAY_MAX_AMOUNT_MINOR = env.int("GATEWAY_MAX_AMOUNT_MINOR", default=99_999_999)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)

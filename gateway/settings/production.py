@@ -10,7 +10,9 @@ DATABASES = {"default": env.db("DATABASE_URL")}
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **DATABASE_OPTIONS}
-GATEWAY_KEK = env("GATEWAY_KEK")
+# Only the signer's processes (Celery queue `signer`, `manage.py wallet`) need the KEK: the web tier and the other
+# workers run without it (docs/money-out.md). When it is set it must be a real one.
+GATEWAY_KEK = env("GATEWAY_KEK", default="")
 GATEWAY_PUBLIC_URL = env("GATEWAY_PUBLIC_URL").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
@@ -18,7 +20,7 @@ GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", defa
 GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=2)
 
 for _name, _value in {"SECRET_KEY": SECRET_KEY, "GATEWAY_KEK": GATEWAY_KEK}.items():
-    if not _value or len(_value) < 32:
+    if (not _value and _name != "GATEWAY_KEK") or (_value and len(_value) < 32):
         raise ImproperlyConfigured(f"{_name} must be set to a real secret in production")
 
 # HTTPS only (`manage.py check --deploy` is clean; tests/gateway/test_settings.py runs it). The gateway is meant to sit

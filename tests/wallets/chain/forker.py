@@ -4,9 +4,10 @@ and is still a process of its own (its own database connection, killed by the ke
 
     python tests/wallets/chain/forker.py      (environment: DJANGO_SETTINGS_MODULE, DATABASE_URL, ...)
 
-stdin, one line a command: `watch --chain devnet --no-ws`, `scan --chain devnet --from-block 5`, or `apply` (a loop
-of payments.funding.address_activity_process); stdout, one line a child: its pid. Children are reaped by the kernel
-(SIGCHLD ignored): a pid that is gone has exited. The parent never opens a database connection (a child must not
+stdin, one line a command: `watch --chain devnet --no-ws`, `scan --chain devnet --from-block 5`, `apply` (a loop
+of payments.funding.address_activity_process) or `call dotted.path.to.function` (no arguments, imported before the
+fork); stdout, one line a child: its pid. Children are reaped by the kernel (SIGCHLD ignored): a pid that is gone has
+exited. The parent never opens a database connection (a child must not
 share one); it exits when stdin closes."""
 import os
 import shlex
@@ -52,6 +53,10 @@ def main() -> None:
         args = shlex.split(line)
         if not args:
             continue
+        if args[0] == "call":  # imported before the fork, so that every child starts at once
+            from django.utils.module_loading import import_string
+
+            target = import_string(args[1])
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -64,6 +69,8 @@ def main() -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 if args[0] == "apply":
                     apply_loop()
+                elif args[0] == "call":
+                    target()
                 else:
                     call_command(*args)
             except BaseException:
