@@ -11,6 +11,7 @@ from gateway.errors import DomainError
 
 from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve
 from .models import BalanceDiscrepancy, ChainCursor, DepositAddress, MasterSeed, Network, Token, Transfer
+from .outgoing.models import OutgoingAttempt, OutgoingTransaction, OutgoingTransactionEvent, SendingAddress
 
 
 class ConfirmedChangeForm(forms.ModelForm):
@@ -176,16 +177,10 @@ class BalanceDiscrepancyAdmin(FactAdmin):
 
 # --- The transaction manager (wallets/outgoing/): read-only, every change goes through its services ---------------
 
-from .outgoing.models import (  # noqa: E402
-    OutgoingAttempt,
-    OutgoingTransaction,
-    OutgoingTransactionEvent,
-    SendingAddress,
-)
 
 
 @admin.register(SendingAddress)
-class SendingAddressAdmin(_ReadOnlyAdmin):
+class SendingAddressAdmin(FactAdmin):
     list_display = ("address", "network", "purpose", "next_nonce", "key_ref", "created")
     list_filter = ("network", "purpose")
 
@@ -213,7 +208,7 @@ class OutgoingTransactionEventInline(admin.TabularInline):
 
 
 @admin.register(OutgoingTransaction)
-class OutgoingTransactionAdmin(_ReadOnlyAdmin):
+class OutgoingTransactionAdmin(FactAdmin):
     list_display = ("id", "network", "from_address", "nonce", "to_address", "value_base_units", "status", "purpose",
                     "source_reference", "created")
     list_filter = ("network", "status", "purpose")
