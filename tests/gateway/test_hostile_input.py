@@ -13,6 +13,7 @@ from django.test import Client
 from merchants import services as merchant_services
 from merchants.models import ApiKey, IdempotencyRecord, Merchant, WebhookEndpoint
 from payments.models import Charge, Event, PaymentIntent
+from tests.otp import login_verified
 
 pytestmark = pytest.mark.django_db
 
@@ -307,7 +308,7 @@ def portal(merchant):
     merchant.save(update_fields=["user"])
     merchant_services.api_key_create(merchant=merchant)
     client = Client(raise_request_exception=False)
-    client.force_login(user)
+    login_verified(client, user)  # the portal and the admin need a session verified by a TOTP code
     return client
 
 
@@ -335,7 +336,7 @@ def test_the_portal_forms_refuse_hostile_text(portal):
 def staff(db):
     user = get_user_model().objects.create_superuser(username="admin", password="x" * 20, email="a@example.com")
     client = Client(raise_request_exception=False)
-    client.force_login(user)
+    login_verified(client, user)  # the portal and the admin need a session verified by a TOTP code
     return client
 
 
