@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"  # the only address this benchmark ever talks to
 PG = {"host": HOST, "port": 5432, "user": "root"}
-DB_NAME = "gateway_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "gateway_bench")  # another name lets two benches run side by side
 LUA = ROOT / "bench" / "create_intents.lua"
 DOC = ROOT / "docs" / "benchmarks.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -95,18 +95,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# The production web server, sized for this machine: granian (WSGI; HTTP and keep-alive in Rust), one worker process
-# per core, one application thread each. gunicorn with gateway/gunicorn.conf.py is the alternative (--server gunicorn);
-# docs/benchmarks.md has both.
+# The production web server, as shipped: scripts/serve.sh (granian, WSGI; HTTP and keep-alive in Rust), one worker
+# process per core, one application thread each. gunicorn with gateway/gunicorn.conf.py is the alternative
+# (--server gunicorn); docs/benchmarks.md has both.
 GRANIAN_WORKERS = len(os.sched_getaffinity(0))
+SERVE = ROOT / "scripts" / "serve.sh"
 
 
-def granian_command(*, host: str, port: int, workers: int, threads: int = 1) -> list[str]:
-    return [
-        str(BIN / "granian"), "--interface", "wsgi", "--host", host, "--port", str(port),
-        "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "4096",
-        "--no-access-log", "--log-level", "warning", "gateway.wsgi:application",
-    ]
+def serve_command(*, env: dict, host: str, port: int, workers: int | None = None, threads: int | None = None,
+                  ) -> list[str]:
+    """scripts/serve.sh, configured through its environment (written into `env`)."""
+    env.update(GATEWAY_WEB_HOST=host, GATEWAY_WEB_PORT=str(port), GRANIAN=str(BIN / "granian"))
+    for name, value in (("GATEWAY_WEB_WORKERS", workers), ("GATEWAY_WEB_THREADS", threads)):
+        if value:
+            env[name] = str(value)
+        else:
+            env.pop(name, None)
+    return ["bash", str(SERVE)]
 
 
 def server_command(args, port: int, env: dict) -> tuple[list[str], str]:
@@ -114,9 +119,11 @@ def server_command(args, port: int, env: dict) -> tuple[list[str], str]:
     if args.server == "granian":
         workers = args.workers or GRANIAN_WORKERS
         threads = args.threads or 1
-        cmd = granian_command(host=HOST, port=port, workers=workers, threads=threads)
-        shown = " ".join(["granian", *cmd[1:]]).replace(f"--port {port}", "--port PORT")
-        return cmd, f"`{shown}` ({workers} worker processes x {threads} application thread, HTTP/1.1 keep-alive)"
+        cmd = serve_command(env=env, host=HOST, port=port, workers=args.workers, threads=args.threads)
+        pool = env.get("DATABASE_POOL_MAX_SIZE")
+        db = f"a psycopg pool of {pool} connections per worker" if pool else "one persistent connection per thread"
+        return cmd, (f"`scripts/serve.sh` (granian, {workers} worker processes x {threads} application thread, "
+                     f"HTTP/1.1 keep-alive, {db})")
     env["GUNICORN_BIND"] = f"{HOST}:{port}"
     if args.workers:
         env["GUNICORN_WORKERS"] = str(args.workers)

@@ -2,14 +2,11 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
-from .base import DATABASE_OPTIONS, env
+from .base import database_from_env, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
-DATABASES = {"default": env.db("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **DATABASE_OPTIONS}
+DATABASES = {"default": database_from_env(conn_max_age_default=600)}
 GATEWAY_KEK = env("GATEWAY_KEK")
 GATEWAY_PUBLIC_URL = env("GATEWAY_PUBLIC_URL").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
