@@ -314,15 +314,17 @@ def run_wrk(*, port: int, key: str, connections: int, duration: int, idempotent:
 # --- checks in the database ---------------------------------------------------------------------------------------
 
 
-def wait_idle(db, timeout: float = 180) -> None:
+def wait_idle(db, timeout: float = 180, *, application_name: str | None = None) -> None:
     """Until the server has answered everything wrk left behind: when wrk stops, up to one request per connection is
-    still queued in the server (not yet visible in PostgreSQL), and the next run must neither count nor wait for it."""
+    still queued in the server (not yet visible in PostgreSQL), and the next run must neither count nor wait for it.
+    With `application_name`, only the connections of that name count as busy (the web server's, among others)."""
     deadline = time.monotonic() + timeout
     last, quiet = None, 0
     while time.monotonic() < deadline:
         busy, intents = db.execute(
             "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
-            "AND state <> 'idle'), (SELECT count(*) FROM payments_paymentintent)", [DB_NAME]
+            "AND state <> 'idle' AND application_name = coalesce(%s, application_name)), "
+            "(SELECT count(*) FROM payments_paymentintent)", [DB_NAME, application_name]
         ).fetchone()
         # three quiet seconds in a row: on a loaded machine a queued request can wait a second for the CPU
         quiet = quiet + 1 if not busy and intents == last else 0

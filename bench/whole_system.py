@@ -9,12 +9,13 @@ One command, from nothing: drops and re-creates the `gateway_bench_whole` databa
 `wallet init`, a merchant and an `sk_test_` key; starts anvil with `manage.py devchain --no-wait` (the test-mode
 `bsc` network on 127.0.0.1) and the production web server `scripts/serve.sh` (gateway.settings.production). Then:
 
-1. web only: wrk (bench/create_intents.lua, no Idempotency-Key) at each number of connections;
-2. the whole system: starts a receiver (bench/webhooks.py's aiohttp server), subscribes a test-mode endpoint on
-   127.0.0.1 to every event, starts `celery -A gateway worker -Q default,chain,webhooks`, `celery -A gateway beat`,
-   `manage.py watch` and `manage.py deliver_webhooks`, and runs wrk again at each number of connections; after each
-   run it waits until every event of the run has been delivered (the sender's backlog) and reports how long that
-   took after wrk stopped.
+at each number of connections, back to back (this machine's load moves from one minute to the next):
+
+1. web only: wrk (bench/create_intents.lua, no Idempotency-Key) against the web server alone;
+2. the whole system: `celery -A gateway worker -Q default,chain,webhooks -c 2`, `celery -A gateway beat`,
+   `manage.py watch` and `manage.py deliver_webhooks` started (and waited for), a test-mode endpoint on 127.0.0.1
+   (bench/webhooks.py's aiohttp receiver) subscribed to every event, and wrk again; then it waits until every event
+   of the run has been delivered and reports how long that took after wrk stopped, and stops those processes.
 
 During every run a thread samples pg_stat_activity every 200 ms: client connections to the bench database (the
 benchmark's own two excluded), the maximum during the run and after it (until the server is idle again), against
@@ -45,6 +46,7 @@ ROOT, BIN, HOST = ci.ROOT, ci.BIN, ci.HOST
 DB_NAME = ci.DB_NAME = os.environ.get("BENCH_DB_NAME", "gateway_bench_whole")  # ci's helpers read it
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")  # the benchmarks' own Redis database
 say = ci.say
+WEB_APP = "gateway-web"  # the web server's connections carry this application_name
 
 
 # --- connections ---------------------------------------------------------------------------------------------------
@@ -81,8 +83,13 @@ class ConnectionSampler(threading.Thread):
 
 
 def start(name: str, cmd: list[str], env: dict, logdir: Path) -> subprocess.Popen:
-    log = open(logdir / f"{name}.log", "wb")
-    return subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    """The process, its output appended to logdir/<name>.log (`ready_seen`: the worker's "ready." lines before)."""
+    path = logdir / f"{name}.log"
+    seen = path.read_bytes().count(b"ready.") if path.exists() else 0
+    log = open(path, "ab")
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.ready_seen = seen
+    return proc
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
@@ -119,7 +126,7 @@ def system_ready(db, procs: dict[str, subprocess.Popen], logdir: Path, timeout: 
                 raise SystemExit(f"{name} exited with {proc.returncode}: {(logdir / f'{name}.log').read_text()}")
         listening = db.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN %%'",
                                [DB_NAME]).fetchone()[0]
-        worker_ready = b"ready." in (logdir / "worker.log").read_bytes()
+        worker_ready = (logdir / "worker.log").read_bytes().count(b"ready.") > procs["worker"].ready_seen
         if listening and worker_ready:
             return
         if time.monotonic() > deadline:
@@ -143,18 +150,31 @@ def events_delivered(db, since) -> tuple[int, int]:
         [since]).fetchone()
 
 
-def one_run(*, args, port, key, db, sampler, connections, whole: bool, server_pid: int) -> dict:
+def cpu_ticks(procs: dict[str, subprocess.Popen]) -> dict[str, int]:
+    return {name: sum(ci._descendants(proc.pid).values()) for name, proc in procs.items()}
+
+
+def one_run(*, args, port, key, db, sampler, connections, whole: bool, server_pid: int,
+            system: dict[str, subprocess.Popen] | None = None) -> dict:
     tag = f"{'w' if whole else 's'}{connections}{secrets.token_hex(3)}"
     db.execute("ANALYZE")
     before = ci.counts(db)
     started_at = db.execute("SELECT now()").fetchone()[0]
     sampler.mark()
     say(f"{'whole system' if whole else 'web only'}: {connections} connections, {args.duration} s")
+    system_before = cpu_ticks(system or {})
     r = ci.run_wrk(port=port, key=key, connections=connections, duration=args.duration, idempotent=False, tag=tag,
                    threads=args.threads, timeout=args.timeout, sampler=ci.CpuSampler(server_pid, db))
     wrk_stopped = time.monotonic()
+    # CPU while wrk ran, in % of one core: the web server, PostgreSQL's backends, and each other process
+    wall = r["cpu"]["wall"]
+    r["cpu_split"] = {"web": r["cpu"]["server"] / wall, "PostgreSQL": (r["cpu"]["pg"] + r["cpu"]["pg_bg"]) / wall,
+                      **{name: (ticks - system_before[name]) / ci.CLK_TCK / wall
+                         for name, ticks in cpu_ticks(system or {}).items()}}
+    busy = r["cpu"]["busy"] / wall
+    r["cpu_split"]["other (the machine's other load)"] = max(0.0, busy - sum(r["cpu_split"].values()))
     r["pg_during"] = sampler.mark()
-    ci.wait_idle(db)
+    ci.wait_idle(db, application_name=WEB_APP)
     r["pg_after"] = max(sampler.mark(), sampler.current)
     after = ci.counts(db)
     r.update(connections=connections, whole=whole, ok=r["requests"] - r["non2xx"], in_flight=r["sent"] - r["requests"])
@@ -202,8 +222,9 @@ def report(*, args, info, results, bound, max_connections, up_before, up_after, 
         f"wrk: {args.threads} threads, {args.duration} s per run, --timeout {args.timeout} s, no Idempotency-Key.",
         "",
         "| connections | set-up | creations/s | p50 ms | p99 ms | max ms | 2xx | errors (non-2xx, socket) "
-        "| PG connections max: during / after | events delivered, last one after wrk stopped | whole / web only |",
-        "|---:|---|---:|---:|---:|---:|---:|---|---|---|---:|",
+        "| PG connections max: during / after | events delivered, last one after wrk stopped | whole / web only "
+        "| CPU while wrk ran, % of one core |",
+        "|---:|---|---:|---:|---:|---:|---:|---|---|---|---:|---|",
     ]
     web = {r["connections"]: r for r in results if not r["whole"]}
     for r in results:
@@ -215,7 +236,7 @@ def report(*, args, info, results, bound, max_connections, up_before, up_after, 
             f"| {ci.fmt_ms(r['p50'])} | {ci.fmt_ms(r['p99'])} | {ci.fmt_ms(r['max'])} | {r['ok']:,} | {errors} "
             f"| {r['pg_during']} / {r['pg_after']} "
             f"| {(str(r['events']) + ', ' + format(r['drained_after'], '.1f') + ' s') if r['whole'] else ''} "
-            f"| {ratio} |")
+            f"| {ratio} | {', '.join(f'{k} {100 * v:.0f}' for k, v in r['cpu_split'].items())} |")
     lines += [
         "",
         f"Bound on PostgreSQL connections (docs/deploy.md): web {bound['web']} (workers x threads) + worker "
@@ -278,13 +299,14 @@ def main() -> None:
     anvil_pid = chain.get("anvil_pid")
 
     logdir = Path(tempfile.mkdtemp(prefix="bench-whole-"))
+    web_env = {**env, "DATABASE_URL": env["DATABASE_URL"] + f"?application_name={WEB_APP}"}
     cmd, server_desc = ci.server_command(argparse.Namespace(server="granian", workers=None, worker_class=None,
-                                                            threads=None), port, env)
+                                                            threads=None), port, web_env)
     web_proc, procs, results = None, [], []
     sampler = ConnectionSampler(set())
     try:
         say(f"starting {server_desc} (logs in {logdir})")
-        web_proc = ci.server_start(cmd, env, port, logdir / "server.log")
+        web_proc = ci.server_start(cmd, web_env, port, logdir / "server.log")
         with ci.pg_connect(DB_NAME) as db, ci.pg_connect("postgres") as pg:
             sampler.own.update({db.info.backend_pid, pg.info.backend_pid})
             max_connections = int(pg.execute("SHOW max_connections").fetchone()[0])
@@ -293,22 +315,25 @@ def main() -> None:
                 ci.run_wrk(port=port, key=key, connections=16, duration=args.warmup, idempotent=False, tag="warm",
                            threads=args.threads, timeout=args.timeout, sampler=None)
                 ci.wait_idle(db)
-            for c in levels:
-                results.append(one_run(args=args, port=port, key=key, db=db, sampler=sampler, connections=c,
-                                       whole=False, server_pid=web_proc.pid))
-
             receiver_port = ci.free_port()
             procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "webhooks.py"), "--receiver",
                                            str(receiver_port)], cwd=ROOT, start_new_session=True))
-            wh.DB_NAME = DB_NAME
-            db.execute("UPDATE payments_event SET fanned_out_at = now() WHERE fanned_out_at IS NULL")
             wh.endpoint_add(db, merchant_id, f"http://{HOST}:{receiver_port}/ok")
-            for name, command_line in system_commands().items():
-                procs.append(start(name, command_line, env, logdir))
-            system_ready(db, dict(zip(system_commands(), procs[1:])), logdir)
+            # Per level, back to back (this machine's load moves from one minute to the next): the web server
+            # alone, then with the rest of the system started for the run and stopped after it.
             for c in levels:
                 results.append(one_run(args=args, port=port, key=key, db=db, sampler=sampler, connections=c,
-                                       whole=True, server_pid=web_proc.pid))
+                                       whole=False, server_pid=web_proc.pid))
+                # the web-only run's events are not the whole system's work
+                db.execute("UPDATE payments_event SET fanned_out_at = now() WHERE fanned_out_at IS NULL")
+                system = {name: start(name, line, env, logdir) for name, line in system_commands().items()}
+                try:
+                    system_ready(db, system, logdir)
+                    ci.wait_idle(db, application_name=WEB_APP)
+                    results.append(one_run(args=args, port=port, key=key, db=db, sampler=sampler, connections=c,
+                                           whole=True, server_pid=web_proc.pid, system=system))
+                finally:
+                    stop(list(system.values()))
             received = len(wh.receiver_dump(receiver_port))
     finally:
         sampler.done.set()
@@ -319,11 +344,11 @@ def main() -> None:
                 os.kill(anvil_pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-    workers = int(env.get("GATEWAY_WEB_WORKERS") or ci.GRANIAN_WORKERS)
-    threads = int(env.get("GATEWAY_WEB_THREADS") or 1)
+    workers = int(web_env.get("GATEWAY_WEB_WORKERS") or ci.GRANIAN_WORKERS)
+    threads = int(web_env.get("GATEWAY_WEB_THREADS") or 1)
     # Celery prefork: 2 children, each one connection when it runs a task; beat's DatabaseScheduler 1; the watcher
-    # one per network thread (1 active network with an RPC URL here); the sender 2 (its database thread, LISTEN).
-    bound = {"web": workers * threads, "worker": 2, "beat": 1, "watch": 1, "sender": 2}
+    # one per network thread (1 network with an RPC URL here) + 1; the sender 2 (its database thread, LISTEN).
+    bound = {"web": workers * threads, "worker": 2, "beat": 1, "watch": 2, "sender": 2}
     section = report(args=args, info=info, results=results, bound=bound, max_connections=max_connections,
                      up_before=up_before, up_after=uptime(), started=started, command=command,
                      server_desc=server_desc, received=received)
