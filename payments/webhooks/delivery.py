@@ -47,9 +47,6 @@ NOTIFY_CHANNEL = "payments_event"  # the trigger of migration 0004 notifies it o
 RESPONSE_BODY_BYTES = 1024
 USER_AGENT = "GatewayWebhooks/1.0"
 FAILING_ENDPOINT_PAUSE_SECONDS = 1.0
-# Steps (fan-out, claim) and records start at most this often: under a steady stream of commits each one would
-# otherwise wake the sender for a transaction or three of its own; gathered, they share them (at most 25 ms later).
-COALESCE_SECONDS = 0.025
 
 
 class GuardedResolver(AbstractResolver):
@@ -89,11 +86,9 @@ def url_checked(url: str, *, livemode: bool) -> URL:
 
 
 class Dispatcher:
-    def __init__(self, *, batch: int = 200, poll_seconds: float = 0.5, rng: random.Random | None = None,
-                 coalesce_seconds: float = COALESCE_SECONDS):
+    def __init__(self, *, batch: int = 200, poll_seconds: float = 0.5, rng: random.Random | None = None):
         self.batch = batch
         self.poll_seconds = poll_seconds
-        self.coalesce_seconds = coalesce_seconds
         self.timeout = float(settings.GATEWAY_WEBHOOK_TIMEOUT_SECONDS)
         self.per_endpoint = int(settings.GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY)
         self.max_in_flight = int(settings.GATEWAY_WEBHOOK_MAX_IN_FLIGHT)
@@ -195,16 +190,7 @@ class Dispatcher:
     async def _loop(self, deadline, until_idle) -> None:
         last_fan_out = 0.0
         back_off = 0.0
-        last_step = 0.0
         while not self.stop.is_set() and (deadline is None or time.monotonic() < deadline):
-            gap = last_step + self.coalesce_seconds - time.monotonic()
-            if gap > 0:  # gather what more commits and finished requests bring, then take it in one step
-                try:
-                    await asyncio.wait_for(self.stop.wait(), gap)
-                    continue
-                except asyncio.TimeoutError:
-                    pass
-            last_step = time.monotonic()
             try:
                 woken = self.wake.is_set()
                 self.wake.clear()
@@ -347,8 +333,6 @@ class Dispatcher:
     async def _recorder(self) -> None:
         while True:
             await self.results_ready.wait()
-            if not self.closing:
-                await asyncio.sleep(self.coalesce_seconds)  # the attempts finishing meanwhile share the transaction
             self.results_ready.clear()
             while self.results:
                 await self._flush()
