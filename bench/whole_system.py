@@ -340,11 +340,13 @@ def main() -> None:
         sampler.done.set()
         stop(procs)
         ci.server_stop(web_proc)
-        if anvil_pid:
-            try:
-                os.kill(anvil_pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        if anvil_pid:  # devchain started it in a session of its own: its npm wrapper and the native binary
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    os.killpg(anvil_pid, signum)
+                except ProcessLookupError:
+                    break
+                time.sleep(2.0)
     workers = int(web_env.get("GATEWAY_WEB_WORKERS") or ci.GRANIAN_WORKERS)
     threads = int(web_env.get("GATEWAY_WEB_THREADS") or 1)
     # Celery prefork: 2 children, each one connection when it runs a task; beat's DatabaseScheduler 1; the watcher
