@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"  # the only address this benchmark ever talks to
 PG = {"host": HOST, "port": 5432, "user": "root"}
-DB_NAME = "gateway_bench"
+DB_NAME = os.environ.get("BENCH_DB_NAME", "gateway_bench")  # another name lets two benches run side by side
 LUA = ROOT / "bench" / "create_intents.lua"
 DOC = ROOT / "docs" / "benchmarks.md"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -101,18 +101,23 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# The production web server, sized for this machine: granian (WSGI; HTTP and keep-alive in Rust), one worker process
-# per core, one application thread each. gunicorn with gateway/gunicorn.conf.py is the alternative (--server gunicorn);
-# docs/benchmarks.md has both.
+# The production web server, as shipped: scripts/serve.sh (granian, WSGI; HTTP and keep-alive in Rust), one worker
+# process per core, one application thread each. gunicorn with gateway/gunicorn.conf.py is the alternative
+# (--server gunicorn); docs/benchmarks.md has both.
 GRANIAN_WORKERS = len(os.sched_getaffinity(0))
+SERVE = ROOT / "scripts" / "serve.sh"
 
 
-def granian_command(*, host: str, port: int, workers: int, threads: int = 1) -> list[str]:
-    return [
-        str(BIN / "granian"), "--interface", "wsgi", "--host", host, "--port", str(port),
-        "--workers", str(workers), "--blocking-threads", str(threads), "--backlog", "4096",
-        "--no-access-log", "--log-level", "warning", "gateway.wsgi:application",
-    ]
+def serve_command(*, env: dict, host: str, port: int, workers: int | None = None, threads: int | None = None,
+                  ) -> list[str]:
+    """scripts/serve.sh, configured through its environment (written into `env`)."""
+    env.update(GATEWAY_WEB_HOST=host, GATEWAY_WEB_PORT=str(port), GRANIAN=str(BIN / "granian"))
+    for name, value in (("GATEWAY_WEB_WORKERS", workers), ("GATEWAY_WEB_THREADS", threads)):
+        if value:
+            env[name] = str(value)
+        else:
+            env.pop(name, None)
+    return ["bash", str(SERVE)]
 
 
 def server_command(args, port: int, env: dict) -> tuple[list[str], str]:
@@ -120,9 +125,11 @@ def server_command(args, port: int, env: dict) -> tuple[list[str], str]:
     if args.server == "granian":
         workers = args.workers or GRANIAN_WORKERS
         threads = args.threads or 1
-        cmd = granian_command(host=HOST, port=port, workers=workers, threads=threads)
-        shown = " ".join(["granian", *cmd[1:]]).replace(f"--port {port}", "--port PORT")
-        return cmd, f"`{shown}` ({workers} worker processes x {threads} application thread, HTTP/1.1 keep-alive)"
+        cmd = serve_command(env=env, host=HOST, port=port, workers=args.workers, threads=args.threads)
+        pool = env.get("DATABASE_POOL_MAX_SIZE")
+        db = f"a psycopg pool of {pool} connections per worker" if pool else "one persistent connection per thread"
+        return cmd, (f"`scripts/serve.sh` (granian, {workers} worker processes x {threads} application thread, "
+                     f"HTTP/1.1 keep-alive, {db})")
     env["GUNICORN_BIND"] = f"{HOST}:{port}"
     if args.workers:
         env["GUNICORN_WORKERS"] = str(args.workers)
@@ -313,17 +320,21 @@ def run_wrk(*, port: int, key: str, connections: int, duration: int, idempotent:
 # --- checks in the database ---------------------------------------------------------------------------------------
 
 
-def wait_idle(db, timeout: float = 180) -> None:
+def wait_idle(db, timeout: float = 180, *, application_name: str | None = None) -> None:
     """Until the server has answered everything wrk left behind: when wrk stops, up to one request per connection is
-    still queued in the server (not yet visible in PostgreSQL), and the next run must neither count nor wait for it."""
+    still queued in the server (not yet visible in PostgreSQL), and the next run must neither count nor wait for it.
+    With `application_name`, only the connections of that name count as busy (the web server's, among others)."""
     deadline = time.monotonic() + timeout
-    last = None
+    last, quiet = None, 0
     while time.monotonic() < deadline:
         busy, intents = db.execute(
             "SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
-            "AND state <> 'idle'), (SELECT count(*) FROM payments_paymentintent)", [DB_NAME]
+            "AND state <> 'idle' AND application_name = coalesce(%s, application_name)), "
+            "(SELECT count(*) FROM payments_paymentintent)", [DB_NAME, application_name]
         ).fetchone()
-        if not busy and intents == last:
+        # three quiet seconds in a row: on a loaded machine a queued request can wait a second for the CPU
+        quiet = quiet + 1 if not busy and intents == last else 0
+        if quiet >= 3:
             return
         last = intents
         time.sleep(1.0)

@@ -71,16 +71,34 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": env.db("DATABASE_URL", default="postgres://root@127.0.0.1:5432/gateway"),
-}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Server-side parameters and prepared statements: a statement run a few times on a connection is parsed and planned
 # once, which takes about 40% off PostgreSQL's CPU per payment creation (docs/benchmarks.md). Needs direct
 # connections or a pooler that keeps prepared statements (PgBouncer >= 1.21 with max_prepared_statements).
 DATABASE_OPTIONS = {"server_side_binding": True, "prepare_threshold": env.int("DATABASE_PREPARE_THRESHOLD", default=5)}
-DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **DATABASE_OPTIONS}
+
+
+def database_from_env(*, url_default: str | None = None, conn_max_age_default: int) -> dict:
+    """DATABASES["default"] from DATABASE_URL. One connection per thread, kept CONN_MAX_AGE seconds (the web server
+    runs a fixed number of threads, so the connections are bounded: docs/deploy.md); or, with
+    DATABASE_POOL_MAX_SIZE > 0, a psycopg pool of at most that many connections per process (Django's native pool;
+    prepared statements live on the pooled connections, so server_side_binding / prepare_threshold still apply)."""
+    db = env.db("DATABASE_URL", default=url_default) if url_default else env.db("DATABASE_URL")
+    db["OPTIONS"] = {**db.get("OPTIONS", {}), **DATABASE_OPTIONS}
+    pool_max = env.int("DATABASE_POOL_MAX_SIZE", default=0)
+    if pool_max > 0:
+        db["CONN_MAX_AGE"] = 0  # the pool keeps the connections (Django refuses both)
+        db["CONN_HEALTH_CHECKS"] = False  # a check would cost a round trip per request; the pool replaces bad ones
+        db["OPTIONS"]["pool"] = {"min_size": min(pool_max, env.int("DATABASE_POOL_MIN_SIZE", default=1)),
+                                 "max_size": pool_max, "max_idle": 60.0,
+                                 "timeout": env.float("DATABASE_POOL_TIMEOUT", default=30.0)}
+    else:
+        db["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=conn_max_age_default)
+        db["CONN_HEALTH_CHECKS"] = True
+    return db
+
+
+DATABASES = {"default": database_from_env(url_default="postgres://root@127.0.0.1:5432/gateway",
+                                          conn_max_age_default=60)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -2,14 +2,11 @@
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F401,F403
-from .base import DATABASE_OPTIONS, env
+from .base import database_from_env, env
 
 DEBUG = False
 SECRET_KEY = env("SECRET_KEY")
-DATABASES = {"default": env.db("DATABASE_URL")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **DATABASE_OPTIONS}
+DATABASES = {"default": database_from_env(conn_max_age_default=600)}
 # Only the signer's processes (Celery queue `signer`, `manage.py wallet`) need the KEK: the web tier and the other
 # workers run without it (docs/money-out.md). When it is set it must be a real one.
 GATEWAY_KEK = env("GATEWAY_KEK", default="")

@@ -201,7 +201,9 @@ class Dispatcher:
                     self.counts["fanned_out"] += fanned
                 claimed = []
                 capacity = self.max_in_flight - self.total_in_flight
-                if capacity > 0:
+                # A stop that came while the fan-out ran ends the claiming here: what is claimed is sent, so a
+                # sender being stopped must not take more (it would hold it until its requests end or time out).
+                if capacity > 0 and not self.stop.is_set():
                     limit = min(capacity, self.batch)
                     now = time.monotonic()
                     self.paused_until = {eid: t for eid, t in self.paused_until.items() if t > now}

@@ -327,6 +327,29 @@ def test_the_celery_task_delivers_too(merchant, receiver, make_endpoint):
 # A timeout far beyond the test's own waits (at most about 95 s on a slow machine): no hanging request ends before
 # the asserts, however slow the machine.
 @override_settings(GATEWAY_WEBHOOK_TIMEOUT_SECONDS=600)
+def test_a_sender_stopped_while_it_fans_out_claims_nothing_more(merchant, receiver, make_endpoint):
+    # Given a due delivery, and a sender that is told to stop while its fan-out runs (as SIGTERM, or the end of a
+    # test, can come at any line)
+    endpoint = make_endpoint(receiver.on("/ok"))
+    event = make_event(merchant)
+
+    class StoppedDuringFanOut(Dispatcher):
+        async def db(self, fn, *args, **kwargs):
+            result = await super().db(fn, *args, **kwargs)
+            if fn == self._fan_out_all:
+                self.stop.set()
+            return result
+
+    # when it runs
+    counts = asyncio.run(StoppedDuringFanOut().run(stop=asyncio.Event()))
+
+    # then it fanned the event out and stopped there: nothing claimed, nothing sent, the delivery still due
+    assert counts["fanned_out"] == 1 and counts["claimed"] == 0
+    delivery = delivery_of(endpoint, event)
+    assert delivery.status == "pending" and delivery.attempts == 0 and delivery.next_attempt_at <= timezone.now()
+    assert receiver.at("/ok") == [] and not WebhookAttempt.objects.exists()
+
+
 def test_endpoints_that_hang_hold_only_the_slow_lanes_share_and_a_healthy_one_is_still_delivered(
         merchant, receiver, hanging, make_endpoint, settings):
     # Given 40 endpoints that are failing and now hang until the timeout, each with more due deliveries than
