@@ -1,9 +1,9 @@
 from django import forms
 from django_otp import user_has_device
 from django_otp.forms import OTPAuthenticationForm
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .models import ApiKey
+from .models import EncryptedTotpDevice as TOTPDevice  # the seed encrypted at rest
 
 
 class ApiKeyCreateForm(forms.Form):

@@ -14,12 +14,12 @@ from django.urls import reverse_lazy
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp.decorators import otp_required
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from gateway.errors import DomainError
 
 from . import selectors, services
 from .forms import ApiKeyCreateForm, ApiKeyRollForm, PortalLoginForm, TotpConfirmForm
+from .models import EncryptedTotpDevice as TOTPDevice  # the seed encrypted at rest
 
 
 def portal_required(view):

@@ -193,6 +193,10 @@ GATEWAY_PUBLIC_URL = env("GATEWAY_PUBLIC_URL", default="http://127.0.0.1:8000").
 # Key-encryption key for the master seed: base64 of 32 bytes. Previous keys stay readable during rotation.
 GATEWAY_KEK = env("GATEWAY_KEK", default="")
 GATEWAY_KEK_PREVIOUS = env.list("GATEWAY_KEK_PREVIOUS", default=[])
+# Key-encryption key of the application secrets (webhook signing secrets, TOTP seeds; merchants.secrets), which
+# the web tier and workers load instead of GATEWAY_KEK: base64 of 32 bytes, its own value; previous ones as above.
+GATEWAY_SECRETS_KEK = env("GATEWAY_SECRETS_KEK", default="")
+GATEWAY_SECRETS_KEK_PREVIOUS = env.list("GATEWAY_SECRETS_KEK_PREVIOUS", default=[])
 GATEWAY_DEFAULT_EXPIRY_MINUTES = env.int("GATEWAY_DEFAULT_EXPIRY_MINUTES", default=30)
 GATEWAY_MAX_AMOUNT_MINOR = env.int("GATEWAY_MAX_AMOUNT_MINOR", default=99_999_999)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)

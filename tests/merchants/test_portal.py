@@ -5,11 +5,11 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from merchants import services
 from merchants.keys import hash_key
 from merchants.models import ApiKey
+from merchants.models import EncryptedTotpDevice as TOTPDevice
 
 PASSWORD = "correct horse battery staple"
 
