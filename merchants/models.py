@@ -148,7 +148,7 @@ def _totp_field(name):
 class EncryptedTotpDevice(TimestampMixin, ThrottlingMixin, Device):
     """django-otp's TOTP device (the same fields and verification, borrowed from `TOTPDevice`) with its seed
     encrypted at rest: `key` (hex, as django-otp's) is sealed and bound to the device's user. The portal enrols and
-    verifies with this model (merchants.totp); django-otp's own `otp_totp` table stays empty."""
+    verifies with this model (merchants.views, merchants.forms); django-otp's own `otp_totp` table stays empty."""
 
     key = EncryptedTextField(default=default_key, editable=False, bind_to="user",
                              help_text="The hex-encoded secret key, encrypted at rest.")
