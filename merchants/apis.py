@@ -90,7 +90,7 @@ class WebhookEndpointListCreateApi(WebhookEndpointApiBase):
         operation_id="webhook_endpoints_create", request=WebhookEndpointCreateSerializer,
         responses={200: WebhookEndpointSchema, **ERRORS_409},
     )
-    @idempotent
+    @idempotent(sealed=("secret",))
     def post(self, request):
         caller = request.auth
         serializer = WebhookEndpointCreateSerializer(data=request.data, context={"livemode": caller.livemode})
@@ -141,7 +141,7 @@ class WebhookEndpointRollSecretApi(WebhookEndpointApiBase):
         description="Our extension: a new `secret`; the current one keeps signing beside it for "
                     "`previous_secret_expires_in` seconds (default 86400).",
     )
-    @idempotent
+    @idempotent(sealed=("secret",))
     def post(self, request, endpoint_id: str):
         serializer = WebhookSecretRollSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

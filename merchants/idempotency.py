@@ -2,7 +2,12 @@
 
 The whole request runs in one transaction together with the stored response, so a crash can never leave a
 created object without its record (a retry would make a second one) nor a record without its object. A concurrent
-request with the same key finds the advisory lock taken and gets 409 at once instead of waiting."""
+request with the same key finds the advisory lock taken and gets 409 at once instead of waiting.
+
+A response that holds a secret (a webhook endpoint's signing secret, on create and roll_secret) names it with
+`@idempotent(sealed=("secret",))`: the stored body keeps that field encrypted under GATEWAY_SECRETS_KEK
+(merchants.secrets), bound to this record, and a replay decrypts it, so the replay is the first response exactly and
+no secret is stored in clear."""
 import functools
 import hashlib
 import json
@@ -17,6 +22,7 @@ from gateway.api.input import text_is_allowed
 from gateway.db import insert_sql, mark_saved
 
 from .models import IdempotencyRecord
+from .secrets import secret_open, secret_seal
 
 MAX_KEY_LENGTH = 255
 
@@ -59,7 +65,21 @@ def _record_add(record: IdempotencyRecord) -> None:
     mark_saved(record)
 
 
-def idempotent(view_method):
+def _sealed_fields(body, scope: dict, sealed: tuple[str, ...], transform):
+    """A copy of a dict body with each non-empty `sealed` top-level field passed through `transform` (secret_seal to
+    store, secret_open to replay), bound to this record's merchant, mode, key and field."""
+    if not sealed or not isinstance(body, dict):
+        return body
+    prefix = f"merchants_idempotencyrecord.response_body:{scope['merchant'].pk}:{int(scope['livemode'])}:{scope['key']}"
+    return {name: transform(value, slot=f"{prefix}:{name}".encode()) if name in sealed and value else value
+            for name, value in body.items()}
+
+
+def idempotent(view_method=None, *, sealed: tuple[str, ...] = ()):
+    """`@idempotent`, or `@idempotent(sealed=(field, ...))` when the response carries secrets in those fields."""
+    if view_method is None:
+        return functools.partial(idempotent, sealed=tuple(sealed))
+
     @functools.wraps(view_method)
     def wrapper(view, request, *args, **kwargs):
         key = request.headers.get("Idempotency-Key")
@@ -92,13 +112,16 @@ def idempotent(view_method):
                         "Keys for idempotent requests can only be used with the same parameters they were first "
                         f"used with. Try using a key other than '{key}' if you meant to execute a different request."
                     )
-                response = Response(record.response_body, status=record.response_status)
+                response = Response(
+                    _sealed_fields(record.response_body, scope, sealed, secret_open), status=record.response_status
+                )
                 response["Idempotent-Replayed"] = "true"
                 return response
             request.idempotency_key = key
             response = view_method(view, request, *args, **kwargs)
             _record_add(IdempotencyRecord(
-                **scope, fingerprint=fingerprint, response_status=response.status_code, response_body=response.data
+                **scope, fingerprint=fingerprint, response_status=response.status_code,
+                response_body=_sealed_fields(response.data, scope, sealed, secret_seal),
             ))
             response["Idempotency-Key"] = key
             return response

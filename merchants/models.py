@@ -1,8 +1,12 @@
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
 
 from gateway.ids import new_id
+
+from .fields import EncryptedTextField
 
 
 def _merchant_id():
@@ -131,8 +135,8 @@ class WebhookEndpoint(models.Model):
     enabled_events = models.JSONField(default=list, help_text='Event types, or ["*"] for all of them.')
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ENABLED)
     disabled_reason = models.CharField(max_length=200, blank=True, default="")
-    secret = models.CharField(max_length=100, editable=False)
-    previous_secret = models.CharField(max_length=100, blank=True, default="", editable=False)
+    secret = EncryptedTextField(editable=False)  # sealed at rest (merchants.secrets)
+    previous_secret = EncryptedTextField(blank=True, default="", editable=False)
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     # When deliveries to it started failing without a success since (None: healthy); 3 days of it disables it.
     failing_since = models.DateTimeField(null=True, blank=True)
@@ -145,3 +149,45 @@ class WebhookEndpoint(models.Model):
 
     def __str__(self):
         return f"{self.id} {self.url}"
+
+
+class SecretsKey(models.Model):
+    """The data key that encrypts the application secrets (merchants.secrets), wrapped by GATEWAY_SECRETS_KEK:
+    never stored in clear. `kek_fingerprint` names the KEK that wrapped it (`rotate_secrets_kek` re-wraps it)."""
+
+    id = models.CharField(primary_key=True, max_length=8, editable=False)
+    wrapped_dek = models.BinaryField(editable=False)
+    kek_fingerprint = models.CharField(max_length=16, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+    rewrapped = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"secrets data key {self.id} (KEK {self.kek_fingerprint})"
+
+
+def _totp_field(name):
+    return TOTPDevice._meta.get_field(name).clone()
+
+
+class EncryptedTotpDevice(TimestampMixin, ThrottlingMixin, Device):
+    """django-otp's TOTP device (the same fields and verification, borrowed from `TOTPDevice`) with its seed
+    encrypted at rest: `key` (hex, as django-otp's) is sealed and bound to the device's user. The portal enrols and
+    verifies with this model (merchants.views, merchants.forms); django-otp's own `otp_totp` table stays empty."""
+
+    key = EncryptedTextField(default=default_key, editable=False, bind_to="user",
+                             help_text="The hex-encoded secret key, encrypted at rest.")
+    step = _totp_field("step")
+    t0 = _totp_field("t0")
+    digits = _totp_field("digits")
+    tolerance = _totp_field("tolerance")
+    drift = _totp_field("drift")
+    last_t = _totp_field("last_t")
+
+    class Meta(Device.Meta):
+        verbose_name = "TOTP device"
+
+    bin_key = TOTPDevice.bin_key
+    verify_token = TOTPDevice.verify_token
+    get_throttle_factor = TOTPDevice.get_throttle_factor
+    config_url = TOTPDevice.config_url
+    _read_str_from_settings = TOTPDevice._read_str_from_settings

@@ -1,4 +1,5 @@
 """Writes for merchants, their API keys and their webhook endpoints."""
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -8,12 +9,16 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
+from gateway import crypto
 from gateway.errors import DomainError
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
 
 from .keys import generate_key, hash_key, redact
-from .models import ApiKey, Merchant, WebhookEndpoint
+from .models import ApiKey, Merchant, SecretsKey, WebhookEndpoint
+from .secrets import DEK_AD, SECRETS_KEKS
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -194,3 +199,34 @@ def webhook_endpoint_secret_roll(
     endpoint.secret = webhook_secret_generate()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated"])
     return endpoint
+
+
+@dataclass(frozen=True)
+class SecretsKekRotation:
+    kek_fingerprint: str  # the current GATEWAY_SECRETS_KEK's
+    rewrapped: list[str]  # ids of the data keys re-wrapped now
+    unchanged: list[str]  # ids of those the current KEK already wrapped
+
+
+@transaction.atomic
+def secrets_kek_rotate() -> SecretsKekRotation:
+    """Re-wrap the secrets' data keys with the current GATEWAY_SECRETS_KEK; no secret is re-encrypted.
+
+    Unwraps with whichever known KEK (current or GATEWAY_SECRETS_KEK_PREVIOUS) wrapped each key. Readers never wait
+    and never fail: running processes hold the unwrapped data keys, and a process (re)started with either KEK current
+    knows the other through GATEWAY_SECRETS_KEK_PREVIOUS. A no-op for keys the current KEK already wrapped."""
+    current = crypto.kek_fingerprint(SECRETS_KEKS.current())
+    rewrapped, unchanged = [], []
+    for key in SecretsKey.objects.select_for_update().order_by("created"):
+        if key.kek_fingerprint == current:
+            unchanged.append(key.id)
+            continue
+        previous = key.kek_fingerprint
+        key.wrapped_dek, key.kek_fingerprint = crypto.dek_rewrap(
+            wrapped_dek=bytes(key.wrapped_dek), wrapped_by=previous, keks=SECRETS_KEKS, associated_data=DEK_AD
+        )
+        key.rewrapped = timezone.now()
+        key.save(update_fields=["wrapped_dek", "kek_fingerprint", "rewrapped"])
+        logger.info("Secrets data key %s re-wrapped from KEK %s to %s", key.id, previous, key.kek_fingerprint)
+        rewrapped.append(key.id)
+    return SecretsKekRotation(kek_fingerprint=current, rewrapped=rewrapped, unchanged=unchanged)

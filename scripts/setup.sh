@@ -68,3 +68,7 @@ if [ ! -s .local/kek ]; then
   .venv/bin/python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > .local/kek
   chmod 600 .local/kek
 fi
+if [ ! -s .local/secrets_kek ]; then
+  .venv/bin/python -c "import base64, os; print(base64.b64encode(os.urandom(32)).decode())" > .local/secrets_kek
+  chmod 600 .local/secrets_kek
+fi

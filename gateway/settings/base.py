@@ -237,6 +237,10 @@ GATEWAY_KEK = env("GATEWAY_KEK", default="")
 GATEWAY_KEK_PREVIOUS = env.list("GATEWAY_KEK_PREVIOUS", default=[])
 # The signer backend (wallets/signer/): the local one derives keys from the seed; an HSM/KMS backend plugs in here.
 GATEWAY_SIGNER_BACKEND = env("GATEWAY_SIGNER_BACKEND", default="wallets.signer.local.LocalSigner")
+# Key-encryption key of the application secrets (webhook signing secrets, TOTP seeds; merchants.secrets), which
+# the web tier and workers load instead of GATEWAY_KEK: base64 of 32 bytes, its own value; previous ones as above.
+GATEWAY_SECRETS_KEK = env("GATEWAY_SECRETS_KEK", default="")
+GATEWAY_SECRETS_KEK_PREVIOUS = env.list("GATEWAY_SECRETS_KEK_PREVIOUS", default=[])
 GATEWAY_DEFAULT_EXPIRY_MINUTES = env.int("GATEWAY_DEFAULT_EXPIRY_MINUTES", default=30)
 GATEWAY_MAX_AMOUNT_MINOR = env.int("GATEWAY_MAX_AMOUNT_MINOR", default=99_999_999)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)
@@ -274,7 +278,7 @@ GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", defau
 
 # Logins (portal and admin): password + TOTP code in one form (gateway/otp.py), throttled by django-axes.
 # The TOTP device model (a django-otp Device); every device lookup goes through gateway.otp.
-GATEWAY_TOTP_DEVICE_MODEL = env("GATEWAY_TOTP_DEVICE_MODEL", default="otp_totp.TOTPDevice")
+GATEWAY_TOTP_DEVICE_MODEL = env("GATEWAY_TOTP_DEVICE_MODEL", default="merchants.EncryptedTotpDevice")  # seed encrypted at rest
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", default="Crypto payment gateway")
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",  # first: a locked-out client is refused before any password hashing

@@ -12,3 +12,7 @@ if not GATEWAY_KEK:  # noqa: F405
     _kek_file = BASE_DIR / ".local" / "kek"
     if _kek_file.exists():
         GATEWAY_KEK = _kek_file.read_text().strip()
+if not GATEWAY_SECRETS_KEK:  # noqa: F405
+    _secrets_kek_file = BASE_DIR / ".local" / "secrets_kek"  # also written by scripts/setup.sh
+    if _secrets_kek_file.exists():
+        GATEWAY_SECRETS_KEK = _secrets_kek_file.read_text().strip()

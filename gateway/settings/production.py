@@ -10,15 +10,21 @@ DATABASES = {"default": database_from_env(conn_max_age_default=600)}
 # Only the signer's processes (Celery queue `signer`, `manage.py wallet`) need the KEK: the web tier and the other
 # workers run without it (docs/money-out.md). When it is set it must be a real one.
 GATEWAY_KEK = env("GATEWAY_KEK", default="")
+GATEWAY_SECRETS_KEK = env("GATEWAY_SECRETS_KEK")
 GATEWAY_PUBLIC_URL = env("GATEWAY_PUBLIC_URL").rstrip("/")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS")
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
 # A revoked key stops working within 2 s in every web process (merchants.selectors.api_key_active_by_raw).
 GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=2)
 
-for _name, _value in {"SECRET_KEY": SECRET_KEY, "GATEWAY_KEK": GATEWAY_KEK}.items():
+for _name, _value in {"SECRET_KEY": SECRET_KEY, "GATEWAY_KEK": GATEWAY_KEK,
+                      "GATEWAY_SECRETS_KEK": GATEWAY_SECRETS_KEK}.items():
     if (not _value and _name != "GATEWAY_KEK") or (_value and len(_value) < 32):
         raise ImproperlyConfigured(f"{_name} must be set to a real secret in production")
+if GATEWAY_SECRETS_KEK == GATEWAY_KEK:
+    raise ImproperlyConfigured(
+        "GATEWAY_SECRETS_KEK must differ from GATEWAY_KEK: the web tier must not hold the seed's KEK"
+    )
 
 # HTTPS only (`manage.py check --deploy` is clean; tests/gateway/test_settings.py runs it). The gateway is meant to sit
 # behind a TLS-terminating proxy that sets X-Forwarded-Proto; see README "Environment (production)".

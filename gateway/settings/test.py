@@ -10,6 +10,8 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 GATEWAY_KEK = base64.b64encode(b"k" * 32).decode()
 GATEWAY_KEK_PREVIOUS = []
+GATEWAY_SECRETS_KEK = base64.b64encode(b"s" * 32).decode()
+GATEWAY_SECRETS_KEK_PREVIOUS = []
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

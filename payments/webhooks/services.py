@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
+from gateway.errors import ConfigurationError
+from merchants.fields import SealedText
 from merchants.models import WebhookEndpoint
 
 from ..models import Event, WebhookDelivery
@@ -40,7 +42,7 @@ class ClaimedDelivery:
     id: int
     attempts: int
     created: datetime
-    endpoint: WebhookEndpoint  # unsaved snapshot: id, url, livemode, secrets
+    endpoint: WebhookEndpoint  # unsaved snapshot (never saved): id, url, livemode, secrets decrypted
     event: Event  # unsaved snapshot, enough for payments.presenters.event_json
 
 
@@ -132,8 +134,16 @@ def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failin
     claimed = []
     for (did, attempts, created, eid, url, livemode, secret, previous_secret, previous_expires, failing_since,
          evid, evtype, evcreated, data, evlivemode, request_id, idempotency_key) in rows:
-        endpoint = WebhookEndpoint(id=eid, url=url, livemode=livemode, secret=secret, previous_secret=previous_secret,
+        endpoint = WebhookEndpoint(id=eid, url=url, livemode=livemode, secret=SealedText(secret),
+                                   previous_secret=SealedText(previous_secret),
                                    previous_secret_expires_at=previous_expires, failing_since=failing_since)
+        # Decrypted here, in synchronous code: the first time reads the data key from the database, which the
+        # sender's event loop must not do; later claims of this secret version hit the process cache. A secret that
+        # does not decrypt stays sealed: its POST fails as an attempt (retried), and the log says why.
+        try:
+            endpoint.secret, endpoint.previous_secret = endpoint.secret, endpoint.previous_secret
+        except ConfigurationError:
+            logger.exception("The signing secret of webhook endpoint %s does not decrypt", eid)
         event = Event(id=evid, type=evtype, created=evcreated, data=json.loads(data) if isinstance(data, str) else data, livemode=evlivemode,
                       request_id=request_id, idempotency_key=idempotency_key)
         claimed.append(ClaimedDelivery(id=did, attempts=attempts, created=created, endpoint=endpoint, event=event))

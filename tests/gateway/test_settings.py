@@ -4,6 +4,9 @@ import sys
 from pathlib import Path
 
 
+SECRETS_KEK = "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0czM="
+
+
 def run_with(env: dict) -> subprocess.CompletedProcess:
     code = "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='gateway.settings.production'; django.setup()"
     return subprocess.run([sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
@@ -18,6 +21,7 @@ def test_production_refuses_to_start_without_its_secrets():
 
 def test_production_refuses_a_weak_kek():
     result = run_with({"SECRET_KEY": "s" * 50, "DATABASE_URL": "postgres://root@127.0.0.1/x", "GATEWAY_KEK": "short",
+                       "GATEWAY_SECRETS_KEK": SECRETS_KEK,
                        "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"})
     assert result.returncode != 0 and "GATEWAY_KEK" in result.stderr
 
@@ -25,6 +29,7 @@ def test_production_refuses_a_weak_kek():
 def test_production_starts_with_its_secrets():
     result = run_with({"SECRET_KEY": "s" * 50, "DATABASE_URL": "postgres://root@127.0.0.1/x",
                        "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=",
+                       "GATEWAY_SECRETS_KEK": SECRETS_KEK,
                        "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"})
     assert result.returncode == 0, result.stderr
 
@@ -32,7 +37,7 @@ def test_production_starts_with_its_secrets():
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCTION_ENV = {"SECRET_KEY": "x7Qp2vR9sT4uW6yZ8aB1cD3eF5gH7jK9mN2pQ4rS6tV8wX0yZ2",
                   "DATABASE_URL": "postgres://root@127.0.0.1/x",
-                  "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=",
+                  "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=", "GATEWAY_SECRETS_KEK": SECRETS_KEK,
                   "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"}
 
 
@@ -62,7 +67,7 @@ def test_production_is_https_only_behind_the_documented_proxy_header():
 
 
 PRODUCTION = {"SECRET_KEY": "s" * 50, "DATABASE_URL": "postgres://root@127.0.0.1/x",
-              "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=",
+              "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=", "GATEWAY_SECRETS_KEK": SECRETS_KEK,
               "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"}
 
 
@@ -86,3 +91,13 @@ def test_production_uses_a_bounded_pool_when_asked_and_keeps_prepared_statements
     assert db["CONN_MAX_AGE"] == 0  # Django refuses a pool with persistent connections
     assert db["OPTIONS"]["pool"]["max_size"] == 3 and db["OPTIONS"]["pool"]["min_size"] == 1
     assert db["OPTIONS"]["server_side_binding"] is True and db["OPTIONS"]["prepare_threshold"] == 5
+
+
+def test_production_refuses_to_start_without_the_secrets_kek_or_with_the_seeds_one():
+    base = {"SECRET_KEY": "s" * 50, "DATABASE_URL": "postgres://root@127.0.0.1/x",
+            "GATEWAY_KEK": "a2FrYWtha2FrYWtha2FrYWtha2FrYWtha2FrYWtha2E=",
+            "GATEWAY_PUBLIC_URL": "https://pay.example", "ALLOWED_HOSTS": "pay.example"}
+    missing = run_with(base)
+    assert missing.returncode != 0 and "GATEWAY_SECRETS_KEK" in missing.stderr
+    same = run_with({**base, "GATEWAY_SECRETS_KEK": base["GATEWAY_KEK"]})
+    assert same.returncode != 0 and "GATEWAY_SECRETS_KEK must differ from GATEWAY_KEK" in same.stderr

@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.test import override_settings
 
 from gateway.errors import ConfigurationError, DomainError
+from tests.dbscan import database_dump, leaks
 from tests.merchants.factories import MerchantFactory
 from tests.wallets.factories import TEST_ADDRESS_0, TEST_MNEMONIC, MasterSeedFactory
 from wallets import crypto, hd, selectors, services
@@ -306,28 +307,6 @@ def _secret_needles(mnemonic: str, indexes: list[int]) -> dict[str, bytes]:
     return needles
 
 
-def _database_dump() -> dict[str, bytes]:
-    """Every row of every table: each cell as raw bytes, plus the row cast to text by PostgreSQL (bytea as hex)."""
-    dump = {}
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        for table in connection.introspection.table_names(cursor):
-            chunks = []
-            cursor.execute(f"SELECT * FROM {qn(table)}")
-            for row in cursor.fetchall():
-                for cell in row:
-                    chunks.append(bytes(cell) if isinstance(cell, (bytes, memoryview)) else str(cell).encode())
-            cursor.execute(f"SELECT t::text FROM {qn(table)} AS t")
-            chunks.extend(text.encode() for (text,) in cursor.fetchall())
-            dump[table] = b"\n".join(chunks)
-    return dump
-
-
-def _leaks(haystack: bytes, needles: dict[str, bytes]) -> list[str]:
-    lowered = haystack.lower()
-    return [name for name, needle in needles.items() if needle in haystack or needle.lower() in lowered]
-
-
 @pytest.mark.django_db
 def test_no_secret_in_any_database_row_or_log(caplog):
     caplog.set_level(logging.DEBUG)
@@ -342,7 +321,7 @@ def test_no_secret_in_any_database_row_or_log(caplog):
         call_command("wallet", "status", stdout=out)
         call_command("wallet", "status", "--json", stdout=out)
 
-    dump = _database_dump()
+    dump = database_dump()
     everything = b"\n".join(dump.values())
     # The scan does read the wallet's rows (positive controls) ...
     seed = MasterSeed.objects.get()
@@ -353,9 +332,9 @@ def test_no_secret_in_any_database_row_or_log(caplog):
     assert all(a.address.encode() in dump["wallets_depositaddress"] for a in allocated)
     assert seed.kek_fingerprint in caplog.text
     # ... and finds no secret anywhere: not in the database, not in the logs, not in the command output.
-    assert _leaks(everything, needles) == []
-    assert _leaks(caplog.text.encode(), needles) == []
-    assert _leaks(out.getvalue().encode(), needles) == []
+    assert leaks(everything, needles) == []
+    assert leaks(caplog.text.encode(), needles) == []
+    assert leaks(out.getvalue().encode(), needles) == []
 
 
 # --- deposit addresses ------------------------------------------------------------------------------------------
