@@ -59,6 +59,8 @@ def bench_env(db_name: str, rpc_url: str | None = None) -> dict:
         DJANGO_SETTINGS_MODULE="gateway.settings.production",
         SECRET_KEY=os.environ.get("BENCH_SECRET_KEY") or secrets.token_urlsafe(50),
         GATEWAY_KEK=os.environ.get("BENCH_GATEWAY_KEK") or base64.b64encode(secrets.token_bytes(32)).decode(),
+        GATEWAY_SECRETS_KEK=os.environ.get("BENCH_GATEWAY_SECRETS_KEK")
+        or base64.b64encode(secrets.token_bytes(32)).decode(),
         DATABASE_URL=f"postgres://{PG['user']}@{HOST}:{PG['port']}/{db_name}",
         GATEWAY_PUBLIC_URL=f"http://{HOST}:8000",
         ALLOWED_HOSTS=HOST,
@@ -68,6 +70,7 @@ def bench_env(db_name: str, rpc_url: str | None = None) -> dict:
         PYTHONDONTWRITEBYTECODE="1",
     )
     env["BENCH_SECRET_KEY"], env["BENCH_GATEWAY_KEK"] = env["SECRET_KEY"], env["GATEWAY_KEK"]
+    env["BENCH_GATEWAY_SECRETS_KEK"] = env["GATEWAY_SECRETS_KEK"]
     if rpc_url:
         env["GATEWAY_RPC_DEVNET"] = rpc_url
         env["GATEWAY_DEVCHAIN_RPC_URL"] = rpc_url

@@ -38,6 +38,9 @@ from pathlib import Path
 
 import psycopg
 
+# One key for the application secrets per bench run: every process it starts must read the same data key.
+SECRETS_KEK = base64.b64encode(secrets.token_bytes(32)).decode()
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HOST = "127.0.0.1"  # the only address this benchmark ever talks to
@@ -71,6 +74,7 @@ def server_env(port: int) -> dict:
         DJANGO_SETTINGS_MODULE="gateway.settings.production",
         SECRET_KEY=secrets.token_urlsafe(50),
         GATEWAY_KEK=base64.b64encode(secrets.token_bytes(32)).decode(),
+        GATEWAY_SECRETS_KEK=SECRETS_KEK,
         DATABASE_URL=f"postgres://{PG['user']}@{HOST}:{PG['port']}/{DB_NAME}",
         GATEWAY_PUBLIC_URL=f"http://{HOST}:{port}",
         ALLOWED_HOSTS=HOST,

@@ -70,10 +70,14 @@ def api(secret_key):
 
 
 @pytest.fixture
-def admin_client(client, admin_user):
-    """pytest-django's admin client, with the session verified by a TOTP code as the admin requires."""
-    login_verified(client, admin_user)
-    return client
+def admin_client(db, admin_user):
+    """pytest-django's admin client, with the session verified by a TOTP code as the admin requires (a client of its
+    own: some modules name another fixture `client`)."""
+    from django.test import Client
+
+    staff = Client()
+    login_verified(staff, admin_user)
+    return staff
 
 
 @pytest.fixture

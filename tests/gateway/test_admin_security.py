@@ -111,7 +111,7 @@ def test_the_device_pages_never_show_a_seed(client, staff):
     device = totp_device(merchant.user)
     login_verified(client, staff)
     secrets = [device.key, base64.b32encode(device.bin_key).decode().rstrip("="), "otpauth"]
-    base = "/admin/otp_totp/totpdevice/"
+    base = f"/admin/{device._meta.app_label}/{device._meta.model_name}/"  # the model of GATEWAY_TOTP_DEVICE_MODEL
 
     pages = [client.get(base), client.get(f"{base}{device.pk}/change/"),
              client.get(f"{base}{device.pk}/config/", follow=True), client.get(f"{base}{device.pk}/qrcode/", follow=True)]

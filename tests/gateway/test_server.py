@@ -87,10 +87,13 @@ def server(tmp_path, request):
     env.update(
         DJANGO_SETTINGS_MODULE="gateway.settings.production", SECRET_KEY=secrets.token_urlsafe(50),
         GATEWAY_KEK=base64.b64encode(secrets.token_bytes(32)).decode(),
+        GATEWAY_SECRETS_KEK=base64.b64encode(secrets.token_bytes(32)).decode(),
         DATABASE_URL=f"postgres://{db['USER'] or 'root'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/"
                      f"{db['NAME']}?application_name={APP_NAME}",
         GATEWAY_PUBLIC_URL=f"http://127.0.0.1:{port}", ALLOWED_HOSTS="127.0.0.1", LOG_LEVEL="WARNING",
         GATEWAY_WEB_PORT=str(port), GATEWAY_WEB_WORKERS=str(WORKERS), GATEWAY_WEB_THREADS=str(THREADS),
+        SECURE_SSL_REDIRECT="false",  # plain HTTP on 127.0.0.1, no TLS proxy in front
+        GATEWAY_RATE_LIMIT_TEST_READ="off", GATEWAY_RATE_LIMIT_TEST_WRITE="off",  # a burst from one key on purpose
     )
     env.update(getattr(request, "param", {}))
     log_path = tmp_path / "server.log"

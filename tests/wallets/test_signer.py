@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from gateway.celery import app as celery_app
@@ -98,7 +99,8 @@ def test_the_web_app_runs_without_the_kek_and_never_loads_the_signer(networks, w
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "DJANGO_SETTINGS_MODULE": "gateway.settings.production",
            "SECRET_KEY": "s" * 50, "DATABASE_URL": _database_url(), "GATEWAY_PUBLIC_URL": "https://pay.example",
            "ALLOWED_HOSTS": "pay.example", "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8"),
-           "CELERY_BROKER_URL": "memory://", "TEST_API_KEY": key}
+           "CELERY_BROKER_URL": "memory://", "TEST_API_KEY": key,
+           "GATEWAY_SECRETS_KEK": settings.GATEWAY_SECRETS_KEK}  # the web tier's own key (merchants.secrets)
     assert "GATEWAY_KEK" not in env
     result = subprocess.run([sys.executable, "-c", WEB_WITHOUT_KEK], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=120)
