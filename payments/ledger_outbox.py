@@ -25,7 +25,7 @@ def charge_ledger_fact_claim(*, limit: int = 200, exclude_ids=()) -> list[Charge
     """Lock up to `limit` rows no other consumer holds, oldest first (a Charge's credit before its reversal). Call
     inside a transaction; the rows come back if it rolls back."""
     return list(
-        ChargeLedgerOutbox.objects.select_for_update(skip_locked=True).exclude(id__in=list(exclude_ids))
+        ChargeLedgerOutbox.objects.select_for_update(skip_locked=True, of=("self",)).exclude(id__in=list(exclude_ids))
         .select_related("charge__transfer__token__network").order_by("id")[:limit]
     )
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q, Value
 from django.utils import timezone
 
 from gateway.errors import DomainError
+from gateway.fields import BaseUnitsField
 from payments.ledger_outbox import charge_ledger_fact_claim, charge_ledger_fact_complete
 from payments.models import Charge, ChargeLedgerOutbox
 
@@ -56,7 +57,7 @@ def journal_transaction_post(*, kind: str, source_type: str, source_id: str, pos
     """Post one journal transaction (its entries and running balances) in the caller's transaction; (journal, True).
     A source fact already posted is not posted again: (the existing journal, False). Zero postings are dropped; the
     rest must be at least two, of one asset, summing to zero (the database checks the same again at COMMIT)."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         existing = JournalTransaction.objects.filter(source_type=source_type, source_id=source_id, kind=kind).first()
         if existing is not None:
             return existing, False
@@ -79,38 +80,40 @@ def journal_transaction_post(*, kind: str, source_type: str, source_id: str, pos
         for account_id in sorted(changes):  # one order for every poster: concurrent postings never deadlock
             if changes[account_id]:
                 LedgerBalance.objects.filter(account_id=account_id).update(
-                    balance=F("balance") + changes[account_id], updated=timezone.now())
+                    balance=F("balance") + Value(changes[account_id], output_field=BaseUnitsField()),
+                    updated=timezone.now())
         return journal, True
 
 
 # Charges ------------------------------------------------------------------------------------------------------------
 
-def _charge_account(charge: Charge, kind: str) -> LedgerAccount:
+def _charge_accounts(charge: Charge, *kinds: str) -> dict[str, LedgerAccount]:
+    """The accounts of the Charge's merchant and asset, of these kinds (one query once they exist)."""
     token = charge.transfer.token
-    merchant_id = charge.merchant_id if kind.startswith("merchant_") else None
-    return ledger_account_get(kind=kind, network_id=token.network_id, token_id=token.id, merchant_id=merchant_id,
-                              livemode=token.network.livemode)
+    owner = lambda kind: charge.merchant_id if kind.startswith("merchant_") else None  # noqa: E731
+    found = {a.kind: a for a in LedgerAccount.objects.filter(
+        Q(merchant_id=charge.merchant_id) | Q(merchant__isnull=True), kind__in=kinds, network_id=token.network_id,
+        token_id=token.id, address="",
+    ) if a.merchant_id == owner(a.kind)}
+    for kind in kinds:
+        if kind not in found:
+            found[kind] = ledger_account_get(kind=kind, network_id=token.network_id, token_id=token.id,
+                                             merchant_id=owner(kind), livemode=token.network.livemode)
+    return found
 
 
-def _charge_journal(charge: Charge, kind: str, *, lock: bool = False) -> JournalTransaction | None:
-    journals = JournalTransaction.objects.filter(source_type=CHARGE, source_id=charge.id, kind=kind)
-    return (journals.select_for_update() if lock else journals).first()
+def _charge_journal(charge: Charge, kind: str) -> JournalTransaction | None:
+    return JournalTransaction.objects.filter(source_type=CHARGE, source_id=charge.id, kind=kind).first()
 
 
-def _release(credit: JournalTransaction, charge: Charge) -> JournalTransaction | None:
-    """Move what the credit put in pending to available (nothing to move when the fee took it all)."""
-    pending = credit.entries.filter(account__kind=AccountKind.MERCHANT_PENDING).select_related("account").first()
-    if pending is None:
-        return None
-    journal, _ = journal_transaction_post(
-        kind=Kind.CHARGE_RELEASE, source_type=CHARGE, source_id=charge.id,
-        postings=[Posting(pending.account, -pending.amount),
-                  Posting(_charge_account(charge, AccountKind.MERCHANT_AVAILABLE), pending.amount)],
-    )
-    return journal
+def _release(charge: Charge, pending: LedgerAccount, amount: int) -> None:
+    """Move `amount` (what the Charge's credit put in `pending`) to the merchant's available account."""
+    available = _charge_accounts(charge, AccountKind.MERCHANT_AVAILABLE)[AccountKind.MERCHANT_AVAILABLE]
+    journal_transaction_post(kind=Kind.CHARGE_RELEASE, source_type=CHARGE, source_id=charge.id,
+                             postings=[Posting(pending, amount), Posting(available, -amount)])
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def charge_credit_post(*, charge: Charge) -> JournalTransaction:
     """The ledger side of a succeeded Charge: the deposits account is debited with the transfer's amount, the
     merchant's pending credited with it less the fee, fee revenue with the fee. With no holding period the pending
@@ -121,11 +124,13 @@ def charge_credit_post(*, charge: Charge) -> JournalTransaction:
     schedule = FeeSchedule.objects.filter(merchant_id=charge.merchant_id, token_id=transfer.token_id).first()
     fee, net = fee_split(amount=amount, fee_bps=schedule.fee_bps if schedule else 0,
                          fee_fixed=schedule.fee_fixed_base_units if schedule else 0)
+    kinds = [AccountKind.DEPOSITS, AccountKind.MERCHANT_PENDING] + ([AccountKind.FEE_REVENUE] if fee else [])
+    accounts = _charge_accounts(charge, *kinds)
     credit, created = journal_transaction_post(
         kind=Kind.CHARGE_CREDIT, source_type=CHARGE, source_id=charge.id, memo=f"{charge.payment_intent_id}",
-        postings=[Posting(_charge_account(charge, AccountKind.DEPOSITS), amount),
-                  Posting(_charge_account(charge, AccountKind.MERCHANT_PENDING), -net),
-                  Posting(_charge_account(charge, AccountKind.FEE_REVENUE), -fee)],
+        postings=[Posting(accounts[AccountKind.DEPOSITS], amount),
+                  Posting(accounts[AccountKind.MERCHANT_PENDING], -net)]
+        + ([Posting(accounts[AccountKind.FEE_REVENUE], -fee)] if fee else []),
     )
     if not created or net == 0:
         return credit
@@ -133,11 +138,11 @@ def charge_credit_post(*, charge: Charge) -> JournalTransaction:
     if hold:
         LedgerHold.objects.create(credit=credit, release_at=credit.created + timedelta(seconds=hold))
     else:
-        _release(credit, charge)
+        _release(charge, accounts[AccountKind.MERCHANT_PENDING], net)
     return credit
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def charge_reversal_post(*, charge: Charge) -> JournalTransaction:
     """The exact negation of the Charge's credit (posting the credit first if it never was). What the credit put in
     pending is taken back from available when it was released by then: the merchant's available balance may go
@@ -147,7 +152,8 @@ def charge_reversal_post(*, charge: Charge) -> JournalTransaction:
     # nobody else releases this credit, and a release made before is committed and visible.
     held = LedgerHold.objects.select_for_update().filter(credit=credit).first()
     released = _charge_journal(charge, Kind.CHARGE_RELEASE) is not None
-    available = _charge_account(charge, AccountKind.MERCHANT_AVAILABLE) if released else None
+    available = _charge_accounts(charge, AccountKind.MERCHANT_AVAILABLE)[AccountKind.MERCHANT_AVAILABLE] if released \
+        else None
     postings = []
     for entry in credit.entries.select_related("account").order_by("id"):
         account = available if released and entry.account.kind == AccountKind.MERCHANT_PENDING else entry.account
@@ -201,7 +207,8 @@ def ledger_release_matured(*, now=None, limit: int = 1000) -> int:
             if hold is None:
                 break
             charge = Charge.objects.select_related("transfer__token__network").get(pk=hold.credit.source_id)
-            _release(hold.credit, charge)
+            pending = hold.credit.entries.select_related("account").get(account__kind=AccountKind.MERCHANT_PENDING)
+            _release(charge, pending.account, -pending.amount)
             hold.delete()
         done += 1
     return done

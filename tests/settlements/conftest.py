@@ -5,6 +5,8 @@ import itertools
 import pytest
 from django.utils import timezone
 
+from gateway.celery import app as celery_app
+
 from payments import funding
 from payments.models import Charge, PaymentIntent
 from payments.services import PaymentIntentInput, payment_intent_create
@@ -73,5 +75,13 @@ def hold(merchant, seconds: int) -> MerchantTerms:
 
 
 @pytest.fixture
-def ledger_ready(ready):
+def sent_tasks(monkeypatch) -> list[str]:
+    """The task messages sent after commits (captured: nothing reaches the broker)."""
+    sent: list[str] = []
+    monkeypatch.setattr(celery_app, "send_task", lambda name, *a, **kw: sent.append(name))
+    return sent
+
+
+@pytest.fixture
+def ledger_ready(ready, sent_tasks):
     """A gateway that takes payments in test mode, with the ledger in place."""
