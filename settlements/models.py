@@ -154,7 +154,8 @@ class FeeSchedule(models.Model):
     token = models.ForeignKey("wallets.Token", on_delete=models.PROTECT, related_name="+")
     fee_bps = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(MAX_FEE_BPS)],
                                           help_text="Basis points of the amount (0 to 10000).")
-    fee_fixed_base_units = BaseUnitsField(default=0, validators=[MinValueValidator(0)], help_text="Added per Charge, in the token's base units.")
+    fee_fixed_base_units = BaseUnitsField(default=0, validators=[MinValueValidator(0)],
+                                          help_text="Added per Charge, in the token's base units.")
 
     class Meta:
         constraints = [

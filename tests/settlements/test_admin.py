@@ -31,7 +31,8 @@ def test_ledger_pages_are_read_only(browser, merchant):
     assert shown.status_code == 200 and str(ONE_USDT).encode() in shown.content
     assert browser.get("/admin/settlements/ledgerbalance/").status_code == 200
     assert browser.get("/admin/settlements/journaltransaction/add/").status_code == 403
-    assert browser.post(f"/admin/settlements/journaltransaction/{journal.pk}/delete/", {"post": "yes"}).status_code == 403
+    deleted = browser.post(f"/admin/settlements/journaltransaction/{journal.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 403
     assert browser.post(f"/admin/settlements/ledgeraccount/{account.pk}/change/", {"kind": "fee_revenue"}).status_code \
         == 403
     assert JournalTransaction.objects.filter(pk=journal.pk).exists()

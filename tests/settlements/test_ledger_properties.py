@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from payments.ledger_outbox import charge_ledger_fact_record
 from payments.models import Charge
 from settlements.fees import fee_split
-from settlements.models import AccountKind, LedgerAccount, LedgerBalance
+from settlements.models import AccountKind, LedgerBalance
 from settlements.selectors import ledger_problems
 from settlements.services import (Posting, journal_transaction_post, ledger_account_get, ledger_post_charge_facts,
                                   ledger_release_matured)
@@ -171,7 +171,8 @@ def assert_books_match(model: Model, merchants, tokens):
         running[a.kind, a.merchant_id, a.token_id] = b.balance
     for m in merchants:
         for t in tokens:
-            for where, kind in (("pending", AccountKind.MERCHANT_PENDING), ("available", AccountKind.MERCHANT_AVAILABLE)):
+            for where, kind in (("pending", AccountKind.MERCHANT_PENDING),
+                                ("available", AccountKind.MERCHANT_AVAILABLE)):
                 assert -running.get((kind, m.id, t.id), 0) == model.owed[m.id, t.id, where], (m.id, t.currency, where)
     for (kind, token_id), expected in model.asset.items():
         assert running.get((kind, None, token_id), 0) == expected, (kind, token_id)
@@ -179,13 +180,24 @@ def assert_books_match(model: Model, merchants, tokens):
     for (kind, merchant_id, token_id), value in running.items():
         by_asset[token_id] += value
     assert set(by_asset.values()) <= {0}  # every asset's accounts sum to zero
-    assert LedgerAccount.objects.filter(kind=AccountKind.MERCHANT_PENDING).exists() or not model.hold
+
+
+@pytest.fixture
+def quick_commits(transactional_db):
+    """Commits that do not wait for the WAL to reach the disk (durability is not what this test is about; the
+    COMMIT-time checks run all the same): about a quarter off the runtime on a busy machine."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO off")
+    yield
+    with connection.cursor() as cursor:
+        cursor.execute("RESET synchronous_commit")
 
 
 @given(rng=st.randoms(use_true_random=False))
 @settings(max_examples=5, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-def test_random_operations_keep_the_books_balanced_and_equal_to_their_entries(transactional_db, ledger_ready, rng):
+def test_random_operations_keep_the_books_balanced_and_equal_to_their_entries(transactional_db, ledger_ready,
+                                                                             quick_commits, rng):
     # Every posting commits, as in production, so the database's COMMIT-time balance check runs on each of them.
     merchants = [MerchantFactory() for _ in range(3)]  # new merchants each run; the operator's accounts carry on
     intents = {m.id: intent_for(m) for m in merchants}
