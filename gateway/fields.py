@@ -1,6 +1,8 @@
 from decimal import Decimal
 
+from django.core import validators
 from django.db import models
+from django.utils.functional import cached_property
 
 
 class BaseUnitsField(models.DecimalField):
@@ -19,6 +21,12 @@ class BaseUnitsField(models.DecimalField):
         kwargs.pop("decimal_places", None)
         return name, path, args, kwargs
 
+    @cached_property
+    def validators(self):
+        # DecimalField's DecimalValidator reads a Decimal's digits, but values here are ints (a model form would 500).
+        kept = [v for v in super().validators if not isinstance(v, validators.DecimalValidator)]
+        return [*kept, _at_most_78_digits]
+
     def from_db_value(self, value, expression, connection):
         return None if value is None else int(value)
 
@@ -34,3 +42,8 @@ class BaseUnitsField(models.DecimalField):
         if isinstance(value, float):
             raise TypeError("Token amounts must never be floats")
         return Decimal(int(value))
+
+
+def _at_most_78_digits(value: int) -> None:
+    if len(str(abs(int(value)))) > 78:
+        raise validators.ValidationError("Ensure that there are no more than 78 digits.", code="max_digits")

@@ -13,7 +13,8 @@ from wallets.models import ChainCursor, Transfer
 
 from . import services
 from .events import event_record
-from .models import Charge, PaymentIntent, UnmatchedDeposit
+from .ledger_outbox import charge_ledger_fact_record
+from .models import Charge, ChargeLedgerOutbox, PaymentIntent, UnmatchedDeposit
 from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
 from .pricing import FIAT_EXPONENTS
 
@@ -99,6 +100,7 @@ def _credit(intent: PaymentIntent, transfer: Transfer, amount: int) -> Charge | 
     charge.transfer = transfer
     event_record(merchant=intent.merchant, livemode=intent.livemode, type="charge.succeeded", obj_id=charge.id,
                  snapshot=charge_json(charge), sequence=1)
+    charge_ledger_fact_record(charge=charge, kind=ChargeLedgerOutbox.Kind.CREDIT)
     return charge
 
 
@@ -132,6 +134,7 @@ def _reverse_charge(charge: Charge) -> None:
     charge.save(update_fields=["status"])
     event_record(merchant=charge.merchant, livemode=charge.livemode, type="charge.reversed", obj_id=charge.id,
                  snapshot=charge_json(charge), previous_attributes={"status": Charge.Status.SUCCEEDED})
+    charge_ledger_fact_record(charge=charge, kind=ChargeLedgerOutbox.Kind.REVERSAL)
 
 
 def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:

@@ -208,3 +208,19 @@ class WebhookAttempt(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["delivery", "-started_at"], name="webhook_attempt_idx")]
+
+
+class ChargeLedgerOutbox(models.Model):
+    """A Charge fact for the ledger (settlements), written in the transaction that creates or reverses the Charge and
+    deleted by the ledger in the transaction that posts it (payments/ledger_outbox.py). One row per (charge, kind)."""
+
+    class Kind(models.TextChoices):
+        CREDIT = "credit"
+        REVERSAL = "reversal"
+
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["charge", "kind"], name="charge_ledger_outbox_unique_fact")]

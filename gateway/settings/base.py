@@ -218,6 +218,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=3),
         "options": {"queue": "chain", "expires": 3},
     },
+    # The ledger (settlements, docs/ledger.md): Charge facts queued by payments (also sent after each commit), and
+    # credits whose holding period is over.
+    "post-charge-ledger-facts": {
+        "task": "settlements.tasks.post_charge_facts",
+        "schedule": timedelta(seconds=3),
+        "options": {"queue": "default", "expires": 3},
+    },
+    "release-pending-credits": {
+        "task": "settlements.tasks.release_pending",
+        "schedule": timedelta(seconds=30),
+        "options": {"queue": "default", "expires": 30},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.

@@ -1,0 +1,65 @@
+from django.contrib import admin
+
+from .models import FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry, MerchantTerms
+
+
+class _ReadOnly:
+    """The ledger is written by its services only: admin shows it, never adds, changes or deletes."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class LedgerEntryInline(_ReadOnly, admin.TabularInline):
+    model = LedgerEntry
+    fields = readonly_fields = ("account", "amount")
+    extra = 0
+
+
+@admin.register(JournalTransaction)
+class JournalTransactionAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "kind", "source_type", "source_id", "network", "token", "created")
+    list_filter = ("kind", "source_type", "network")
+    search_fields = ("source_id",)
+    readonly_fields = [f.name for f in JournalTransaction._meta.fields]
+    inlines = [LedgerEntryInline]
+
+
+@admin.register(LedgerAccount)
+class LedgerAccountAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("id", "kind", "merchant", "network", "token", "address", "livemode", "running_balance")
+    list_filter = ("kind", "livemode", "network")
+    search_fields = ("merchant__id", "merchant__email", "address")
+    readonly_fields = [f.name for f in LedgerAccount._meta.fields]
+    list_select_related = ("merchant", "network", "token", "balance")
+
+    @admin.display(description="balance (debit +, credit -)")
+    def running_balance(self, obj):
+        return obj.balance.balance
+
+
+@admin.register(LedgerBalance)
+class LedgerBalanceAdmin(_ReadOnly, admin.ModelAdmin):
+    list_display = ("account", "balance", "updated")
+    list_select_related = ("account__merchant", "account__network", "account__token")
+    readonly_fields = ("account", "balance", "updated")
+
+
+@admin.register(MerchantTerms)
+class MerchantTermsAdmin(admin.ModelAdmin):
+    list_display = ("merchant", "hold_seconds")
+    search_fields = ("merchant__id", "merchant__email")
+    raw_id_fields = ("merchant",)
+
+
+@admin.register(FeeSchedule)
+class FeeScheduleAdmin(admin.ModelAdmin):
+    list_display = ("merchant", "token", "fee_bps", "fee_fixed_base_units")
+    search_fields = ("merchant__id", "merchant__email")
+    raw_id_fields = ("merchant",)

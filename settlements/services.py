@@ -1,0 +1,236 @@
+"""Writes to the ledger (docs/ledger.md). Every movement is one journal transaction posted by
+`journal_transaction_post`, in the caller's database transaction; Charges reach the ledger through payments' queue
+(`ledger_post_charge_facts`), each fact posted once whatever runs twice, concurrently or dies half-way."""
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q, Value
+from django.utils import timezone
+
+from gateway.errors import DomainError
+from gateway.fields import BaseUnitsField
+from payments.ledger_outbox import charge_ledger_fact_claim, charge_ledger_fact_complete
+from payments.models import Charge, ChargeLedgerOutbox
+
+from .fees import fee_split
+from .models import (AccountKind, FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry,
+                     LedgerHold, MerchantTerms)
+
+logger = logging.getLogger(__name__)
+Kind = JournalTransaction.Kind
+CHARGE = "charge"
+
+
+class LedgerError(DomainError):
+    """A posting the ledger refuses (unbalanced, mixed assets, fewer than two entries): a bug in the caller."""
+
+    def __init__(self, message: str):
+        super().__init__(code="ledger_refused", message=message)
+
+
+@dataclass(frozen=True)
+class Posting:
+    account: LedgerAccount
+    amount: int  # base units: debit positive, credit negative
+
+
+def ledger_account_get(*, kind: str, network_id: int, token_id: int | None, merchant_id: str | None = None,
+                       address: str = "", livemode: bool) -> LedgerAccount:
+    """The account (created with its running balance on first use; a concurrent creation wins and is read back)."""
+    key = dict(kind=kind, network_id=network_id, token_id=token_id, merchant_id=merchant_id, address=address)
+    account = LedgerAccount.objects.filter(**key).first()
+    if account is not None:
+        return account
+    try:
+        with transaction.atomic():
+            account = LedgerAccount.objects.create(livemode=livemode, **key)
+            LedgerBalance.objects.create(account=account)
+            return account
+    except IntegrityError:
+        return LedgerAccount.objects.get(**key)
+
+
+def journal_transaction_post(*, kind: str, source_type: str, source_id: str, postings: list[Posting],
+                             memo: str = "") -> tuple[JournalTransaction, bool]:
+    """Post one journal transaction (its entries and running balances) in the caller's transaction; (journal, True).
+    A source fact already posted is not posted again: (the existing journal, False). Zero postings are dropped; the
+    rest must be at least two, of one asset, summing to zero (the database checks the same again at COMMIT)."""
+    with transaction.atomic(savepoint=False):
+        existing = JournalTransaction.objects.filter(source_type=source_type, source_id=source_id, kind=kind).first()
+        if existing is not None:
+            return existing, False
+        postings = [p for p in postings if p.amount != 0]
+        if len(postings) < 2:
+            raise LedgerError(f"{kind} {source_type}:{source_id}: a journal transaction needs two or more entries")
+        assets = {(p.account.network_id, p.account.token_id) for p in postings}
+        if len(assets) != 1:
+            raise LedgerError(f"{kind} {source_type}:{source_id}: entries in more than one asset {sorted(assets)}")
+        if sum(p.amount for p in postings) != 0:
+            raise LedgerError(f"{kind} {source_type}:{source_id}: entries sum to {sum(p.amount for p in postings)}")
+        (network_id, token_id), = assets
+        journal = JournalTransaction.objects.create(network_id=network_id, token_id=token_id, kind=kind,
+                                                    source_type=source_type, source_id=source_id, memo=memo)
+        LedgerEntry.objects.bulk_create(LedgerEntry(journal=journal, account=p.account, amount=p.amount)
+                                        for p in postings)
+        changes: dict[int, int] = {}
+        for p in postings:
+            changes[p.account.id] = changes.get(p.account.id, 0) + p.amount
+        for account_id in sorted(changes):  # one order for every poster: concurrent postings never deadlock
+            if changes[account_id]:
+                LedgerBalance.objects.filter(account_id=account_id).update(
+                    balance=F("balance") + Value(changes[account_id], output_field=BaseUnitsField()),
+                    updated=timezone.now())
+        return journal, True
+
+
+# Charges ------------------------------------------------------------------------------------------------------------
+
+def _charge_accounts(charge: Charge, *kinds: str) -> dict[str, LedgerAccount]:
+    """The accounts of the Charge's merchant and asset, of these kinds (one query once they exist)."""
+    token = charge.transfer.token
+    owner = lambda kind: charge.merchant_id if kind.startswith("merchant_") else None  # noqa: E731
+    found = {a.kind: a for a in LedgerAccount.objects.filter(
+        Q(merchant_id=charge.merchant_id) | Q(merchant__isnull=True), kind__in=kinds, network_id=token.network_id,
+        token_id=token.id, address="",
+    ) if a.merchant_id == owner(a.kind)}
+    for kind in kinds:
+        if kind not in found:
+            found[kind] = ledger_account_get(kind=kind, network_id=token.network_id, token_id=token.id,
+                                             merchant_id=owner(kind), livemode=token.network.livemode)
+    return found
+
+
+def _charge_journal(charge: Charge, kind: str) -> JournalTransaction | None:
+    return JournalTransaction.objects.filter(source_type=CHARGE, source_id=charge.id, kind=kind).first()
+
+
+def _release(charge: Charge, pending: LedgerAccount, amount: int) -> None:
+    """Move `amount` (what the Charge's credit put in `pending`) to the merchant's available account."""
+    available = _charge_accounts(charge, AccountKind.MERCHANT_AVAILABLE)[AccountKind.MERCHANT_AVAILABLE]
+    journal_transaction_post(kind=Kind.CHARGE_RELEASE, source_type=CHARGE, source_id=charge.id,
+                             postings=[Posting(pending, amount), Posting(available, -amount)])
+
+
+@transaction.atomic(savepoint=False)
+def charge_credit_post(*, charge: Charge) -> JournalTransaction:
+    """The ledger side of a succeeded Charge: the deposits account is debited with the transfer's amount, the
+    merchant's pending credited with it less the fee, fee revenue with the fee. With no holding period the pending
+    amount moves to available in a second journal transaction at once; otherwise a LedgerHold row releases it later.
+    Posting a Charge again changes nothing."""
+    transfer = charge.transfer
+    amount = transfer.amount_base_units
+    schedule = FeeSchedule.objects.filter(merchant_id=charge.merchant_id, token_id=transfer.token_id).first()
+    fee, net = fee_split(amount=amount, fee_bps=schedule.fee_bps if schedule else 0,
+                         fee_fixed=schedule.fee_fixed_base_units if schedule else 0)
+    kinds = [AccountKind.DEPOSITS, AccountKind.MERCHANT_PENDING] + ([AccountKind.FEE_REVENUE] if fee else [])
+    accounts = _charge_accounts(charge, *kinds)
+    credit, created = journal_transaction_post(
+        kind=Kind.CHARGE_CREDIT, source_type=CHARGE, source_id=charge.id, memo=f"{charge.payment_intent_id}",
+        postings=[Posting(accounts[AccountKind.DEPOSITS], amount),
+                  Posting(accounts[AccountKind.MERCHANT_PENDING], -net)]
+        + ([Posting(accounts[AccountKind.FEE_REVENUE], -fee)] if fee else []),
+    )
+    if not created or net == 0:
+        return credit
+    hold = MerchantTerms.objects.filter(merchant_id=charge.merchant_id).values_list("hold_seconds", flat=True).first()
+    if hold:
+        LedgerHold.objects.create(credit=credit, release_at=credit.created + timedelta(seconds=hold))
+    else:
+        _release(charge, accounts[AccountKind.MERCHANT_PENDING], net)
+    return credit
+
+
+@transaction.atomic(savepoint=False)
+def charge_reversal_post(*, charge: Charge) -> JournalTransaction:
+    """The exact negation of the Charge's credit (posting the credit first if it never was). What the credit put in
+    pending is taken back from available when it was released by then: the merchant's available balance may go
+    negative (a payout must check it). Posting a reversal again changes nothing."""
+    credit = _charge_journal(charge, Kind.CHARGE_CREDIT) or charge_credit_post(charge=charge)
+    # The hold row first (the release consumer's order: hold, then journals): once we hold it, or once it is gone,
+    # nobody else releases this credit, and a release made before is committed and visible.
+    held = LedgerHold.objects.select_for_update().filter(credit=credit).first()
+    released = _charge_journal(charge, Kind.CHARGE_RELEASE) is not None
+    available = _charge_accounts(charge, AccountKind.MERCHANT_AVAILABLE)[AccountKind.MERCHANT_AVAILABLE] if released \
+        else None
+    postings = []
+    for entry in credit.entries.select_related("account").order_by("id"):
+        account = available if released and entry.account.kind == AccountKind.MERCHANT_PENDING else entry.account
+        postings.append(Posting(account, -entry.amount))
+    reversal, _ = journal_transaction_post(kind=Kind.CHARGE_REVERSAL, source_type=CHARGE, source_id=charge.id,
+                                           postings=postings)
+    if held is not None:
+        held.delete()
+    return reversal
+
+
+def ledger_post_charge_facts(*, limit: int = 1000) -> int:
+    """Consume payments' Charge-fact queue, oldest first: one transaction a row, the row deleted in the transaction
+    that posts it (short transactions: every credit updates the deposits account's running balance). A row that fails
+    stays for the next run and does not hold up the others. Safe to run concurrently (SKIP LOCKED, and the journal's
+    unique source key) and to be killed anywhere. Returns the rows posted (at most `limit` a run)."""
+    done = 0
+    failed: set[int] = set()
+    while done + len(failed) < limit:
+        row = None
+        try:
+            with transaction.atomic():
+                rows = charge_ledger_fact_claim(limit=1, exclude_ids=failed)
+                if not rows:
+                    break
+                row = rows[0]
+                if row.kind == ChargeLedgerOutbox.Kind.CREDIT:
+                    charge_credit_post(charge=row.charge)
+                else:
+                    charge_reversal_post(charge=row.charge)
+                charge_ledger_fact_complete(row_id=row.id)
+        except Exception:
+            if row is None:
+                raise
+            logger.exception("posting %s of charge %s to the ledger failed", row.kind, row.charge_id)
+            failed.add(row.id)
+            continue
+        done += 1
+    return done
+
+
+def ledger_release_matured(*, now=None, limit: int = 1000) -> int:
+    """Release the pending credits whose holding period is over (beat task), one transaction each. Safe to run
+    concurrently and twice: the hold row goes away in the transaction that posts the release."""
+    now = now or timezone.now()
+    done = 0
+    while done < limit:
+        with transaction.atomic():
+            hold = (LedgerHold.objects.select_for_update(skip_locked=True, of=("self",)).select_related("credit")
+                    .filter(release_at__lte=now).order_by("release_at").first())
+            if hold is None:
+                break
+            charge = Charge.objects.select_related("transfer__token__network").get(pk=hold.credit.source_id)
+            pending = hold.credit.entries.select_related("account").get(account__kind=AccountKind.MERCHANT_PENDING)
+            _release(charge, pending.account, -pending.amount)
+            hold.delete()
+        done += 1
+    return done
+
+
+@transaction.atomic
+def ledger_balances_rebuild() -> list[tuple[int, int, int]]:
+    """Recompute every running balance from the entries, with postings held off meanwhile; returns the balances that
+    were wrong as (account id, was, now)."""
+    with connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE settlements_ledgerentry, settlements_ledgerbalance IN SHARE ROW EXCLUSIVE MODE")
+        cursor.execute("""
+            INSERT INTO settlements_ledgerbalance (account_id, balance, updated)
+            SELECT a.id, 0, now() FROM settlements_ledgeraccount a
+            WHERE NOT EXISTS (SELECT 1 FROM settlements_ledgerbalance b WHERE b.account_id = a.id)""")
+        cursor.execute("""
+            WITH sums AS (
+                SELECT b.account_id, b.balance AS was, COALESCE(SUM(e.amount), 0) AS now
+                FROM settlements_ledgerbalance b LEFT JOIN settlements_ledgerentry e ON e.account_id = b.account_id
+                GROUP BY b.account_id, b.balance
+            )
+            UPDATE settlements_ledgerbalance b SET balance = sums.now, updated = now()
+            FROM sums WHERE sums.account_id = b.account_id AND sums.was <> sums.now
+            RETURNING b.account_id, sums.was, sums.now""")
+        return sorted((account_id, int(was), int(now)) for account_id, was, now in cursor.fetchall())
