@@ -93,3 +93,35 @@ def token_send(rpc_url: str, *, token: str, sender: str, to: str, amount: int) -
     tx_hash = rpc(rpc_url, "eth_sendTransaction", [{"from": sender, "to": token, "data": data, "gas": hex(100_000)}])
     return wait_until(lambda: rpc(rpc_url, "eth_getTransactionReceipt", [tx_hash]), timeout=30,
                       what=f"{tx_hash} to be mined")
+
+
+def fork_child(target: Callable[[], object], *, log: Path) -> int:
+    """A child process forked from this warm test process (no seconds of imports) that runs `target` with its own
+    database connection and exits: 0 when `target` returned, 1 (traceback in `log`) when it raised."""
+    from django.db import connections
+
+    connections.close_all()  # the child must not share the parent's database socket
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.setsid()
+            target()
+            code = 0
+        except BaseException:
+            import traceback
+
+            log.write_text(traceback.format_exc())
+        finally:
+            os._exit(code)
+    return pid
+
+
+def child_exit_code(pid: int, *, timeout: float) -> int:
+    """Wait (polling: never blocks past `timeout`) for a forked child; its exit code, or -signal."""
+    def reaped():
+        done, status = os.waitpid(pid, os.WNOHANG)
+        return (status,) if done else None
+
+    status = wait_until(reaped, timeout=timeout, what=f"child {pid} to exit", interval=0.1)[0]
+    return os.waitstatus_to_exitcode(status)
