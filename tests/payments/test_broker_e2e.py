@@ -58,13 +58,13 @@ def test_a_payment_goes_from_the_scanner_through_redis_to_a_celery_worker(anvil_
     worker, worker_log = processes.start(
         [sys.executable, "-m", "celery", "-A", "gateway", "worker", "-Q", "default", "--pool", "solo", "-l", "info",
          "--without-gossip", "--without-mingle", "--without-heartbeat"], env=env, name="worker")
-    processes.wait_for_line(worker, worker_log, "ready.")
 
     # When an intent is paid on chain and a scanner whose broker is dead records it (final: 3 blocks on top)
     late, first_block = intent_paid_on_chain(anvil_chain, merchant)
     rpc(anvil_chain.rpc_url, "anvil_mine", ["0x3"])
     scan, scan_log = processes.manage("scan", "--chain", "devnet", "--from-block", str(first_block),
                                       env={**env, "CELERY_BROKER_URL": DEAD_BROKER})
+    processes.wait_for_line(worker, worker_log, "ready.")
     assert scan.wait(timeout=120) == 0, scan_log.read_text()
     # Then the transfer is recorded and queued, the message could not be sent, and nothing applied it
     assert f"could not send {PAYMENTS_ACTIVITY_TASK}" in scan_log.read_text()
