@@ -13,11 +13,9 @@ from payments.models import Charge, PaymentIntent
 from payments.services import PaymentIntentInput, payment_intent_create
 from tests.chain import register_devnet_for_tests
 from tests.processes import Processes, process_env, token_send, wait_until
-from wallets.chain.scanner import PAYMENTS_ACTIVITY_TASK, log_ranges_forget
+from wallets.chain.scanner import PAYMENTS_ACTIVITY_TASK, celery_app, log_ranges_forget
 from wallets.devchain import rpc
 from wallets.models import AddressActivity
-
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
 
 TOKEN = 10**18  # the test tokens have 18 decimals: 1.00 USD
 DEAD_BROKER = "redis://127.0.0.1:111/0"
@@ -50,6 +48,8 @@ def status(intent) -> str:
     return PaymentIntent.objects.values_list("status", flat=True).get(pk=intent.pk)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(400)
 def test_a_payment_goes_from_the_scanner_through_redis_to_a_celery_worker(anvil_chain, network, merchant, processes):
     broker = settings.CACHES["default"]["LOCATION"]  # this run's Redis (REDIS_URL)
     env = process_env(**{network.rpc_env: anvil_chain.rpc_url, "CELERY_TASK_ALWAYS_EAGER": "0",
@@ -86,3 +86,12 @@ def test_a_payment_goes_from_the_scanner_through_redis_to_a_celery_worker(anvil_
     assert f"Task {PAYMENTS_ACTIVITY_TASK}[" in log and " received" in log
     assert "unregistered task" not in log.lower()
     assert Processes.stop(worker) == 0
+
+
+def test_every_task_sent_by_name_is_registered_with_the_worker_app():
+    """The names the scanner and beat send are tasks the worker knows (a renamed task fails here at once, and in the
+    end-to-end test above through the broker)."""
+    celery_app.loader.import_default_modules()
+    sent = {PAYMENTS_ACTIVITY_TASK} | {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert sent - set(celery_app.tasks) == set()
+    assert set(settings.CELERY_TASK_ROUTES) - set(celery_app.tasks) == set()
