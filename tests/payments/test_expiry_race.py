@@ -16,7 +16,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from payments import tasks
@@ -75,7 +75,6 @@ def race(*jobs) -> None:
     for thread in threads:
         thread.join(timeout=120)
         assert not thread.is_alive(), "a racing job hung"
-    close_old_connections()
     if errors:
         raise errors[0]
 
