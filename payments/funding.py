@@ -274,8 +274,13 @@ def payment_intent_expire_checked(*, intent_id: str) -> PaymentIntent | None:
     if intent is None or intent.expires_at is None:
         return None
     if intent.deposit_address_id is not None:
+        # The cursor is read BEFORE the transfers: a scanner step commits its transfers and the cursor together, so
+        # the transfers read after a cursor that passed the deadline include every one that step recorded. Read the
+        # other way round, a step committing between the two reads turned a payment made in time into a late one
+        # (tests/payments/test_expiry_race.py).
+        watched = _watched_past(intent, intent.expires_at)
         address_apply(deposit_address_id=intent.deposit_address_id)
-        if not _watched_past(intent, intent.expires_at):
+        if not watched:
             logger.info("not expiring %s yet: a chain of it has not been scanned past its deadline", intent_id)
             return None
     return services.payment_intent_expire(intent_id=intent_id)

@@ -80,10 +80,16 @@ def _handler(receiver: Receiver):
     return Handler
 
 
+class _ReceiverServer(ThreadingHTTPServer):
+    # Room for the hundred connections several senders open at once: with http.server's backlog of 5, connections
+    # are dropped, time out in the sender and are retried (duplicates of the receiver's making).
+    request_queue_size = 1024
+
+
 @pytest.fixture
 def receiver():
     receiver = Receiver(url="")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+    server = _ReceiverServer(("127.0.0.1", 0), _handler(receiver))
     server.daemon_threads = True
     server.handle_error = lambda request, address: None  # a sender killed mid-request resets its connection
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}"

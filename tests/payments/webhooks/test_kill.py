@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connection
 from django.test import override_settings
 
 from payments.events import build_event
 from payments.management.commands import deliver_webhooks  # noqa: F401  (imported once, before the forks)
 from payments.models import Event, WebhookDelivery
+from tests.processes import fork_child
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -59,22 +60,14 @@ def start_sender(log: Path) -> subprocess.Popen:
     return proc
 
 
-def fork_sender() -> int:
-    """A child process running `deliver_webhooks` with the settings of sender_env()."""
-    connections.close_all()  # the child must not share the parent's database socket
-    pid = os.fork()
-    if pid == 0:  # the child: never returns into pytest
-        code = 0
-        try:
-            os.setsid()
-            with override_settings(GATEWAY_WEBHOOK_TIMEOUT_SECONDS=2, GATEWAY_WEBHOOK_LEASE_MARGIN_SECONDS=1,
-                                   GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY=2):
-                call_command("deliver_webhooks", "--poll", "0.2")
-        except BaseException:
-            code = 1
-        finally:
-            os._exit(code)
-    return pid
+def fork_sender(log: Path) -> int:
+    """A child process running `deliver_webhooks` with the settings of sender_env() (a traceback goes to `log`)."""
+    def send():
+        with override_settings(GATEWAY_WEBHOOK_TIMEOUT_SECONDS=2, GATEWAY_WEBHOOK_LEASE_MARGIN_SECONDS=1,
+                               GATEWAY_WEBHOOK_ENDPOINT_CONCURRENCY=2):
+            call_command("deliver_webhooks", "--poll", "0.2")
+
+    return fork_child(send, log=log)
 
 
 def test_kill_9_during_a_burst_loses_nothing(merchant, receiver, make_endpoint, record_property):
@@ -90,7 +83,7 @@ def test_kill_9_during_a_burst_loses_nothing(merchant, receiver, make_endpoint, 
         kills = 0
         while kills < KILLS:
             sent = len(receiver.received)
-            pid = fork_sender()
+            pid = fork_sender(Path(tmp) / "forked-sender.log")
             try:
                 deadline = time.monotonic() + 30
                 while len(receiver.received) == sent:  # once this sender delivers, the kill lands during the burst
