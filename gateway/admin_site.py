@@ -16,9 +16,8 @@ class GatewayAdminSite(OTPAdminSite):
         super().__init__(name)
 
 
-class FactAdmin(admin.ModelAdmin):
-    """Append-only facts written by services only: shown, never added, edited or deleted by hand (their own actions,
-    e.g. "Resend" or "Mark resolved", still run through their service)."""
+class ReadOnlyMixin:
+    """Shown, never added, edited or deleted by hand (for model admins and inlines alike)."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -28,3 +27,14 @@ class FactAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class FactAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    """Append-only facts written by services only: shown, never added, edited or deleted by hand (their own actions,
+    e.g. "Resend" or "Mark resolved", still run through their service)."""
+
+
+class FactInline(ReadOnlyMixin, admin.TabularInline):
+    """The rows of a fact shown inside its parent's page, read-only."""
+
+    extra = 0

@@ -78,11 +78,13 @@ class TotpLoginFormMixin(forms.Form):
             raise forms.ValidationError(LOGIN_ERROR, code="invalid_login") from None
         user = self.get_user()
         device = totp_device_confirmed(user=user)
-        if device is None and self.enrolment_allowed:
+        if device is None and self.enrolment_allowed and not user.is_staff:  # staff enrol by staff_totp_enrol only
             user.otp_device = None
             return self.cleaned_data
         token = (self.cleaned_data.get("otp_token") or "").strip()
-        with transaction.atomic():  # keeps django-otp's throttle counter consistent
+        with transaction.atomic():  # the device row locked: one code is accepted once, even by two logins at a time
+            if device is not None:
+                device = type(device).objects.select_for_update().get(pk=device.pk)
             verified = device is not None and token and device.verify_token(token)
         if not verified:
             # Counted by django-axes like a wrong password: the code cannot be guessed more often than it.

@@ -122,13 +122,23 @@ def count(hits: list[tuple[str, Rate]], peeks: list[tuple[str, Rate]] = ()) -> i
     return wait
 
 
+def client_address(request) -> str | None:
+    """The client's address as DRF's throttles see it: past GATEWAY_NUM_PROXIES proxies of ours in X-Forwarded-For,
+    else the socket's peer. Also django-axes' (AXES_CLIENT_IP_CALLABLE), so that behind the proxy a login lockout
+    holds one client's address, not the proxy's (which would lock the account out for everyone)."""
+    ident = BaseThrottle().get_ident(request)
+    try:
+        return str(ipaddress.ip_address(ident))
+    except ValueError:
+        return None  # a WSGI server always sets REMOTE_ADDR; tools may not
+
+
 def client_ip(request) -> str:
     """The client's address as DRF's throttles see it (NUM_PROXIES), an IPv6 one reduced to its /64."""
-    ident = BaseThrottle().get_ident(request) or "unknown"  # a WSGI server always sets REMOTE_ADDR; tools may not
-    try:
-        address = ipaddress.ip_address(ident)
-    except ValueError:
-        return ident[:64]
+    ident = client_address(request)
+    if ident is None:
+        return (BaseThrottle().get_ident(request) or "unknown")[:64]
+    address = ipaddress.ip_address(ident)
     if address.version == 4:
         return str(address)
     if address.ipv4_mapped is not None:

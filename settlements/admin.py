@@ -1,29 +1,18 @@
 from django.contrib import admin
 
+from gateway.admin_site import FactAdmin, FactInline
+
 from .models import FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry, MerchantTerms
 
 
-class _ReadOnly:
-    """The ledger is written by its services only: admin shows it, never adds, changes or deletes."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
-class LedgerEntryInline(_ReadOnly, admin.TabularInline):
+class LedgerEntryInline(FactInline):
     model = LedgerEntry
     fields = readonly_fields = ("account", "amount")
     extra = 0
 
 
 @admin.register(JournalTransaction)
-class JournalTransactionAdmin(_ReadOnly, admin.ModelAdmin):
+class JournalTransactionAdmin(FactAdmin):
     list_display = ("id", "kind", "source_type", "source_id", "network", "token", "created")
     list_filter = ("kind", "source_type", "network")
     search_fields = ("source_id",)
@@ -32,7 +21,7 @@ class JournalTransactionAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(LedgerAccount)
-class LedgerAccountAdmin(_ReadOnly, admin.ModelAdmin):
+class LedgerAccountAdmin(FactAdmin):
     list_display = ("id", "kind", "merchant", "network", "token", "address", "livemode", "running_balance")
     list_filter = ("kind", "livemode", "network")
     search_fields = ("merchant__id", "merchant__email", "address")
@@ -45,7 +34,7 @@ class LedgerAccountAdmin(_ReadOnly, admin.ModelAdmin):
 
 
 @admin.register(LedgerBalance)
-class LedgerBalanceAdmin(_ReadOnly, admin.ModelAdmin):
+class LedgerBalanceAdmin(FactAdmin):
     list_display = ("account", "balance", "updated")
     list_select_related = ("account__merchant", "account__network", "account__token")
     readonly_fields = ("account", "balance", "updated")

@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q, Value
 from django.utils import timezone
@@ -185,6 +186,8 @@ def ledger_post_charge_facts(*, limit: int = 1000) -> int:
                 else:
                     charge_reversal_post(charge=row.charge)
                 charge_ledger_fact_complete(row_id=row.id)
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: stop here, the rest waits for the next run
         except Exception:
             if row is None:
                 raise

@@ -302,6 +302,9 @@ AUTHENTICATION_BACKENDS = [
 # throttles per device whatever the address. A wrong code counts like a wrong password.
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# The client address read as the rate limits read it (X-Forwarded-For past GATEWAY_NUM_PROXIES proxies), not the
+# proxy's REMOTE_ADDR.
+AXES_CLIENT_IP_CALLABLE = "gateway.ratelimit.client_address"
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
 AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False  # tries while locked out do not prolong the lockout

@@ -143,3 +143,31 @@ def test_the_lockout_ends_after_the_cool_off(client, shop, settings):
 
     assert response.status_code == 302 and response.url == "/portal/"
     assert client.get("/portal/").status_code == 200
+
+
+def test_behind_the_proxy_a_lockout_holds_the_guessers_address_not_everyones(shop, settings):
+    # Given the gateway behind one TLS proxy: every request comes from its address, the client's in X-Forwarded-For
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    guesser = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    merchant = Client(REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="198.51.100.7")
+
+    # When someone guesses the password five times
+    for _ in range(5):
+        post_login(guesser, password="guess")
+
+    # Then that address is locked out, and the merchant, through the same proxy, still logs in
+    assert post_login(guesser, code=right_code(shop)).status_code == 429
+    assert post_login(merchant, code=right_code(shop)).status_code == 302
+    assert merchant.get("/portal/").status_code == 200
+
+
+def test_staff_never_log_in_to_the_portal_on_a_password_alone(client, newcomer):
+    # Given a staff member linked to a merchant, with no device yet (staff enrol by `manage.py staff_totp_enrol`)
+    newcomer.user.is_staff = True
+    newcomer.user.save(update_fields=["is_staff"])
+
+    response = post_login(client)
+
+    assert response.status_code == 200 and LOGIN_ERROR in response.content.decode()
+    assert client.get("/portal/two-factor/").status_code == 302  # no session to enrol from
+    assert otp.totp_device_confirmed(user=newcomer.user) is None

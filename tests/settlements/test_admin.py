@@ -6,6 +6,8 @@ from django.test import Client
 from settlements.models import FeeSchedule, JournalTransaction, LedgerAccount, MerchantTerms
 from settlements.services import ledger_post_charge_facts
 
+from tests.otp import login_verified
+
 from .conftest import ONE_USDT, paid_charge, token
 
 pytestmark = pytest.mark.usefixtures("ledger_ready")
@@ -15,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("ledger_ready")
 def browser(db):
     staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw")
     client = Client()
-    client.force_login(staff)
+    login_verified(client, staff)  # the admin needs a session verified by a TOTP code
     return client
 
 
