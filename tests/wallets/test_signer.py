@@ -157,10 +157,9 @@ def _worker(queue: str, settings_module: str, env: dict, log: Path) -> subproces
 def test_a_native_send_goes_through_the_signer_queue_and_a_keyless_chain_worker(
     chain, network, hot, client, tmp_path  # noqa: F811
 ):
-    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8")
+    redis_url = celery_app.conf.broker_url  # the test run's broker (REDIS_URL, or the settings' default)
     env = {**os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": redis_url, "CELERY_BROKER_URL": redis_url,
            network.rpc_env: chain.rpc_url, "PYTHONUNBUFFERED": "1"}
-    assert celery_app.conf.broker_url == redis_url
     workers = [_worker("signer", "gateway.settings.test", env, tmp_path / "signer.log"),
                _worker("chain", "tests.wallets.settings_nokek", env, tmp_path / "chain.log")]
     try:
