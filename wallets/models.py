@@ -37,6 +37,14 @@ class Network(models.Model):
     tx_replace_seconds = models.PositiveIntegerField(
         default=60, help_text="An outgoing transaction not mined after this long is replaced with a higher fee.",
     )
+    max_fee_multiple = models.PositiveSmallIntegerField(
+        default=4, help_text="Fee ceiling: a replacement never offers more than this many times the fees of the "
+                             "transaction's first attempt (each fee field).",
+    )
+    max_fee_per_gas_wei = BaseUnitsField(
+        null=True, blank=True, help_text="Fee ceiling in wei per gas (gasPrice / maxFeePerGas) for outgoing "
+                                         "transactions, over the multiple above; empty: none.",
+    )
     max_log_range = models.PositiveIntegerField(
         default=5000, help_text="Largest eth_getLogs block range to try; halved on a provider's range error."
     )

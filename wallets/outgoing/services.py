@@ -12,6 +12,7 @@ transaction. Nothing is broadcast that is not stored first, and a nonce comes fr
 killed at any line leaves either nothing (rolled back) or stored bytes that the next run broadcasts again.
 """
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -26,7 +27,8 @@ from wallets.chain.finality import final_block_number
 from wallets.chain.rpc import RpcError, RpcUnavailable
 from wallets.models import Network
 
-from .fees import Fees, fees_market, fees_replacement
+from .fees import (Fees, fees_bumped, fees_capped, fees_ceiling, fees_highest, fees_market, fees_replacement,
+                   fees_within)
 from .models import OutgoingAttempt, OutgoingTransaction, OutgoingTransactionEvent, SendingAddress
 
 logger = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ CANCEL_GAS = 21_000
 
 # The state machine: from-status -> the statuses it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.QUEUED: frozenset({Status.SIGNED}),
+    Status.QUEUED: frozenset({Status.SIGNED, Status.REPLACING}),  # replacing: cancelled before it was signed
     Status.SIGNED: frozenset({Status.BROADCAST, Status.MINED, Status.REPLACING}),
     Status.BROADCAST: frozenset({Status.MINED, Status.DROPPED, Status.REPLACING}),
     Status.REPLACING: frozenset({Status.SIGNED, Status.MINED}),
@@ -51,6 +53,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 OPEN_FOR_SENDER = (Status.SIGNED, Status.BROADCAST, Status.DROPPED, Status.MINED, Status.REORGED, Status.REPLACING)
 OPEN_FOR_SIGNER = (Status.QUEUED, Status.REPLACING)
+NOT_MINED = (Status.QUEUED, Status.SIGNED, Status.BROADCAST, Status.REPLACING, Status.DROPPED, Status.REORGED)
+FEE_CEILING = "fee ceiling"
 
 
 class OutgoingTransitionError(DomainError):
@@ -158,9 +162,11 @@ def outgoing_transaction_create(*, network: Network, to_address: str, gas_limit:
 @transaction.atomic
 def outgoing_transaction_cancel(*, tx: OutgoingTransaction) -> OutgoingTransaction:
     """Ask for the transaction's nonce to be used by a 0-value send to itself, with a bumped fee (the signer signs
-    it). Once that is final the transaction is `cancelled`; if the original is mined first, it stands."""
+    it). Once that is final the transaction is `cancelled`; if the original is mined first, it stands. A `queued`
+    transaction (nonce allocated, nothing signed) is cancelled the same way, at the market's fees: its nonce is
+    still used, so the later nonces of the address are not stuck behind a gap."""
     locked = OutgoingTransaction.objects.select_for_update().get(pk=tx.pk)
-    if locked.status not in (Status.SIGNED, Status.BROADCAST, Status.DROPPED):
+    if locked.status not in (Status.QUEUED, Status.SIGNED, Status.BROADCAST, Status.DROPPED):
         raise OutgoingTransitionError(tx=locked, to=Status.REPLACING)
     result = outgoing_transaction_transition(tx=locked, to=Status.REPLACING, cancel_requested=True,
                                              detail={"reason": "cancel"})
@@ -176,41 +182,93 @@ def _fees_of(attempt: OutgoingAttempt) -> Fees:
                 max_priority_fee_per_gas=attempt.max_priority_fee_per_gas)
 
 
-def outgoing_transaction_sign_next(*, client_for=None) -> OutgoingTransaction | None:
-    """Sign one transaction that waits for a signature (queued, or stuck and to be replaced), store the attempt
-    (raw bytes, hash, fees) and mark it `signed`, in one database transaction. None when nothing waits.
+def _ceiling(tx: OutgoingTransaction, attempts: list[OutgoingAttempt]) -> Fees:
+    """The most a replacement of `tx` may offer (its network's rule, from the first attempt's fees)."""
+    first = min(attempts, key=lambda a: a.number)
+    return fees_ceiling(first=_fees_of(first), multiple=tx.network.max_fee_multiple,
+                        max_fee_per_gas=tx.network.max_fee_per_gas_wei)
 
-    `client_for(network)` gives the RPC client the fees are read from (default: the network's)."""
-    from wallets.chain.rpc import RpcClient
 
-    client_for = client_for or RpcClient.for_network
+def _next_to_sign(*, exclude_ids) -> OutgoingTransaction | None:
+    return (OutgoingTransaction.objects.filter(status__in=OPEN_FOR_SIGNER).exclude(pk__in=exclude_ids)
+            .select_related("network").order_by("id").first())
+
+
+def _sign_one(candidate: OutgoingTransaction, *, client_for) -> OutgoingTransaction | None:
+    """Sign `candidate` and store the attempt, or None when another signer holds it or it no longer waits. The
+    market's fees are read BEFORE the row is locked: no row lock is held across that RPC call."""
+    market = fees_market(client=client_for(candidate.network), tx_type=candidate.tx_type)
     with transaction.atomic():
         tx = (OutgoingTransaction.objects.select_for_update(skip_locked=True, of=("self",))
-              .select_related("network", "sending_address", "current_attempt")
-              .filter(status__in=OPEN_FOR_SIGNER).order_by("id").first())
+              .select_related("network", "sending_address")
+              .filter(pk=candidate.pk, status__in=OPEN_FOR_SIGNER).first())
         if tx is None:
             return None
-        market = fees_market(client=client_for(tx.network), tx_type=tx.tx_type)
-        previous = tx.current_attempt
-        fees = market if previous is None else fees_replacement(previous=_fees_of(previous), market=market)
+        attempts = list(tx.attempts.all())
+        if attempts:  # outbid the HIGHEST fees any attempt of this nonce offered (the current one may be older)
+            fees = fees_replacement(previous=fees_highest([_fees_of(a) for a in attempts]), market=market,
+                                    ceiling=_ceiling(tx, attempts))
+        else:
+            fees = fees_capped(market, max_fee_per_gas=tx.network.max_fee_per_gas_wei)
         kind = (OutgoingAttempt.Kind.CANCEL if tx.cancel_requested
-                else OutgoingAttempt.Kind.ORIGINAL if previous is None else OutgoingAttempt.Kind.BUMP)
+                else OutgoingAttempt.Kind.BUMP if attempts else OutgoingAttempt.Kind.ORIGINAL)
         payload = _payload(tx, fees=fees, cancel=kind == OutgoingAttempt.Kind.CANCEL)
         signed = signer_boundary.signer().sign(payload, key_ref=tx.sending_address.key_ref)
         if signed.sender != tx.from_address:
             raise ConfigurationError(code="signer_key_mismatch",
                                      message=f"The signer's key {tx.sending_address.key_ref} signs for {signed.sender}, "
                                              f"not for the sending address {tx.from_address}.")
-        number = (previous.number + 1) if previous is not None else 1
         attempt = OutgoingAttempt.objects.create(
-            transaction=tx, number=number, kind=kind, tx_hash=signed.tx_hash, raw_transaction=signed.raw,
-            gas_price=fees.gas_price, max_fee_per_gas=fees.max_fee_per_gas,
-            max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+            transaction=tx, number=max((a.number for a in attempts), default=0) + 1, kind=kind,
+            tx_hash=signed.tx_hash, raw_transaction=signed.raw, gas_price=fees.gas_price,
+            max_fee_per_gas=fees.max_fee_per_gas, max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
         )
         outgoing_transaction_transition(tx=tx, to=Status.SIGNED, attempt=attempt, current_attempt=attempt,
                                         detail={"kind": kind, "tx_hash": signed.tx_hash, **fees.as_json()})
         transaction.on_commit(lambda: _wake(SEND_TASK))
     return tx
+
+
+def outgoing_transaction_sign_next(*, client_for=None, exclude_ids=frozenset()) -> OutgoingTransaction | None:
+    """Sign one transaction that waits for a signature (queued, or stuck and to be replaced), store the attempt
+    (raw bytes, hash, fees) and mark it `signed`, in one database transaction. None when nothing waits. A
+    replacement outbids the highest fees of the nonce's attempts (cut to the network's ceiling, `fees.py`) and is
+    numbered after the highest attempt number.
+
+    `client_for(network)` gives the RPC client the fees are read from (default: the network's)."""
+    from wallets.chain.rpc import RpcClient
+
+    client_for = client_for or RpcClient.for_network
+    skipped = set(exclude_ids)
+    while (candidate := _next_to_sign(exclude_ids=skipped)) is not None:
+        signed = _sign_one(candidate, client_for=client_for)
+        if signed is not None:
+            return signed
+        skipped.add(candidate.pk)  # taken by another signer meanwhile
+    return None
+
+
+def outgoing_transactions_sign(*, budget_seconds: float, client_for=None) -> int:
+    """Sign what waits, one database transaction each, for `budget_seconds` at most (the `signer` task). A row
+    that fails is logged and skipped for this run: it never holds up the others. Returns how many were signed."""
+    from wallets.chain.rpc import RpcClient
+
+    client_for = client_for or RpcClient.for_network
+    started, signed, skipped = time.monotonic(), 0, set()
+    while time.monotonic() - started < budget_seconds:
+        candidate = _next_to_sign(exclude_ids=skipped)
+        if candidate is None:
+            break
+        try:
+            done = _sign_one(candidate, client_for=client_for)
+        except Exception:
+            logger.exception("signing outgoing transaction %s failed; skipped in this run", candidate.pk)
+            done = None
+        if done is None:
+            skipped.add(candidate.pk)
+        else:
+            signed += 1
+    return signed
 
 
 def _payload(tx: OutgoingTransaction, *, fees: Fees, cancel: bool) -> dict:
@@ -274,6 +332,9 @@ def outgoing_transactions_process(*, network: Network, client, now: datetime | N
         except (RpcUnavailable, RpcError) as exc:
             summary.errors.append(f"{tx_id}: {exc}")
             logger.warning("outgoing transaction %s: %s", tx_id, exc)
+        except Exception as exc:  # one bad row is skipped for this run (rolled back); it never stops the others
+            summary.errors.append(f"{tx_id}: {exc!r}")
+            logger.exception("outgoing transaction %s failed; skipped in this run", tx_id)
     return summary
 
 
@@ -288,10 +349,11 @@ def _advance(tx: OutgoingTransaction, *, client, final: int, now: datetime, summ
             outgoing_transaction_transition(tx=tx, to=Status.DROPPED, attempt=current)
             summary.dropped += 1
             _broadcast(tx, client=client, now=now, summary=summary)
-        elif tx.last_broadcast_at and now - tx.last_broadcast_at >= timedelta(seconds=tx.network.tx_replace_seconds):
+        elif ((since := _pending_since(tx)) and now - since >= timedelta(seconds=tx.network.tx_replace_seconds)
+              and not _lower_nonce_unmined(tx) and _may_replace(tx)):
             outgoing_transaction_transition(tx=tx, to=Status.REPLACING, attempt=current,
                                             detail={"reason": "not mined", "waited_seconds":
-                                                    int((now - tx.last_broadcast_at).total_seconds())})
+                                                    int((now - since).total_seconds())})
             summary.replacing += 1
             transaction.on_commit(lambda: _wake(SIGN_TASK))
     elif tx.status == Status.REPLACING:
@@ -331,6 +393,8 @@ def _broadcast(tx: OutgoingTransaction, *, client, now: datetime, summary: Proce
                 logger.error("outgoing transaction %s: nonce %s used by a transaction not ours", tx.pk, tx.nonce)
             return
         if any(underpriced in text for underpriced in _UNDERPRICED_TEXTS):
+            if not _may_replace(tx):
+                return  # at the fee ceiling: sent again at the next pass (the node takes it when fees fall)
             outgoing_transaction_transition(tx=tx, to=Status.REPLACING, attempt=attempt,
                                             detail={"reason": "refused by the node", "error": exc.message[:200]})
             summary.replacing += 1
@@ -346,6 +410,8 @@ def _broadcast(tx: OutgoingTransaction, *, client, now: datetime, summary: Proce
 def _mined(tx: OutgoingTransaction, *, client, summary: ProcessSummary) -> bool:
     """Record the receipt of whichever attempt of `tx` the chain holds (`mined`); False when none is mined."""
     attempts = list(tx.attempts.order_by("-number"))
+    if not attempts:  # a queued transaction being cancelled: nothing signed yet
+        return False
     receipts = client.batch([("eth_getTransactionReceipt", [a.tx_hash]) for a in attempts])
     for attempt, receipt in zip(attempts, receipts):
         if receipt:
@@ -361,4 +427,42 @@ def _mined(tx: OutgoingTransaction, *, client, summary: ProcessSummary) -> bool:
             )
             summary.mined += 1
             return True
+    return False
+
+
+def _pending_since(tx: OutgoingTransaction) -> datetime | None:
+    """Since when `tx` waits for a block on its own account: its last broadcast, or the moment the nonce before it
+    was mined if later (a nonce waiting behind an earlier one is not stuck itself)."""
+    previous_mined = (OutgoingTransactionEvent.objects
+                      .filter(transaction__network_id=tx.network_id, transaction__from_address=tx.from_address,
+                              transaction__nonce=tx.nonce - 1, to_status=Status.MINED)
+                      .order_by("-id").values_list("created", flat=True).first())
+    return max(filter(None, (tx.last_broadcast_at, previous_mined)), default=None)
+
+
+def _lower_nonce_unmined(tx: OutgoingTransaction) -> bool:
+    """True when an earlier nonce of the same address is not mined: only the LOWEST open nonce of an address is
+    replaced; the later ones wait behind it (bumping them would raise fees on the whole hot wallet for nothing)."""
+    return OutgoingTransaction.objects.filter(network_id=tx.network_id, from_address=tx.from_address,
+                                              nonce__lt=tx.nonce, status__in=NOT_MINED).exists()
+
+
+def _may_replace(tx: OutgoingTransaction) -> bool:
+    """True when the lowest replacement of `tx` (every field bumped over the highest attempt) stays within the
+    network's fee ceiling. Otherwise the transaction waits: an event is recorded (once per latest attempt) and a
+    warning logged."""
+    attempts = list(tx.attempts.order_by("number"))
+    if not attempts:
+        return True
+    ceiling = _ceiling(tx, attempts)
+    bumped = fees_bumped(fees_highest([_fees_of(a) for a in attempts]))
+    if fees_within(bumped, ceiling):
+        return True
+    latest = attempts[-1]
+    if not OutgoingTransactionEvent.objects.filter(transaction=tx, attempt=latest, detail__reason=FEE_CEILING).exists():
+        OutgoingTransactionEvent.objects.create(
+            transaction=tx, from_status=tx.status, to_status=tx.status, attempt=latest,
+            detail={"reason": FEE_CEILING, "next_bump": bumped.as_json(), "ceiling": ceiling.as_json()})
+        logger.warning("outgoing transaction %s (nonce %s of %s) is at its fee ceiling %s: not replaced, it waits",
+                       tx.pk, tx.nonce, tx.from_address, ceiling.as_json())
     return False

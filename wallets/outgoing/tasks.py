@@ -4,7 +4,6 @@
 that hold GATEWAY_KEK and build the signer backend. `send_outgoing_transactions` runs on the `chain` queue and never
 touches a key: it broadcasts the stored bytes and follows them to finality."""
 import logging
-import time
 
 from celery import shared_task
 
@@ -21,13 +20,8 @@ SIGN_BUDGET_SECONDS = 20.0
 @shared_task(name="wallets.tasks.sign_outgoing_transactions", time_limit=60, soft_time_limit=45, ignore_result=True)
 def sign_outgoing_transactions() -> int:
     """Sign what waits for a signature (queued or to be replaced), one database transaction each, for a few
-    seconds at most. Returns how many were signed."""
-    started, signed = time.monotonic(), 0
-    while time.monotonic() - started < SIGN_BUDGET_SECONDS:
-        if services.outgoing_transaction_sign_next() is None:
-            break
-        signed += 1
-    return signed
+    seconds at most; a row that fails is logged and skipped. Returns how many were signed."""
+    return services.outgoing_transactions_sign(budget_seconds=SIGN_BUDGET_SECONDS)
 
 
 @shared_task(name="wallets.tasks.send_outgoing_transactions", time_limit=60, soft_time_limit=45, ignore_result=True)

@@ -139,9 +139,10 @@ def test_a_transaction_stuck_below_the_base_fee_is_replaced_with_a_higher_fee_an
     first = OutgoingAttempt.objects.get(transaction=tx)
     rpc(chain.rpc_url, "evm_setAutomine", [False])
     process(network, client)  # broadcast: in the pool
-    # Given the base fee jumps far above what the first attempt offers before a block includes it
+    # Given the base fee jumps to 3x what the first attempt offers before a block includes it (within the default
+    # fee ceiling, 4x the first attempt's fees: the market's ask, higher, is cut to it)
     offered = first.gas_price or first.max_fee_per_gas
-    rpc(chain.rpc_url, "anvil_setNextBlockBaseFeePerGas", [hex(offered * 50)])
+    rpc(chain.rpc_url, "anvil_setNextBlockBaseFeePerGas", [hex(offered * 3)])
     mine(chain)
     rpc(chain.rpc_url, "evm_setAutomine", [True])
     tx.refresh_from_db()
