@@ -1,7 +1,5 @@
 """Admin: the ledger is shown, never written by hand; terms and fee schedules are edited within their bounds."""
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from settlements.models import FeeSchedule, JournalTransaction, LedgerAccount, MerchantTerms
 from settlements.services import ledger_post_charge_facts
@@ -12,11 +10,9 @@ pytestmark = pytest.mark.usefixtures("ledger_ready")
 
 
 @pytest.fixture
-def browser(db):
-    staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw")
-    client = Client()
-    client.force_login(staff)
-    return client
+def browser(admin_client):
+    """A staff session verified by a TOTP code, as the admin requires (tests/conftest.py)."""
+    return admin_client
 
 
 def test_ledger_pages_are_read_only(browser, merchant):
