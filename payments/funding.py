@@ -14,7 +14,7 @@ from wallets.models import ChainCursor, Transfer
 from . import services
 from .events import event_record
 from .ledger_outbox import charge_ledger_fact_record
-from .models import Charge, ChargeLedgerOutbox, PaymentIntent, UnmatchedDeposit
+from .models import Charge, ChargeDust, ChargeLedgerOutbox, PaymentIntent, UnmatchedDeposit
 from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
 from .pricing import FIAT_EXPONENTS
 
@@ -82,8 +82,9 @@ def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> No
                      obj_id=deposit.id, snapshot=unmatched_deposit_json(deposit), sequence=1)
 
 
-def _credit(intent: PaymentIntent, transfer: Transfer, amount: int) -> Charge | None:
-    """The Charge of a final transfer, worth `amount` minor units (see `_credit_final`)."""
+def _credit(intent: PaymentIntent, transfer: Transfer, amount: int, dust: list[Transfer]) -> Charge | None:
+    """The Charge of a final transfer, worth `amount` minor units (see `_credit_final`). It carries the uncarried
+    `dust` before it in the same token (taken off the list): its ledger credit posts their base units with its own."""
     if amount <= 0:
         # Dust (less than one minor unit): it still counts, exactly, in what the intent has received, but a Charge of
         # 0 with its `charge.succeeded` would look like a payment to a merchant who ships on that event.
@@ -98,6 +99,9 @@ def _credit(intent: PaymentIntent, transfer: Transfer, amount: int) -> Charge | 
     if not created:
         return None
     charge.transfer = transfer
+    carried = [t for t in dust if t.token_id == transfer.token_id]
+    ChargeDust.objects.bulk_create(ChargeDust(charge=charge, transfer=t) for t in carried)
+    dust[:] = [t for t in dust if t.token_id != transfer.token_id]
     event_record(merchant=intent.merchant, livemode=intent.livemode, type="charge.succeeded", obj_id=charge.id,
                  snapshot=charge_json(charge), sequence=1)
     charge_ledger_fact_record(charge=charge, kind=ChargeLedgerOutbox.Kind.CREDIT)
@@ -110,23 +114,29 @@ def _charged(final: list[Transfer], charges: dict[int, Charge]) -> int:
                if t.id in charges and charges[t.id].status == Charge.Status.SUCCEEDED)
 
 
-def _credit_final(intent: PaymentIntent, final: list[Transfer], charges: dict[int, Charge]) -> None:
+def _credit_final(intent: PaymentIntent, final: list[Transfer], charges: dict[int, Charge],
+                  carried: dict[int, ChargeDust]) -> None:
     """A Charge for every final transfer that has none. Each new one is worth what its transfer adds to the
     rounded-down total of the transfers already charged and the new ones before it (in chain order), so the intent's
     Charges add up exactly to its `amount_received`: two transfers of 5.005 make Charges of 500 and 501 cents, and
     dust counts once it adds up to a cent. Charges made earlier are never recomputed, whatever the order in which
     transfers (on several chains) became final. (The one exception: a final block undone by a reorg deeper than the
-    finality rule reverses its Charge, and what the others carried of its fraction of a cent stays with them.)"""
-    cumulative = _value([t for t in final if t.id in charges], intent.currency)
+    finality rule reverses its Charge, and what the others carried of its fraction of a cent stays with them.)
+    Dust (a transfer that adds no minor unit) gets no Charge: the next Charge in its token carries it (`ChargeDust`),
+    so its base units reach the ledger with that Charge's credit, exactly once."""
+    cumulative = _value([t for t in final if t.id in charges or t.id in carried], intent.currency)
     charged = _charged(final, charges)
+    dust: list[Transfer] = []
     for transfer in final:
-        if transfer.id in charges:
+        if transfer.id in charges or transfer.id in carried:  # credited already (carried dust: by a Charge after it)
             continue
         cumulative += _value([transfer], intent.currency)
-        charge = _credit(intent, transfer, math.floor(cumulative) - charged)
+        charge = _credit(intent, transfer, math.floor(cumulative) - charged, dust)
         if charge is not None:
             intent.latest_charge = charge
             charged += charge.amount
+        else:
+            dust.append(transfer)
 
 
 def _reverse_charge(charge: Charge) -> None:
@@ -135,6 +145,14 @@ def _reverse_charge(charge: Charge) -> None:
     event_record(merchant=charge.merchant, livemode=charge.livemode, type="charge.reversed", obj_id=charge.id,
                  snapshot=charge_json(charge), previous_attributes={"status": Charge.Status.SUCCEEDED})
     charge_ledger_fact_record(charge=charge, kind=ChargeLedgerOutbox.Kind.REVERSAL)
+
+
+def _reverse_dust(dust: ChargeDust) -> None:
+    """A carried dust transfer left the chain while its Charge stands: the Charge keeps its amount (as it keeps the
+    fraction of a cent of any other orphaned transfer), the ledger takes back the dust's base units."""
+    dust.reversed = True
+    dust.save(update_fields=["reversed"])
+    charge_ledger_fact_record(charge=dust.charge, kind=ChargeLedgerOutbox.Kind.DUST_REVERSAL, dust=dust)
 
 
 def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
@@ -148,6 +166,7 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     transfers = activity.transfers_of_address(deposit_address_id=deposit_address_id)
     accepted = set(intent.options.values_list("token_id", flat=True)) if intent else set()
     charges = {c.transfer_id: c for c in Charge.objects.filter(transfer__deposit_address_id=deposit_address_id)}
+    dust_rows = list(ChargeDust.objects.filter(transfer__deposit_address_id=deposit_address_id).select_related("charge"))
     # A transfer announced as an unmatched deposit (funds that came after the intent closed) stays one: crediting it
     # later too (a late remainder that completes an intent whose merchant accepts late payments) would count it twice.
     unmatched = set(UnmatchedDeposit.objects.filter(transfer__deposit_address_id=deposit_address_id)
@@ -178,13 +197,20 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         charge = charges.get(transfer.id)
         if charge is not None and transfer.orphaned_at is not None and charge.status == Charge.Status.SUCCEEDED:
             _reverse_charge(charge)
+    # The dust carried by a succeeded Charge (after the reversals above: a reversed Charge took back its dust too,
+    # which is free to be carried again). Dust whose block left the chain while its Charge stands is taken back.
+    carried = {d.transfer_id: d for d in dust_rows if charges[d.charge.transfer_id].status == Charge.Status.SUCCEEDED}
+    for transfer in matched:
+        dust = carried.get(transfer.id)
+        if dust is not None and transfer.orphaned_at is not None and not dust.reversed:
+            _reverse_dust(dust)
 
     if closed and (not accepts_late or not _pays(intent, seen)):
         # Funds after the intent closed (or, when the merchant accepts late payments, a late payment that does not
         # pay in full): recorded, the intent stays canceled. A transfer credited before it closed keeps its Charge
         # and is not also an unmatched deposit (that would count it twice).
         for transfer in final:
-            if transfer.id not in charges:
+            if transfer.id not in charges and transfer.id not in carried:  # carried dust is credited already
                 _record_unmatched(address=address, intent=intent, transfer=transfer, reason=Reason.INTENT_CLOSED)
         credited = _charged(final, charges)
         if credited != intent.amount_received:  # a credited transfer was orphaned after the intent closed
@@ -192,7 +218,7 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
             intent.save(update_fields=["amount_received", "updated"])
         return intent
 
-    _credit_final(intent, final, charges)
+    _credit_final(intent, final, charges, carried)
 
     # Stripe's amount fields are integers: what the customer paid, rounded down to the minor unit.
     grew = math.floor(seen) > intent.amount_seen

@@ -8,16 +8,17 @@ from django.db import transaction
 
 from gateway.celery import app as celery_app
 
-from .models import Charge, ChargeLedgerOutbox
+from .models import Charge, ChargeDust, ChargeLedgerOutbox
 
 logger = logging.getLogger(__name__)
 LEDGER_TASK = "settlements.tasks.post_charge_facts"
 Kind = ChargeLedgerOutbox.Kind
 
 
-def charge_ledger_fact_record(*, charge: Charge, kind: str) -> None:
-    """Queue a Charge fact for the ledger; call inside the transaction that makes the fact."""
-    ChargeLedgerOutbox.objects.create(charge=charge, kind=kind)
+def charge_ledger_fact_record(*, charge: Charge, kind: str, dust: ChargeDust | None = None) -> None:
+    """Queue a Charge fact for the ledger (`dust`: the carried dust transfer a `dust_reversal` is about); call inside
+    the transaction that makes the fact."""
+    ChargeLedgerOutbox.objects.create(charge=charge, kind=kind, dust=dust)
     transaction.on_commit(_notify_ledger)
 
 
@@ -26,7 +27,7 @@ def charge_ledger_fact_claim(*, limit: int = 200, exclude_ids=()) -> list[Charge
     inside a transaction; the rows come back if it rolls back."""
     return list(
         ChargeLedgerOutbox.objects.select_for_update(skip_locked=True, of=("self",)).exclude(id__in=list(exclude_ids))
-        .select_related("charge__transfer__token__network").order_by("id")[:limit]
+        .select_related("charge__transfer__token__network", "dust__transfer").order_by("id")[:limit]
     )
 
 

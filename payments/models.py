@@ -144,6 +144,25 @@ class Charge(models.Model):
         return self.id
 
 
+class ChargeDust(models.Model):
+    """A final transfer worth less than what makes a new minor unit of the intent (dust: no Charge of its own),
+    carried by the next Charge of the same intent in the same token. That Charge's amount counts its fraction of a
+    cent; its ledger credit carries its base units (docs/ledger.md). When that Charge is reversed, the dust is free
+    to be carried (or charged) again. `reversed` is set, and a ledger fact queued, when
+    the dust's block leaves the chain while the Charge stands."""
+
+    charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="dust")
+    transfer = models.ForeignKey("wallets.Transfer", on_delete=models.PROTECT, related_name="+")
+    reversed = models.BooleanField(default=False)
+
+    class Meta:
+        # One succeeded Charge at a time carries a transfer; a later one may carry it again once that one is reversed.
+        constraints = [models.UniqueConstraint(fields=["charge", "transfer"], name="charge_dust_unique")]
+
+    def __str__(self):
+        return f"{self.charge_id} carries transfer {self.transfer_id}"
+
+
 class UnmatchedDeposit(models.Model):
     """Funds that reached one of our addresses but pay no open intent in an accepted token and network: never
     invisible, recorded once at finality with a `crypto.deposit.unmatched` event."""
@@ -217,10 +236,13 @@ class ChargeLedgerOutbox(models.Model):
     class Kind(models.TextChoices):
         CREDIT = "credit"
         REVERSAL = "reversal"
+        DUST_REVERSAL = "dust_reversal"  # one dust transfer the Charge carries left the chain (`dust` names it)
 
     charge = models.ForeignKey(Charge, on_delete=models.PROTECT, related_name="+")
     kind = models.CharField(max_length=16, choices=Kind.choices)
+    dust = models.ForeignKey(ChargeDust, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["charge", "kind"], name="charge_ledger_outbox_unique_fact")]
+        constraints = [models.UniqueConstraint(fields=["charge", "kind", "dust"], nulls_distinct=False,
+                                               name="charge_ledger_outbox_unique_fact")]

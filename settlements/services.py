@@ -13,7 +13,7 @@ from django.utils import timezone
 from gateway.errors import DomainError
 from gateway.fields import BaseUnitsField
 from payments.ledger_outbox import charge_ledger_fact_claim, charge_ledger_fact_complete
-from payments.models import Charge, ChargeLedgerOutbox
+from payments.models import Charge, ChargeDust, ChargeLedgerOutbox
 
 from .fees import fee_split
 from .models import (AccountKind, FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry,
@@ -22,6 +22,7 @@ from .models import (AccountKind, FeeSchedule, JournalTransaction, LedgerAccount
 logger = logging.getLogger(__name__)
 Kind = JournalTransaction.Kind
 CHARGE = "charge"
+CHARGE_DUST = "charge_dust"  # source of the reversal of one dust transfer a Charge carries (source_id: its ChargeDust)
 
 
 class LedgerError(DomainError):
@@ -107,6 +108,27 @@ def _charge_journal(charge: Charge, kind: str) -> JournalTransaction | None:
     return JournalTransaction.objects.filter(source_type=CHARGE, source_id=charge.id, kind=kind).first()
 
 
+def _charge_posted(charge: Charge, credit: JournalTransaction) -> dict[LedgerAccount, int]:
+    """What the Charge's credit, less the dust reversals posted since, put in each account (zeros left out)."""
+    dust_ids = [str(i) for i in ChargeDust.objects.filter(charge=charge).values_list("id", flat=True)]
+    posted: dict[LedgerAccount, int] = {}
+    for entry in LedgerEntry.objects.filter(
+        Q(journal=credit) | Q(journal__source_type=CHARGE_DUST, journal__source_id__in=dust_ids,
+                              journal__kind=Kind.CHARGE_REVERSAL),
+    ).select_related("account").order_by("id"):
+        posted[entry.account] = posted.get(entry.account, 0) + entry.amount
+    return {account: amount for account, amount in posted.items() if amount}
+
+
+def _credit_lock(charge: Charge) -> tuple[JournalTransaction, LedgerHold | None]:
+    """The Charge's credit (posted first if it never was), locked, then its hold row: reversals of the Charge and of
+    the dust it carries serialise on the credit, and with a release on the hold (the release consumer's order: hold,
+    then journals; once we hold it, or once it is gone, nobody else releases this credit)."""
+    credit = _charge_journal(charge, Kind.CHARGE_CREDIT) or charge_credit_post(charge=charge)
+    credit = JournalTransaction.objects.select_for_update().get(pk=credit.pk)
+    return credit, LedgerHold.objects.select_for_update().filter(credit=credit).first()
+
+
 def _release(charge: Charge, pending: LedgerAccount, amount: int) -> None:
     """Move `amount` (what the Charge's credit put in `pending`) to the merchant's available account."""
     available = _charge_accounts(charge, AccountKind.MERCHANT_AVAILABLE)[AccountKind.MERCHANT_AVAILABLE]
@@ -116,20 +138,23 @@ def _release(charge: Charge, pending: LedgerAccount, amount: int) -> None:
 
 @transaction.atomic(savepoint=False)
 def charge_credit_post(*, charge: Charge) -> JournalTransaction:
-    """The ledger side of a succeeded Charge: the deposits account is debited with the transfer's amount, the
-    merchant's pending credited with it less the fee, fee revenue with the fee. With no holding period the pending
+    """The ledger side of a succeeded Charge: the deposits account is debited with the base units of its transfer and
+    of the dust transfers it carries, the merchant's pending credited with them less the fee (taken from the Charge's
+    own transfer, as for a Charge that carries none), fee revenue with the fee. With no holding period the pending
     amount moves to available in a second journal transaction at once; otherwise a LedgerHold row releases it later.
     Posting a Charge again changes nothing."""
     transfer = charge.transfer
-    amount = transfer.amount_base_units
+    own = transfer.amount_base_units
+    dust = sum(ChargeDust.objects.filter(charge=charge).values_list("transfer__amount_base_units", flat=True))
     schedule = FeeSchedule.objects.filter(merchant_id=charge.merchant_id, token_id=transfer.token_id).first()
-    fee, net = fee_split(amount=amount, fee_bps=schedule.fee_bps if schedule else 0,
+    fee, net = fee_split(amount=own, fee_bps=schedule.fee_bps if schedule else 0,
                          fee_fixed=schedule.fee_fixed_base_units if schedule else 0)
+    net += dust
     kinds = [AccountKind.DEPOSITS, AccountKind.MERCHANT_PENDING] + ([AccountKind.FEE_REVENUE] if fee else [])
     accounts = _charge_accounts(charge, *kinds)
     credit, created = journal_transaction_post(
         kind=Kind.CHARGE_CREDIT, source_type=CHARGE, source_id=charge.id, memo=f"{charge.payment_intent_id}",
-        postings=[Posting(accounts[AccountKind.DEPOSITS], amount),
+        postings=[Posting(accounts[AccountKind.DEPOSITS], own + dust),
                   Posting(accounts[AccountKind.MERCHANT_PENDING], -net)]
         + ([Posting(accounts[AccountKind.FEE_REVENUE], -fee)] if fee else []),
     )
@@ -145,25 +170,43 @@ def charge_credit_post(*, charge: Charge) -> JournalTransaction:
 
 @transaction.atomic(savepoint=False)
 def charge_reversal_post(*, charge: Charge) -> JournalTransaction:
-    """The exact negation of the Charge's credit (posting the credit first if it never was). What the credit put in
-    pending is taken back from available when it was released by then: the merchant's available balance may go
-    negative (a payout must check it). Posting a reversal again changes nothing."""
-    credit = _charge_journal(charge, Kind.CHARGE_CREDIT) or charge_credit_post(charge=charge)
-    # The hold row first (the release consumer's order: hold, then journals): once we hold it, or once it is gone,
-    # nobody else releases this credit, and a release made before is committed and visible.
-    held = LedgerHold.objects.select_for_update().filter(credit=credit).first()
+    """The exact negation of what the Charge's credit posted, less the dust reversals posted since (the credit is
+    posted first if it never was). What the credit put in pending is taken back from available when it was released
+    by then: the merchant's available balance may go negative (a payout must check it). Posting a reversal again
+    changes nothing."""
+    credit, held = _credit_lock(charge)
     released = _charge_journal(charge, Kind.CHARGE_RELEASE) is not None
     available = _charge_accounts(charge, AccountKind.MERCHANT_AVAILABLE)[AccountKind.MERCHANT_AVAILABLE] if released \
         else None
-    postings = []
-    for entry in credit.entries.select_related("account").order_by("id"):
-        account = available if released and entry.account.kind == AccountKind.MERCHANT_PENDING else entry.account
-        postings.append(Posting(account, -entry.amount))
+    negated: dict[LedgerAccount, int] = {}
+    for account, amount in _charge_posted(charge, credit).items():
+        account = available if released and account.kind == AccountKind.MERCHANT_PENDING else account
+        negated[account] = negated.get(account, 0) - amount
+    postings = [Posting(account, amount) for account, amount in negated.items()]
     reversal, _ = journal_transaction_post(kind=Kind.CHARGE_REVERSAL, source_type=CHARGE, source_id=charge.id,
                                            postings=postings)
     if held is not None:
         held.delete()
     return reversal
+
+
+@transaction.atomic(savepoint=False)
+def charge_dust_reversal_post(*, dust: ChargeDust) -> JournalTransaction | None:
+    """One dust transfer its Charge carries left the chain: take its base units back, exactly as the credit posted
+    them (deposits, and the merchant's pending, or available once released; dust bears no fee). None when the
+    Charge's reversal is posted already (it took the dust back with the rest). Posting it again changes nothing."""
+    charge = dust.charge
+    credit, _held = _credit_lock(charge)
+    if _charge_journal(charge, Kind.CHARGE_REVERSAL) is not None:
+        return None
+    kind = AccountKind.MERCHANT_AVAILABLE if _charge_journal(charge, Kind.CHARGE_RELEASE) else \
+        AccountKind.MERCHANT_PENDING
+    accounts = _charge_accounts(charge, AccountKind.DEPOSITS, kind)
+    amount = dust.transfer.amount_base_units
+    journal, _ = journal_transaction_post(
+        kind=Kind.CHARGE_REVERSAL, source_type=CHARGE_DUST, source_id=str(dust.id), memo=charge.id,
+        postings=[Posting(accounts[AccountKind.DEPOSITS], -amount), Posting(accounts[kind], amount)])
+    return journal
 
 
 def ledger_post_charge_facts(*, limit: int = 1000) -> int:
@@ -183,6 +226,8 @@ def ledger_post_charge_facts(*, limit: int = 1000) -> int:
                 row = rows[0]
                 if row.kind == ChargeLedgerOutbox.Kind.CREDIT:
                     charge_credit_post(charge=row.charge)
+                elif row.kind == ChargeLedgerOutbox.Kind.DUST_REVERSAL:
+                    charge_dust_reversal_post(dust=row.dust)
                 else:
                     charge_reversal_post(charge=row.charge)
                 charge_ledger_fact_complete(row_id=row.id)
@@ -210,8 +255,11 @@ def ledger_release_matured(*, now=None, limit: int = 1000) -> int:
             if hold is None:
                 break
             charge = Charge.objects.select_related("transfer__token__network").get(pk=hold.credit.source_id)
-            pending = hold.credit.entries.select_related("account").get(account__kind=AccountKind.MERCHANT_PENDING)
-            _release(charge, pending.account, -pending.amount)
+            # what the credit put in pending, less the dust reversals taken from it since
+            pending = {a: v for a, v in _charge_posted(charge, hold.credit).items()
+                       if a.kind == AccountKind.MERCHANT_PENDING}
+            for account, amount in pending.items():
+                _release(charge, account, -amount)
             hold.delete()
         done += 1
     return done

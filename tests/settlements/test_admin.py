@@ -1,12 +1,8 @@
 """Admin: the ledger is shown, never written by hand; terms and fee schedules are edited within their bounds."""
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from settlements.models import FeeSchedule, JournalTransaction, LedgerAccount, MerchantTerms
 from settlements.services import ledger_post_charge_facts
-
-from tests.otp import login_verified
 
 from .conftest import ONE_USDT, paid_charge, token
 
@@ -14,11 +10,9 @@ pytestmark = pytest.mark.usefixtures("ledger_ready")
 
 
 @pytest.fixture
-def browser(db):
-    staff = get_user_model().objects.create_superuser("ops", "ops@example.com", "pw")
-    client = Client()
-    login_verified(client, staff)  # the admin needs a session verified by a TOTP code
-    return client
+def browser(admin_client):
+    """A staff session verified by a TOTP code, as the admin requires (tests/conftest.py)."""
+    return admin_client
 
 
 def test_ledger_pages_are_read_only(browser, merchant):
