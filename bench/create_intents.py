@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 
 # One key for the application secrets per bench run: every process it starts must read the same data key.
-SECRETS_KEK = base64.b64encode(secrets.token_bytes(32)).decode()
+SECRETS_KEK = os.environ.setdefault("BENCH_GATEWAY_SECRETS_KEK", base64.b64encode(secrets.token_bytes(32)).decode())
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

@@ -39,7 +39,7 @@ from pathlib import Path
 import psycopg
 
 # One key for the application secrets per bench run: every process it starts must read the same data key.
-SECRETS_KEK = base64.b64encode(secrets.token_bytes(32)).decode()
+SECRETS_KEK = os.environ.setdefault("BENCH_GATEWAY_SECRETS_KEK", base64.b64encode(secrets.token_bytes(32)).decode())
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -134,13 +134,20 @@ def database_reset() -> None:
         conn.execute(f'CREATE DATABASE "{DB_NAME}"')
 
 
-def endpoint_add(conn, merchant_id: str, url: str) -> str:
+SEAL_SECRET = ("from merchants.models import WebhookEndpoint as E; e = E.objects.get(id={!r}); "
+               "e.secret = 'whsec_' + __import__('secrets').token_hex(16); e.save(update_fields=['secret'])")
+
+
+def endpoint_add(conn, merchant_id: str, url: str, *, env: dict) -> str:
+    """A test-mode endpoint subscribed to every event, created an hour ago (so no delivery is older than it); its
+    signing secret is sealed by the gateway itself (merchants.secrets: encrypted at rest under the env's key)."""
     endpoint_id = "we_" + secrets.token_hex(12)
     conn.execute(
         "INSERT INTO merchants_webhookendpoint (id, merchant_id, livemode, url, description, metadata, enabled_events,"
         " status, disabled_reason, secret, previous_secret, deleted, created, updated) VALUES (%s, %s, false, %s, '',"
-        " '{}', '[\"*\"]', 'enabled', '', %s, '', false, now() - interval '1 hour', now())",
-        [endpoint_id, merchant_id, url, "whsec_" + secrets.token_hex(16)])
+        " '{}', '[\"*\"]', 'enabled', '', '', '', false, now() - interval '1 hour', now())",
+        [endpoint_id, merchant_id, url])
+    manage(env, "shell", "--no-imports", "-c", SEAL_SECRET.format(endpoint_id))
     return endpoint_id
 
 
@@ -248,7 +255,7 @@ def main() -> None:
         procs.append(subprocess.Popen([sys.executable, __file__, "--receiver", str(port)], cwd=ROOT,
                                       start_new_session=True))
         conn = psycopg.connect(dbname=DB_NAME, autocommit=True, **PG)
-        healthy = endpoint_add(conn, merchant_id, f"http://{HOST}:{port}/ok")
+        healthy = endpoint_add(conn, merchant_id, f"http://{HOST}:{port}/ok", env=env)
         sender_log = open(ROOT / "bench" / ".webhooks-sender.log", "w")
         for _ in range(args.senders):
             procs.append(subprocess.Popen([str(BIN / "python"), "manage.py", "deliver_webhooks"], cwd=ROOT,
@@ -269,9 +276,9 @@ def main() -> None:
         say(f"steady {args.rate}/s, healthy endpoint only ...")
         alone = run_steady(conn, merchant_id, port, args.rate, args.seconds)
         say(alone)
-        endpoint_add(conn, merchant_id, f"http://{HOST}:{port}/hang")
-        endpoint_add(conn, merchant_id, f"http://{HOST}:{free_port()}/refused")
-        endpoint_add(conn, merchant_id, f"http://{HOST}:{port}/500")
+        endpoint_add(conn, merchant_id, f"http://{HOST}:{port}/hang", env=env)
+        endpoint_add(conn, merchant_id, f"http://{HOST}:{free_port()}/refused", env=env)
+        endpoint_add(conn, merchant_id, f"http://{HOST}:{port}/500", env=env)
         say(f"steady {args.rate}/s, beside a timing-out, a refusing and a 500 endpoint ...")
         beside = run_steady(conn, merchant_id, port, args.rate, args.seconds)
         say(beside)

@@ -319,7 +319,7 @@ def main() -> None:
             receiver_port = ci.free_port()
             procs.append(subprocess.Popen([sys.executable, str(ROOT / "bench" / "webhooks.py"), "--receiver",
                                            str(receiver_port)], cwd=ROOT, start_new_session=True))
-            wh.endpoint_add(db, merchant_id, f"http://{HOST}:{receiver_port}/ok")
+            wh.endpoint_add(db, merchant_id, f"http://{HOST}:{receiver_port}/ok", env=env)
             # Per level, back to back (this machine's load moves from one minute to the next): the web server
             # alone, then with the rest of the system started for the run and stopped after it.
             for c in levels:

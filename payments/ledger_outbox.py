@@ -2,15 +2,13 @@
 ledger in settlements (claims rows, posts them, deletes them in its own transaction), as wallets.activity is between
 the chain watcher and payments. The ledger is told by a task sent by name after the commit; its beat run is the
 fallback, so a lost message only delays the posting."""
-import logging
 
 from django.db import transaction
 
-from gateway.celery import app as celery_app
+from gateway.celery import task_wake
 
 from .models import Charge, ChargeDust, ChargeLedgerOutbox
 
-logger = logging.getLogger(__name__)
 LEDGER_TASK = "settlements.tasks.post_charge_facts"
 Kind = ChargeLedgerOutbox.Kind
 
@@ -36,7 +34,4 @@ def charge_ledger_fact_complete(*, row_id: int) -> None:
 
 
 def _notify_ledger() -> None:
-    try:
-        celery_app.send_task(LEDGER_TASK)
-    except Exception:  # the broker is down: the beat fallback consumes the rows anyway
-        logger.warning("could not send %s; the rows wait for its beat run", LEDGER_TASK, exc_info=True)
+    task_wake(LEDGER_TASK)

@@ -9,11 +9,12 @@ import sys
 import pytest
 from django.conf import settings
 
+from gateway.celery import app as celery_app
 from payments.models import Charge, PaymentIntent
 from payments.services import PaymentIntentInput, payment_intent_create
 from tests.chain import register_devnet_for_tests
 from tests.processes import Processes, process_env, token_send, wait_until
-from wallets.chain.scanner import PAYMENTS_ACTIVITY_TASK, celery_app, log_ranges_forget
+from wallets.chain.scanner import PAYMENTS_ACTIVITY_TASK, log_ranges_forget
 from wallets.devchain import rpc
 from wallets.models import AddressActivity
 

@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.test import override_settings
 from eth_utils import keccak
 
+from gateway.celery import app as celery_app
 from gateway.errors import DomainError
 from tests.chain import anvil_chain, register_devnet_for_tests  # noqa: F401 (fixture)
 from tests.faultproxy import FaultProxy
@@ -47,7 +48,7 @@ FORWARDER_INIT = "0x6018600c60003960186000f3" + FORWARDER_RUNTIME
 @pytest.fixture
 def devnet(anvil_chain, db, monkeypatch):
     log_ranges_forget()
-    monkeypatch.setattr(scanner.celery_app, "send_task", lambda *a, **kw: None)
+    monkeypatch.setattr(celery_app, "send_task", lambda *a, **kw: None)
     with override_settings(GATEWAY_DEVCHAIN_RPC_URL=anvil_chain.rpc_url):
         yield register_devnet_for_tests(anvil_chain)
     log_ranges_forget()

@@ -41,7 +41,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.utils import timezone
 
-from gateway.celery import app as celery_app
+from gateway.celery import task_wake
 from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, Token, Transfer
 
 from . import finality, reorg
@@ -291,11 +291,7 @@ def _lock_try(*, network: Network) -> bool:
 
 
 def _notify_payments() -> None:
-    try:
-        celery_app.send_task(PAYMENTS_ACTIVITY_TASK)
-    except Exception:  # the broker is down: the payments beat fallback consumes the queue rows anyway
-        logger.warning("could not send %s; the queue rows wait for its beat run", PAYMENTS_ACTIVITY_TASK,
-                       exc_info=True)
+    task_wake(PAYMENTS_ACTIVITY_TASK)  # the payments beat fallback consumes the queue rows anyway
 
 
 def _cursor_lock(*, network: Network, head: int) -> ChainCursor:

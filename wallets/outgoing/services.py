@@ -20,7 +20,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from gateway.celery import app as celery_app
+from gateway.celery import task_wake
 from gateway.errors import ConfigurationError, DomainError
 from wallets import signer as signer_boundary
 from wallets.chain.finality import final_block_number
@@ -64,10 +64,7 @@ class OutgoingTransitionError(DomainError):
 
 
 def _wake(task_name: str) -> None:
-    try:
-        celery_app.send_task(task_name)
-    except Exception:  # the broker is down: the beat fallback picks the rows up
-        logger.warning("could not send %s; its beat run will pick the rows up", task_name, exc_info=True)
+    task_wake(task_name)
 
 
 @transaction.atomic

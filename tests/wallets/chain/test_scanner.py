@@ -14,6 +14,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
+from gateway.celery import app as celery_app
 from tests.chain import free_port, register_devnet_for_tests, running_anvil, running_other_chain
 from wallets.chain import scanner
 from wallets.chain.rpc import RpcClient, RpcError
@@ -53,7 +54,7 @@ def client(chain):
 def sent(monkeypatch):
     """The tasks the scanner sends (by name) after its commits; nothing reaches the broker."""
     names = []
-    monkeypatch.setattr(scanner.celery_app, "send_task", lambda name, *a, **kw: names.append(name))
+    monkeypatch.setattr(celery_app, "send_task", lambda name, *a, **kw: names.append(name))
     return names
 
 

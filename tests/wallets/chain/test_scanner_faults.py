@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from gateway.celery import app as celery_app
 from tests.chain import register_devnet_for_tests, running_anvil
 from tests.faultproxy import FaultProxy
 from wallets.chain import scanner
@@ -48,7 +49,7 @@ def chain():
 
 @pytest.fixture
 def network(chain, transactional_db, monkeypatch):
-    monkeypatch.setattr(scanner.celery_app, "send_task", lambda *a, **kw: None)
+    monkeypatch.setattr(celery_app, "send_task", lambda *a, **kw: None)
     log_ranges_forget()
     network = register_devnet_for_tests(chain)
     network.max_log_range = 3  # many small steps: the faults land on every kind of request
