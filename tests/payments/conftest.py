@@ -9,10 +9,10 @@ import pytest
 from django.conf import settings
 from django.test import override_settings
 
+from gateway.celery import app as celery_app
 from payments import funding
 from payments.models import Event
 from tests.chain import anvil_chain, register_devnet_for_tests  # noqa: F401 (fixture)
-from wallets.chain import scanner
 from wallets.chain.scanner import log_ranges_forget, scan_step
 from wallets.devchain import rpc
 from wallets.networks import clear_network_cache
@@ -33,7 +33,7 @@ def devnet_chain(anvil_chain):  # noqa: F811
 @pytest.fixture
 def devnet(devnet_chain, transactional_db, networks, wallet, monkeypatch):
     log_ranges_forget()
-    monkeypatch.setattr(scanner.celery_app, "send_task", lambda *a, **kw: None)
+    monkeypatch.setattr(celery_app, "send_task", lambda *a, **kw: None)
     with override_settings(GATEWAY_DEVCHAIN_RPC_URL=devnet_chain.rpc_url):
         network = register_devnet_for_tests(devnet_chain)
         clear_network_cache()
