@@ -47,6 +47,13 @@ NOTIFY_CHANNEL = "payments_event"  # the trigger of migration 0004 notifies it o
 RESPONSE_BODY_BYTES = 1024
 USER_AGENT = "GatewayWebhooks/1.0"
 FAILING_ENDPOINT_PAUSE_SECONDS = 1.0
+# The database thread checks its connection (Django's health check, CONN_MAX_AGE) at most this often, and after any
+# error: a check per call cost a round trip (SELECT 1) before every fan-out, claim and record.
+DB_CHECK_SECONDS = 5.0
+# Finished attempts are recorded in batches: the recorder waits this long for more results unless RECORD_BATCH are
+# already waiting (a delivery's state is written at most this much later; its POST is not delayed).
+RECORD_GATHER_SECONDS = 0.05
+RECORD_BATCH = 200
 
 
 class GuardedResolver(AbstractResolver):
@@ -105,13 +112,22 @@ class Dispatcher:
         self.tasks: set[asyncio.Task] = set()
         self.counts = {"fanned_out": 0, "claimed": 0, "succeeded": 0, "failed": 0}
         self._db_pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhooks-db")
+        self._db_checked = float("-inf")  # when the database thread last checked its connection
+        self._db_suspect = False  # the last call failed: check the connection before the next one
 
     # --- database work, in the one database thread ------------------------------------------------------------
 
     async def db(self, fn, *args, **kwargs):
         def call():
-            close_old_connections()
-            return fn(*args, **kwargs)
+            now = time.monotonic()
+            if self._db_suspect or now - self._db_checked >= DB_CHECK_SECONDS:
+                close_old_connections()
+                self._db_checked, self._db_suspect = now, False
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                self._db_suspect = True
+                raise
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, call)
 
     def _fan_out_all(self) -> int:
@@ -121,6 +137,15 @@ class Dispatcher:
             total += events
             if events < 1000:
                 return total
+
+    def _step(self, fan_out: bool, claim_args: tuple | None) -> tuple[int, list]:
+        """The database thread's step: the fan-out (when due), then the claim (unless the sender has no room). A
+        stop that came while the fan-out ran ends the claiming here: what is claimed is sent, so a sender being
+        stopped must not take more (it would hold it until its requests end or time out)."""
+        fanned = self._fan_out_all() if fan_out else 0
+        if claim_args is None or self.stop.is_set():
+            return fanned, []
+        return fanned, self._claim(*claim_args)
 
     def _claim(self, limit: int, skip: list[str], failing: list[str], slow_lane: list[str], slow_room: int):
         """The fast lane (every endpoint not known here to be failing), then the slow lane: the failing endpoints
@@ -194,15 +219,11 @@ class Dispatcher:
             try:
                 woken = self.wake.is_set()
                 self.wake.clear()
-                fanned = 0
-                if woken or time.monotonic() - last_fan_out >= self.poll_seconds:
+                fan_out = woken or time.monotonic() - last_fan_out >= self.poll_seconds
+                if fan_out:
                     last_fan_out = time.monotonic()
-                    fanned = await self.db(self._fan_out_all)
-                    self.counts["fanned_out"] += fanned
-                claimed = []
                 capacity = self.max_in_flight - self.total_in_flight
-                # A stop that came while the fan-out ran ends the claiming here: what is claimed is sent, so a
-                # sender being stopped must not take more (it would hold it until its requests end or time out).
+                claim_args = None
                 if capacity > 0 and not self.stop.is_set():
                     limit = min(capacity, self.batch)
                     now = time.monotonic()
@@ -210,15 +231,18 @@ class Dispatcher:
                     skip = [eid for eid, n in self.in_flight.items() if n >= self.per_endpoint]
                     slow_lane = sorted(self.failing - set(self.paused_until) - set(skip))
                     slow_room = self.slow_lane_capacity - sum(self.in_flight.get(eid, 0) for eid in self.failing)
+                    claim_args = (limit, skip, sorted(self.failing), slow_lane, slow_room)
                     self.freed.clear()
-                    claimed = await self.db(self._claim, limit, skip, sorted(self.failing), slow_lane, slow_room)
-                    self.counts["claimed"] += len(claimed)
-                    for delivery in claimed:
-                        if delivery.endpoint.failing_since is not None:
-                            self.failing.add(delivery.endpoint.id)
-                        if delivery.endpoint.id in self.failing:
-                            self.paused_until[delivery.endpoint.id] = now + FAILING_ENDPOINT_PAUSE_SECONDS
-                        self._start(delivery)
+                # One trip to the database thread for both steps (the fan-out feeds the claim).
+                fanned, claimed = await self.db(self._step, fan_out, claim_args)
+                self.counts["fanned_out"] += fanned
+                self.counts["claimed"] += len(claimed)
+                for delivery in claimed:
+                    if delivery.endpoint.failing_since is not None:
+                        self.failing.add(delivery.endpoint.id)
+                    if delivery.endpoint.id in self.failing:
+                        self.paused_until[delivery.endpoint.id] = now + FAILING_ENDPOINT_PAUSE_SECONDS
+                    self._start(delivery)
                 back_off = 0.0
             except Exception:
                 back_off = min(10.0, max(0.5, back_off * 2))
@@ -333,6 +357,8 @@ class Dispatcher:
     async def _recorder(self) -> None:
         while True:
             await self.results_ready.wait()
+            if len(self.results) < RECORD_BATCH and not self.closing:
+                await asyncio.sleep(RECORD_GATHER_SECONDS)  # gather: one transaction for many attempts
             self.results_ready.clear()
             while self.results:
                 await self._flush()

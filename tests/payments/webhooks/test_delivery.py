@@ -334,11 +334,16 @@ def test_a_sender_stopped_while_it_fans_out_claims_nothing_more(merchant, receiv
     event = make_event(merchant)
 
     class StoppedDuringFanOut(Dispatcher):
-        async def db(self, fn, *args, **kwargs):
-            result = await super().db(fn, *args, **kwargs)
-            if fn == self._fan_out_all:
-                self.stop.set()
-            return result
+        async def run(self, **kwargs):
+            self.loop = asyncio.get_running_loop()
+            return await super().run(**kwargs)
+
+        def _fan_out_all(self):  # in the database thread: the stop is set on the loop, as a signal handler does
+            fanned = super()._fan_out_all()
+            stopped = threading.Event()
+            self.loop.call_soon_threadsafe(lambda: (self.stop.set(), stopped.set()))
+            assert stopped.wait(10)
+            return fanned
 
     # when it runs
     counts = asyncio.run(StoppedDuringFanOut().run(stop=asyncio.Event()))
