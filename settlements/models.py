@@ -174,4 +174,10 @@ class FeeSchedule(models.Model):
 
 
 # Hot and cold (settlements/hotcold/), registered in this app.
-from .hotcold.models import ColdTransfer, ColdTransferEvent, HotColdSetting, HotWalletAlert  # noqa: E402,F401
+from .hotcold.models import (  # noqa: E402,F401
+    ColdTransfer,
+    ColdTransferEvent,
+    HotColdSetting,
+    HotWalletAlert,
+    HotWalletTopup,
+)

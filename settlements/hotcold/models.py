@@ -124,3 +124,30 @@ class HotWalletAlert(models.Model):
     def __str__(self):
         asset = self.token.currency if self.token_id else "native"
         return f"hot wallet {asset}@{self.network_id} below floor"
+
+
+class HotWalletTopup(models.Model):
+    """Funds an operator sent to the hot wallet from outside the gateway's own sends (native coin for gas, tokens from
+    the cold address or elsewhere), recorded by `manage.py ledger topup` with the funding transaction, which is
+    checked on the chain (succeeded, and, unless told otherwise, moved exactly this amount to the hot wallet).
+    One per transaction and asset; `block_number` lets reconciliation wait until that block is final."""
+
+    network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="Empty: the native coin.")
+    address = models.CharField(max_length=42, help_text="The hot wallet.")
+    tx_hash = models.CharField(max_length=66)
+    block_number = models.BigIntegerField()
+    amount_base_units = BaseUnitsField(validators=[MinValueValidator(1)])
+    from_cold = models.BooleanField(default=False, help_text="Moved back from the token's cold address.")
+    reason = models.CharField(max_length=200)
+    journal = models.OneToOneField("settlements.JournalTransaction", on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network", "tx_hash", "token"], nulls_distinct=False,
+                                    name="hot_wallet_topup_once"),
+            models.CheckConstraint(condition=Q(amount_base_units__gt=0), name="hot_wallet_topup_positive"),
+        ]
+        ordering = ["-id"]

@@ -9,6 +9,7 @@ delivered and its gas when it ends. So a wallet is compared only when the ledger
 at the block read:
 - the hot wallet: every transaction it sent has ended at or below that block, its gas is posted and, for a cold
   transfer, its final posting too; otherwise the hot wallet is skipped this run (`skipped`), not reported;
+  and every recorded top-up is at or below that block;
 - a cold address: no cold transfer to it is in flight.
 Money that reaches the hot wallet from outside (an operator's top-up, tokens from the cold address) must be recorded
 with `manage.py ledger topup`: until it is, reconciliation reports it as a difference, which is the point.
@@ -27,7 +28,7 @@ from wallets.models import BalanceDiscrepancy, Network, Token
 from wallets.outgoing.models import OutgoingTransaction
 
 from ..models import AccountKind
-from .models import ColdTransfer, HotColdSetting
+from .models import ColdTransfer, HotColdSetting, HotWalletTopup
 from .services import ENDED, gas_unposted_transactions, hot_wallet_of, wallet_balance
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ def _hot_busy(network: Network, address: str, block_number: int) -> str:
         return "gas not posted yet"
     if ColdTransfer.objects.filter(network=network, status=ColdTransfer.Status.SENT).exists():
         return "a cold transfer is not settled yet"
+    if HotWalletTopup.objects.filter(network=network, address=address, block_number__gt=block_number).exists():
+        return "a recorded top-up is above the block read"
     return ""
 
 
@@ -111,6 +114,8 @@ def _record(*, network: Network, hot_address: str, colds: dict[int, str], onchai
         summary.skipped.append(f"hot {hot_address}: {busy}")
     in_flight = set(ColdTransfer.objects.filter(network=network, status=ColdTransfer.Status.SENT)
                     .values_list("to_address", flat=True))
+    if HotWalletTopup.objects.filter(network=network, from_cold=True, block_number__gt=block_number).exists():
+        in_flight |= set(colds.values())  # a move from cold to hot is recorded, not final yet
     found = []
     for ((wallet, address), token_id), balance in sorted(onchain.items(), key=lambda item: str(item[0])):
         if wallet == Wallet.HOT:
@@ -121,7 +126,7 @@ def _record(*, network: Network, hot_address: str, colds: dict[int, str], onchai
             if colds.get(token_id) != address:
                 continue  # a cold address is compared in its own token only
             if address in in_flight:
-                summary.skipped.append(f"cold {address}: a cold transfer to it is in flight")
+                summary.skipped.append(f"cold {address}: a transfer to or from it is not final yet")
                 continue
             kind = AccountKind.COLD_WALLET
         summary.balances += 1

@@ -6,7 +6,8 @@
                               failed / cancelled -> the send reversed (Dr hot_wallet Cr in_transit)
     outgoing_gas_post         the gas of every ended transaction of the hot wallet, once (Dr gas_spent Cr hot_wallet)
     hot_wallet_alerts_check   floor alerts of the hot wallet (tokens and native coin): raised once, resolved
-    hot_wallet_topup_record   an operator's top-up of the hot wallet (from outside, or from the cold address)
+    hot_wallet_topup_record   an operator's top-up of the hot wallet (from outside, or from the cold address),
+                              checked on the chain first by topup_transaction_verify
     hot_cold_run              all of the above for every active network (the beat task)
 
 Every state change of a ColdTransfer goes through `cold_transfer_transition` (row locked, allowed moves only, event
@@ -36,7 +37,7 @@ from wallets.outgoing.services import outgoing_transaction_create
 
 from ..models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
 from ..services import Posting, journal_transaction_post, ledger_account_get
-from .models import ColdTransfer, ColdTransferEvent, HotColdSetting, HotWalletAlert
+from .models import ColdTransfer, ColdTransferEvent, HotColdSetting, HotWalletAlert, HotWalletTopup
 
 logger = logging.getLogger(__name__)
 
@@ -246,22 +247,64 @@ def outgoing_gas_post(*, limit: int = 500) -> int:
 # --- Top-ups -------------------------------------------------------------------------------------------------------
 
 
-@transaction.atomic
-def hot_wallet_topup_record(*, network: Network, token: Token | None, amount_base_units: int, reference: str,
-                            reason: str, from_cold: bool = False) -> JournalTransaction:
-    """Record funds that reached the hot wallet from outside the gateway's own sends (an operator's top-up of native
-    coin for gas, or of tokens): Dr hot_wallet, Cr operator_funding (or, `from_cold`, Cr cold_wallet of the token's
-    cold address: the operator moved them back from cold). `reference` (the funding transaction's hash) is the
-    idempotency key: recording it again changes nothing. Without this record, reconciliation reports the difference."""
-    if amount_base_units <= 0:
-        raise HotColdError(code="parameter_invalid", param="amount", message="The amount must be positive.")
-    if token is not None and token.network_id != network.id:
-        raise HotColdError(code="parameter_invalid", param="token", message=f"{token} is not a token of {network}.")
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # Transfer(address,address,uint256)
+
+
+def topup_transaction_verify(*, network: Network, client, token: Token | None, tx_hash: str, amount_base_units: int,
+                             check_amount: bool = True) -> int:
+    """Check on the chain that `tx_hash` succeeded and (unless `check_amount` is off: native coin sent by a
+    contract's internal call) moved exactly `amount_base_units` of the asset to the hot wallet: the transaction's own
+    value for the native coin, the token's Transfer logs to the hot wallet otherwise. Returns its block number.
+    Raises HotColdError (param "tx_hash") when it does not hold, RpcError / RpcUnavailable when the node fails."""
+    hot = _hot_wallet_required(network)
+    receipt = client.call("eth_getTransactionReceipt", [tx_hash])
+    if not receipt:
+        raise HotColdError(code="parameter_invalid", param="tx_hash",
+                           message=f"{tx_hash} is not mined on {network.code} (no receipt).")
+    if int(receipt["status"], 16) != 1:
+        raise HotColdError(code="parameter_invalid", param="tx_hash", message=f"{tx_hash} reverted.")
+    if check_amount:
+        if token is None:
+            tx = client.call("eth_getTransactionByHash", [tx_hash]) or {}
+            moved = int(tx.get("value") or "0x0", 16) if (tx.get("to") or "").lower() == hot.address else 0
+        else:
+            moved = sum(int(log["data"], 16) for log in receipt.get("logs", [])
+                        if log["address"].lower() == token.contract_address and len(log["topics"]) == 3
+                        and log["topics"][0] == TRANSFER_TOPIC and "0x" + log["topics"][2][-40:] == hot.address)
+        if moved != amount_base_units:
+            raise HotColdError(code="parameter_invalid", param="amount",
+                               message=f"{tx_hash} moved {moved} base units of "
+                                       f"{token.currency if token else 'native coin'} to the hot wallet "
+                                       f"{hot.address}, not {amount_base_units}.")
+    return int(receipt["blockNumber"], 16)
+
+
+def _hot_wallet_required(network: Network) -> SendingAddress:
     hot = hot_wallet_of(network)
     if hot is None:
         raise HotColdError(code="hot_wallet_missing", param="network",
                            message=f"{network.code} has no hot wallet: run `manage.py hot_wallet --network "
                                    f"{network.code}` where the signer runs.")
+    return hot
+
+
+@transaction.atomic
+def hot_wallet_topup_record(*, network: Network, token: Token | None, amount_base_units: int, tx_hash: str,
+                            block_number: int, reason: str, from_cold: bool = False) -> HotWalletTopup:
+    """Record funds that reached the hot wallet from outside the gateway's own sends (an operator's top-up of native
+    coin for gas, or of tokens), checked first by `topup_transaction_verify`: a HotWalletTopup row and its posting,
+    Dr hot_wallet, Cr operator_funding (or, `from_cold`, Cr cold_wallet of the token's cold address: the operator
+    moved them back from cold). One per (transaction, asset): recording it again returns the first record and
+    changes nothing. Without a record, reconciliation reports the funds as a difference."""
+    if amount_base_units <= 0:
+        raise HotColdError(code="parameter_invalid", param="amount", message="The amount must be positive.")
+    if token is not None and token.network_id != network.id:
+        raise HotColdError(code="parameter_invalid", param="token", message=f"{token} is not a token of {network}.")
+    tx_hash = tx_hash.lower()
+    existing = HotWalletTopup.objects.filter(network=network, token=token, tx_hash=tx_hash).first()
+    if existing is not None:
+        return existing
+    hot = _hot_wallet_required(network)
     token_id = token.id if token else None
     hot_account = wallet_account(kind=AccountKind.HOT_WALLET, network=network, token_id=token_id, address=hot.address)
     if from_cold:
@@ -274,9 +317,11 @@ def hot_wallet_topup_record(*, network: Network, token: Token | None, amount_bas
     else:
         source = operator_account(kind=AccountKind.OPERATOR_FUNDING, network=network, token_id=token_id)
     journal, _ = journal_transaction_post(
-        kind=Kind.HOT_TOPUP, source_type=TOPUP_SOURCE, source_id=reference.lower()[:80], memo=reason[:200],
-        postings=[Posting(hot_account, amount_base_units), Posting(source, -amount_base_units)])
-    return journal
+        kind=Kind.HOT_TOPUP, source_type=TOPUP_SOURCE, source_id=f"{tx_hash}:{token.currency if token else 'native'}",
+        memo=reason[:200], postings=[Posting(hot_account, amount_base_units), Posting(source, -amount_base_units)])
+    return HotWalletTopup.objects.create(network=network, token=token, address=hot.address, tx_hash=tx_hash,
+                                         block_number=block_number, amount_base_units=amount_base_units,
+                                         from_cold=from_cold, reason=reason[:200], journal=journal)
 
 
 # --- Floor alerts --------------------------------------------------------------------------------------------------

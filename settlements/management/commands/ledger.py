@@ -5,9 +5,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from gateway.errors import DomainError
 from settlements.hotcold.reconcile import wallets_reconcile
-from settlements.hotcold.services import hot_wallet_topup_record
+from settlements.hotcold.services import hot_wallet_topup_record, topup_transaction_verify
 from settlements.selectors import ledger_problems
 from settlements.services import ledger_balances_rebuild
+from wallets.chain.rpc import RpcError, RpcUnavailable
 from wallets.chain.scanner import rpc_client_or_none
 from wallets.models import Network, Token
 
@@ -30,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--reason", help="topup: why (kept in the journal's memo)")
         parser.add_argument("--from", dest="source", choices=["outside", "cold"], default="outside",
                             help="topup: from outside (operator funding, default) or from the token's cold address")
+        parser.add_argument("--no-amount-check", action="store_true",
+                            help="topup: only check that the transaction succeeded (native coin sent by a contract's "
+                                 "internal call, which the transaction's own value does not show)")
         parser.add_argument("--json", dest="as_json", action="store_true")
 
     def handle(self, *args, action, **options):
@@ -51,7 +55,7 @@ class Command(BaseCommand):
             raise CommandError(f"no network {code!r} (codes: {codes})")
         return network
 
-    def _topup(self, *, network, token, amount, tx_hash, reason, source, as_json, **_):
+    def _topup(self, *, network, token, amount, tx_hash, reason, source, no_amount_check, as_json, **_):
         network = self._network(network)
         if not token:
             raise CommandError("--token is required (a currency such as usdt, or native)")
@@ -68,17 +72,27 @@ class Command(BaseCommand):
             raise CommandError("--reason is required")
         try:
             int(tx_hash, 16)
-            journal = hot_wallet_topup_record(network=network, token=token_row, amount_base_units=amount,
-                                              reference=tx_hash, reason=reason, from_cold=source == "cold")
         except ValueError:
             raise CommandError("--tx-hash must be the funding transaction's hash (0x and 64 hex digits)") from None
+        client = rpc_client_or_none(network)
+        if client is None:
+            raise CommandError(f"no RPC URL for {network.code}: set {network.rpc_env}")
+        try:
+            block_number = topup_transaction_verify(network=network, client=client, token=token_row, tx_hash=tx_hash,
+                                                    amount_base_units=amount, check_amount=not no_amount_check)
+            topup = hot_wallet_topup_record(network=network, token=token_row, amount_base_units=amount,
+                                            tx_hash=tx_hash, block_number=block_number, reason=reason,
+                                            from_cold=source == "cold")
         except DomainError as exc:
-            raise CommandError(f"--{exc.param or 'network'}: {exc.message}") from None
-        result = {"journal_transaction": journal.id, "network": network.code, "token": token.lower(),
-                  "amount": str(amount), "tx_hash": tx_hash.lower()}
+            raise CommandError(f"--{(exc.param or 'network').replace('_', '-')}: {exc.message}") from None
+        except (RpcError, RpcUnavailable) as exc:
+            raise CommandError(f"the node of {network.code} did not answer: {exc}") from None
+        result = {"topup": topup.id, "journal_transaction": topup.journal_id, "network": network.code,
+                  "token": token.lower(), "amount": str(topup.amount_base_units), "tx_hash": topup.tx_hash,
+                  "block_number": topup.block_number}
         self.stdout.write(json.dumps(result) if as_json else
-                          f"top-up recorded: journal transaction {journal.id} ({amount} base units of {token.lower()} "
-                          f"on {network.code}, {tx_hash.lower()})")
+                          f"top-up recorded: journal transaction {topup.journal_id} ({topup.amount_base_units} base "
+                          f"units of {token.lower()} on {network.code}, {topup.tx_hash} in block {block_number})")
 
     def _check(self, *, chain, network, as_json, **_):
         problems = ledger_problems()

@@ -9,7 +9,7 @@ from eth_utils import function_signature_to_4byte_selector
 
 from gateway.celery import app as celery_app
 from settlements.hotcold.models import HotColdSetting
-from settlements.hotcold.services import hot_wallet_topup_record
+from settlements.hotcold.services import hot_wallet_topup_record, topup_transaction_verify
 from settlements.hotcold.services import wallet_balance
 from settlements.models import AccountKind, LedgerBalance
 from tests.chain import register_devnet_for_tests, running_anvil
@@ -69,13 +69,21 @@ def mint(chain, *, token: str, to: str, amount: int) -> str:
     return send(chain, {"from": chain.accounts[0], "to": token, "data": "0x" + data.hex()})
 
 
+def record_topup(network, client, token, amount: int, tx_hash: str, *, verify: bool = True, **kwargs):
+    """Record a top-up as `manage.py ledger topup` does: checked on the chain (amount too, unless verify=False)."""
+    block_number = topup_transaction_verify(network=network, client=client, token=token, tx_hash=tx_hash,
+                                            amount_base_units=amount, check_amount=verify)
+    return hot_wallet_topup_record(network=network, token=token, amount_base_units=amount, tx_hash=tx_hash,
+                                   block_number=block_number, reason=kwargs.pop("reason", "test top-up"), **kwargs)
+
+
 @pytest.fixture
 def hot(chain, network, client):
-    """The devnet hot wallet, funded with 10 ETH by anvil's account 0, the top-up recorded in the ledger."""
+    """The devnet hot wallet, funded with 10 ETH by anvil's account 0, the top-up recorded in the ledger and final."""
     sending = outgoing.sending_address_register(network=network, client=client)
     tx_hash = fund_native(chain, sending.address, 10 * ETH)
-    hot_wallet_topup_record(network=network, token=None, amount_base_units=10 * ETH, reference=tx_hash,
-                            reason="test funding")
+    record_topup(network, client, None, 10 * ETH, tx_hash)
+    mine(chain, 3)
     return sending
 
 

@@ -6,13 +6,13 @@ from django.core.management import call_command
 
 from settlements.hotcold.models import ColdTransfer, ColdTransferEvent
 from settlements.hotcold.reconcile import wallets_reconcile
-from settlements.hotcold.services import cold_transfer_start, hot_cold_run, hot_wallet_topup_record
+from settlements.hotcold.services import cold_transfer_start, hot_cold_run
 from settlements.models import AccountKind, JournalTransaction
 from settlements.selectors import ledger_problems
 from wallets.models import BalanceDiscrepancy
 from wallets.outgoing.models import OutgoingTransaction
 
-from .conftest import ONE, drive, ledger, mint, native_balance, token_balance
+from .conftest import ONE, record_topup, drive, ledger, mint, native_balance, token_balance
 
 HOT, COLD, IN_TRANSIT, GAS = (AccountKind.HOT_WALLET, AccountKind.COLD_WALLET, AccountKind.IN_TRANSIT,
                               AccountKind.GAS_SPENT)
@@ -26,8 +26,7 @@ def events(cold: ColdTransfer) -> list[str]:
 def test_the_surplus_goes_to_cold_once_and_the_ledger_equals_the_chain(chain, network, client, hot, usdt, setting):
     # Given 250 USDT in the hot wallet (a recorded top-up) and a ceiling of 100
     tx_hash = mint(chain, token=usdt.contract_address, to=hot.address, amount=250 * ONE)
-    hot_wallet_topup_record(network=network, token=usdt, amount_base_units=250 * ONE, reference=tx_hash,
-                            reason="from the treasury")
+    record_topup(network, client, usdt, 250 * ONE, tx_hash)
 
     # When the beat task runs (twice)
     first, second = hot_cold_run(), hot_cold_run()
@@ -72,8 +71,7 @@ def test_the_surplus_goes_to_cold_once_and_the_ledger_equals_the_chain(chain, ne
 def test_a_reverted_cold_transfer_is_reversed(chain, network, client, hot, usdt, setting):
     # Given a ledger that believes the hot wallet holds 300 USDT while the chain holds 50 (a wrong top-up record)
     tx_hash = mint(chain, token=usdt.contract_address, to=hot.address, amount=50 * ONE)
-    hot_wallet_topup_record(network=network, token=usdt, amount_base_units=300 * ONE, reference=tx_hash,
-                            reason="mistyped amount")
+    record_topup(network, client, usdt, 300 * ONE, tx_hash, verify=False)
     cold = cold_transfer_start(setting=setting)
     assert cold.amount_base_units == 200 * ONE
 
@@ -110,8 +108,7 @@ def test_nothing_below_the_ceiling_and_nothing_without_a_hot_wallet(chain, netwo
 def test_no_cold_transfer_when_the_chain_holds_less_than_the_ledger_says(chain, network, client, hot, usdt, setting):
     # Given a ledger that says 300 USDT while the chain holds 50
     tx_hash = mint(chain, token=usdt.contract_address, to=hot.address, amount=50 * ONE)
-    hot_wallet_topup_record(network=network, token=usdt, amount_base_units=300 * ONE, reference=tx_hash,
-                            reason="mistyped amount")
+    record_topup(network, client, usdt, 300 * ONE, tx_hash, verify=False)
     # When the beat task runs, then it sends nothing that would revert
     assert hot_cold_run().cold_transfers == []
     assert not ColdTransfer.objects.exists() and not OutgoingTransaction.objects.exists()
