@@ -5,7 +5,7 @@ from django.contrib import admin
 from gateway.admin_site import FactAdmin, FactInline
 
 from .forms import HotColdSettingForm
-from .models import ColdTransfer, ColdTransferEvent, HotColdSetting, HotWalletAlert
+from .models import ColdTransfer, ColdTransferEvent, HotColdSetting, HotWalletAlert, HotWalletTopup
 
 
 @admin.register(HotColdSetting)
@@ -43,3 +43,15 @@ class HotWalletAlertAdmin(FactAdmin):
     @admin.display(description="asset")
     def asset(self, obj):
         return obj.token.currency.upper() if obj.token_id else f"{obj.network.native_currency.upper()} (native)"
+
+
+@admin.register(HotWalletTopup)
+class HotWalletTopupAdmin(FactAdmin):
+    """Recorded with `manage.py ledger topup` (checked on the chain), never by hand here."""
+
+    list_display = ("id", "network", "token", "amount_base_units", "tx_hash", "block_number", "from_cold", "reason",
+                    "created")
+    list_filter = ("network", "from_cold")
+    search_fields = ("tx_hash", "reason")
+    list_select_related = ("network", "token", "token__network")
+    readonly_fields = [f.name for f in HotWalletTopup._meta.fields]
