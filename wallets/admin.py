@@ -134,8 +134,8 @@ class BalanceDiscrepancyAdmin(FactAdmin):
     list_filter = ("network", "wallet", ("resolved_at", admin.EmptyFieldListFilter), "token", "detected_at")
     list_select_related = ("network", "deposit_address", "token", "token__network", "resolved_by")
     search_fields = ("deposit_address__address", "address", "note")
-    fields = ("network", "wallet", "deposit_address", "address", "token_label", "block_number", "onchain_base_units", "recorded_base_units",
-              "difference_base_units", "detected_at", "resolved_at", "resolved_by", "note")
+    fields = ("network", "wallet", "deposit_address", "address", "token_label", "block_number", "onchain_base_units",
+              "recorded_base_units", "difference_base_units", "detected_at", "resolved_at", "resolved_by", "note")
     readonly_fields = fields
     date_hierarchy = "detected_at"
     actions = ["mark_resolved"]

@@ -217,8 +217,8 @@ class BalanceDiscrepancy(models.Model):
 
     network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+")
     wallet = models.CharField(max_length=16, choices=Wallet.choices, default=Wallet.DEPOSIT,
-                              help_text="Whose balance: a deposit address, or the operator's hot wallet or cold address "
-                                        "(checked against the ledger by settlements/hotcold/reconcile.py).")
+                              help_text="Whose balance: a deposit address, or the operator's hot wallet or cold "
+                                        "address (checked against the ledger by settlements/hotcold/reconcile.py).")
     deposit_address = models.ForeignKey(DepositAddress, null=True, blank=True, on_delete=models.PROTECT,
                                         related_name="+", help_text="Deposit addresses only.")
     address = models.CharField(max_length=42, blank=True, default="",

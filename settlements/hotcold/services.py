@@ -247,7 +247,8 @@ def outgoing_gas_post(*, limit: int = 500) -> int:
 # --- Top-ups -------------------------------------------------------------------------------------------------------
 
 
-TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # Transfer(address,address,uint256)
+# keccak("Transfer(address,address,uint256)"): the ERC-20 Transfer log's first topic
+TRANSFER_TOPIC = "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"
 
 
 def topup_transaction_verify(*, network: Network, client, token: Token | None, tx_hash: str, amount_base_units: int,

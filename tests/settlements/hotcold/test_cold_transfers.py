@@ -10,9 +10,10 @@ from settlements.hotcold.services import cold_transfer_start, hot_cold_run
 from settlements.models import AccountKind, JournalTransaction
 from settlements.selectors import ledger_problems
 from wallets.models import BalanceDiscrepancy
+from wallets.outgoing import services as outgoing
 from wallets.outgoing.models import OutgoingTransaction
 
-from .conftest import ONE, record_topup, drive, ledger, mint, native_balance, token_balance
+from .conftest import ONE, drive, ledger, mint, native_balance, record_topup, token_balance
 
 HOT, COLD, IN_TRANSIT, GAS = (AccountKind.HOT_WALLET, AccountKind.COLD_WALLET, AccountKind.IN_TRANSIT,
                               AccountKind.GAS_SPENT)
@@ -113,3 +114,22 @@ def test_no_cold_transfer_when_the_chain_holds_less_than_the_ledger_says(chain, 
     assert hot_cold_run().cold_transfers == []
     assert not ColdTransfer.objects.exists() and not OutgoingTransaction.objects.exists()
     assert ledger(HOT, network, usdt, hot.address) == 300 * ONE
+
+
+def test_a_cancelled_cold_transfer_is_reversed(chain, network, client, hot, usdt, setting):
+    tx_hash = mint(chain, token=usdt.contract_address, to=hot.address, amount=120 * ONE)
+    record_topup(network, client, usdt, 120 * ONE, tx_hash)
+    cold = cold_transfer_start(setting=setting)
+    outgoing.outgoing_transaction_cancel(tx=cold.outgoing_transaction)  # an operator cancels it before it is signed
+
+    drive(chain, network, client)
+    assert OutgoingTransaction.objects.get(pk=cold.outgoing_transaction_id).status == "cancelled"
+    run = hot_cold_run()
+
+    cold.refresh_from_db()
+    assert cold.status == "cancelled" and events(cold) == ["sent", "cancelled"]
+    assert run.settled == 1 and run.gas_posted == 1 and run.cold_transfers == []  # not retried at once
+    assert ledger(HOT, network, usdt, hot.address) == 120 * ONE and ledger(IN_TRANSIT, network, usdt) == 0
+    assert token_balance(chain, usdt, hot.address) == 120 * ONE
+    assert native_balance(chain, hot.address) == ledger(HOT, network, None, hot.address)
+    assert wallets_reconcile(network=network, client=client).differences == 0

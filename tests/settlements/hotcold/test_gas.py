@@ -1,14 +1,12 @@
 """The gas of every ended transaction of the hot wallet is posted once (Dr gas_spent, Cr hot_wallet native), however
 often and however concurrently the task runs; afterwards the hot wallet's native balance equals the chain's."""
-import threading
-
 import pytest
-from django.db import connection
 
 from settlements.hotcold.reconcile import wallets_reconcile
 from settlements.hotcold.services import GAS_SOURCE, outgoing_gas_post
 from settlements.models import AccountKind, JournalTransaction
 from settlements.selectors import ledger_problems
+from tests.settlements.test_concurrency import side_by_side
 from tests.wallets.outgoing.conftest import ETH
 from wallets.outgoing import services as outgoing
 from wallets.outgoing.models import OutgoingTransaction
@@ -16,28 +14,6 @@ from wallets.outgoing.models import OutgoingTransaction
 from .conftest import drive, ledger, native_balance
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def side_by_side(function, times: int) -> list:
-    barrier = threading.Barrier(times)
-    results, errors = [None] * times, []
-
-    def run(i):
-        try:
-            barrier.wait(timeout=60)
-            results[i] = function()
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(times)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors
-    return results
 
 
 def test_gas_is_posted_once_even_when_the_task_runs_twice_at_once(chain, network, client, hot):
@@ -50,7 +26,7 @@ def test_gas_is_posted_once_even_when_the_task_runs_twice_at_once(chain, network
                                                     purpose="test", source_reference="still-open")
 
     # When the gas task runs four times at once, then once more
-    posted = side_by_side(outgoing_gas_post, 4)
+    posted = side_by_side(*[outgoing_gas_post] * 4)
     again = outgoing_gas_post()
 
     # Then each ended transaction's gas is posted exactly once; the open one not yet
