@@ -27,11 +27,12 @@ ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 children: list[tuple[str, subprocess.Popen]] = []
-# The demo's hot/cold policy (base units of the 18-decimal test tokens): above 1,000 USDT the surplus goes to a
-# watch-only cold address (nobody holds its key here); alerts below 10 USDT or 1 ETH of gas.
+# The demo's hot/cold policy (base units of the 18-decimal test tokens): above 1,000 tokens the surplus goes to a
+# watch-only cold address (nobody holds its key here); an alert below 1 ETH of gas. No token floor: the hot wallet
+# starts empty and the sweeps fill it (`manage.py hot_cold set --floor N` to see a token alert).
 HOT_FUNDING_WEI = 100 * 10**18
 DEMO_COLD_ADDRESS = "0x000000000000000000000000000000000000c01d"
-DEMO_HOT_COLD = ["--floor", str(10 * 10**18), "--ceiling", str(1000 * 10**18), "--native-floor", str(10**18),
+DEMO_HOT_COLD = ["--floor", "0", "--ceiling", str(1000 * 10**18), "--native-floor", str(10**18),
                  "--cold-address", DEMO_COLD_ADDRESS]
 
 
