@@ -235,7 +235,7 @@ CELERY_BEAT_SCHEDULE = {
     "hot-cold": {
         "task": "settlements.tasks.hot_cold",
         "schedule": timedelta(seconds=10),
-        "options": {"queue": "default", "expires": 10},
+        "options": {"queue": "chain", "expires": 10},
     },
     "reconcile-wallets": {
         "task": "settlements.tasks.reconcile_wallets",
@@ -250,6 +250,7 @@ CELERY_TASK_ROUTES = {
     "wallets.tasks.scan_network": {"queue": "chain"},
     "wallets.tasks.reconcile_balances": {"queue": "chain"},
     "settlements.tasks.reconcile_wallets": {"queue": "chain"},
+    "settlements.tasks.hot_cold": {"queue": "chain"},  # reads the hot wallets' token balances (RPC)
     "payments.tasks.deliver_webhooks": {"queue": "webhooks"},
     "wallets.tasks.sign_outgoing_transactions": {"queue": "signer"},
     "wallets.tasks.send_outgoing_transactions": {"queue": "chain"},

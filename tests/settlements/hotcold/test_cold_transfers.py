@@ -2,6 +2,7 @@
 per the money-out conventions; a reverted one is reversed; the ledger equals the chain afterwards."""
 from io import StringIO
 
+import pytest
 from django.core.management import call_command
 
 from settlements.hotcold.models import ColdTransfer, ColdTransferEvent
@@ -9,6 +10,7 @@ from settlements.hotcold.reconcile import wallets_reconcile
 from settlements.hotcold.services import cold_transfer_start, hot_cold_run
 from settlements.models import AccountKind, JournalTransaction
 from settlements.selectors import ledger_problems
+from tests.settlements.test_concurrency import side_by_side
 from wallets.models import BalanceDiscrepancy
 from wallets.outgoing import services as outgoing
 from wallets.outgoing.models import OutgoingTransaction
@@ -133,3 +135,17 @@ def test_a_cancelled_cold_transfer_is_reversed(chain, network, client, hot, usdt
     assert token_balance(chain, usdt, hot.address) == 120 * ONE
     assert native_balance(chain, hot.address) == ledger(HOT, network, None, hot.address)
     assert wallets_reconcile(network=network, client=client).differences == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_start_one_cold_transfer(chain, network, client, hot, usdt, setting):
+    tx_hash = mint(chain, token=usdt.contract_address, to=hot.address, amount=400 * ONE)
+    record_topup(network, client, usdt, 400 * ONE, tx_hash)
+
+    started = side_by_side(*[lambda: cold_transfer_start(setting=setting, onchain_balance=400 * ONE)] * 3)
+
+    assert len([cold for cold in started if cold is not None]) == 1
+    [cold] = ColdTransfer.objects.all()
+    assert cold.amount_base_units == 300 * ONE and OutgoingTransaction.objects.count() == 1
+    assert ledger(HOT, network, usdt, hot.address) == 100 * ONE and ledger(IN_TRANSIT, network, usdt) == 300 * ONE
+    assert ledger_problems() == []
