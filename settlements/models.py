@@ -31,6 +31,7 @@ class AccountKind(models.TextChoices):
     HOT_WALLET = "hot_wallet", "Hot wallet"
     COLD_WALLET = "cold_wallet", "Cold wallet"
     IN_TRANSIT = "in_transit", "Funds in transit (sent, not final)"
+    OPERATOR_FUNDING = "operator_funding", "Operator funding (top-ups of the hot wallet from outside)"
 
 
 MERCHANT_KINDS = [AccountKind.MERCHANT_PENDING, AccountKind.MERCHANT_AVAILABLE, AccountKind.MERCHANT_RESERVED,
@@ -82,6 +83,13 @@ class JournalTransaction(models.Model):
         CHARGE_RELEASE = "charge_release"
         CHARGE_REVERSAL = "charge_reversal"
         ADJUSTMENT = "adjustment"
+        # Hot and cold (settlements/hotcold/): the surplus sent to cold, final, reversed; gas of the hot wallet's
+        # transactions; operator top-ups of the hot wallet.
+        COLD_SEND = "cold_send"
+        COLD_FINAL = "cold_final"
+        COLD_REVERSAL = "cold_reversal"
+        GAS_SPENT = "gas_spent"
+        HOT_TOPUP = "hot_topup"
 
     network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
     token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -163,3 +171,13 @@ class FeeSchedule(models.Model):
             models.CheckConstraint(condition=Q(fee_bps__lte=MAX_FEE_BPS), name="fee_schedule_bps_bounds"),
             models.CheckConstraint(condition=Q(fee_fixed_base_units__gte=0), name="fee_schedule_fixed_not_negative"),
         ]
+
+
+# Hot and cold (settlements/hotcold/), registered in this app.
+from .hotcold.models import (  # noqa: E402,F401
+    ColdTransfer,
+    ColdTransferEvent,
+    HotColdSetting,
+    HotWalletAlert,
+    HotWalletTopup,
+)

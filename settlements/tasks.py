@@ -1,6 +1,11 @@
 from celery import shared_task
 
+from wallets.chain.scanner import rpc_client_or_none
+from wallets.models import Network
+
 from . import services
+from .hotcold import services as hotcold_services
+from .hotcold.reconcile import wallets_reconcile
 
 
 @shared_task(name="settlements.tasks.post_charge_facts", time_limit=120, soft_time_limit=100)
@@ -14,3 +19,24 @@ def post_charge_facts() -> int:
 def release_pending() -> int:
     """Beat task: move credits whose holding period is over from pending to available."""
     return services.ledger_release_matured()
+
+
+@shared_task(name="settlements.tasks.hot_cold", time_limit=120, soft_time_limit=100)
+def hot_cold() -> dict | None:
+    """Beat task (docs/money-out.md, "Hot and cold"): settle ended cold transfers, post the gas of the hot wallets'
+    ended transactions, send the surplus above each ceiling to cold, raise or resolve floor alerts. Safe to run
+    twice and to be killed at any line (each step commits on its own, every posting has a unique source key)."""
+    run = hotcold_services.hot_cold_run().as_json()
+    return run if any(run.values()) else None
+
+
+@shared_task(name="settlements.tasks.reconcile_wallets", time_limit=600, soft_time_limit=540)
+def reconcile_wallets() -> dict:
+    """Beat task (queue "chain", beside reconcile_balances): the hot wallets and cold addresses on the chain against
+    the ledger (settlements/hotcold/reconcile.py); differences become BalanceDiscrepancy rows."""
+    summaries = {}
+    for network in Network.objects.filter(is_active=True).order_by("id"):
+        client = rpc_client_or_none(network)
+        if client is not None:
+            summaries[network.code] = wallets_reconcile(network=network, client=client).as_json()
+    return summaries

@@ -129,16 +129,20 @@ class BalanceDiscrepancyAdmin(FactAdmin):
     the one change is "Mark resolved" (wallets.chain.services.balance_discrepancy_resolve), allowed to staff with the
     change permission of this model."""
 
-    list_display = ("id", "network", "deposit_address", "token_label", "difference_base_units", "onchain_base_units",
+    list_display = ("id", "network", "wallet", "whose", "token_label", "difference_base_units", "onchain_base_units",
                     "recorded_base_units", "block_number", "detected_at", "resolved_at", "resolved_by")
-    list_filter = ("network", ("resolved_at", admin.EmptyFieldListFilter), "token", "detected_at")
+    list_filter = ("network", "wallet", ("resolved_at", admin.EmptyFieldListFilter), "token", "detected_at")
     list_select_related = ("network", "deposit_address", "token", "token__network", "resolved_by")
-    search_fields = ("deposit_address__address", "note")
-    fields = ("network", "deposit_address", "token_label", "block_number", "onchain_base_units", "recorded_base_units",
-              "difference_base_units", "detected_at", "resolved_at", "resolved_by", "note")
+    search_fields = ("deposit_address__address", "address", "note")
+    fields = ("network", "wallet", "deposit_address", "address", "token_label", "block_number", "onchain_base_units",
+              "recorded_base_units", "difference_base_units", "detected_at", "resolved_at", "resolved_by", "note")
     readonly_fields = fields
     date_hierarchy = "detected_at"
     actions = ["mark_resolved"]
+
+    @admin.display(description="address")
+    def whose(self, obj):
+        return obj.deposit_address.address if obj.deposit_address_id else obj.address
 
     @admin.display(description="token", ordering="token__currency")
     def token_label(self, obj):

@@ -204,10 +204,25 @@ class BalanceDiscrepancy(models.Model):
     (positive: coin or tokens we never credited, e.g. native coin sent by an internal transaction; negative: funds
     missing that we credited). The facts are append-only; staff resolve a row (`resolved_at`, `resolved_by`, `note`)
     through `wallets.chain.services.balance_discrepancy_resolve`. One row per distinct (address, token, on-chain,
-    recorded) pair, resolved or not: a run that finds the same amounts again records nothing."""
+    recorded) pair, resolved or not: a run that finds the same amounts again records nothing.
+
+    `wallet` says whose balance it is: a deposit address (`deposit_address`, against its transfers), or the operator's
+    hot wallet or cold address (`address`, against the ledger's hot_wallet / cold_wallet account: the settlements app
+    records those, settlements/hotcold/reconcile.py)."""
+
+    class Wallet(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit address"
+        HOT = "hot", "Hot wallet"
+        COLD = "cold", "Cold address"
 
     network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+")
-    deposit_address = models.ForeignKey(DepositAddress, on_delete=models.PROTECT, related_name="+")
+    wallet = models.CharField(max_length=16, choices=Wallet.choices, default=Wallet.DEPOSIT,
+                              help_text="Whose balance: a deposit address, or the operator's hot wallet or cold "
+                                        "address (checked against the ledger by settlements/hotcold/reconcile.py).")
+    deposit_address = models.ForeignKey(DepositAddress, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="+", help_text="Deposit addresses only.")
+    address = models.CharField(max_length=42, blank=True, default="",
+                               help_text="The hot wallet or cold address (empty for a deposit address).")
     token = models.ForeignKey(Token, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                               help_text="Empty for the native coin.")
     block_number = models.BigIntegerField(help_text="The final block both balances were read at (first seen).")
@@ -227,6 +242,18 @@ class BalanceDiscrepancy(models.Model):
             models.UniqueConstraint(
                 fields=["network", "deposit_address", "token", "onchain_base_units", "recorded_base_units"],
                 name="balance_discrepancy_unique_fact", nulls_distinct=False,
+                condition=models.Q(wallet="deposit"),
+            ),
+            models.UniqueConstraint(
+                fields=["network", "wallet", "address", "token", "onchain_base_units", "recorded_base_units"],
+                name="balance_discrepancy_unique_wallet_fact", nulls_distinct=False,
+                condition=~models.Q(wallet="deposit"),
+            ),
+            models.CheckConstraint(
+                condition=(models.Q(wallet="deposit", deposit_address__isnull=False, address="")
+                           | (~models.Q(wallet="deposit") & models.Q(deposit_address__isnull=True)
+                              & ~models.Q(address=""))),
+                name="balance_discrepancy_whose",
             ),
             models.CheckConstraint(
                 condition=models.Q(
@@ -249,7 +276,8 @@ class BalanceDiscrepancy(models.Model):
 
     def __str__(self):
         token = f"token {self.token_id}" if self.token_id else "native"
-        return f"#{self.pk} address {self.deposit_address_id} {token}: {self.difference_base_units:+d}"
+        whose = f"address {self.deposit_address_id}" if self.deposit_address_id else f"{self.wallet} {self.address}"
+        return f"#{self.pk} {whose} {token}: {self.difference_base_units:+d}"
 
 
 # The transaction manager's models (wallets/outgoing/), registered in this app.

@@ -230,6 +230,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=30),
         "options": {"queue": "default", "expires": 30},
     },
+    # Hot and cold (settlements/hotcold/, docs/money-out.md): cold transfers settled, gas posted, surplus to cold,
+    # floor alerts; and the hot wallets and cold addresses reconciled with the ledger beside the deposit addresses.
+    "hot-cold": {
+        "task": "settlements.tasks.hot_cold",
+        "schedule": timedelta(seconds=10),
+        "options": {"queue": "chain", "expires": 10},
+    },
+    "reconcile-wallets": {
+        "task": "settlements.tasks.reconcile_wallets",
+        "schedule": timedelta(minutes=10),
+        "options": {"queue": "chain", "expires": 600},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
@@ -237,6 +249,8 @@ CELERY_TASK_ROUTES = {
     "wallets.tasks.scan_chains": {"queue": "chain"},
     "wallets.tasks.scan_network": {"queue": "chain"},
     "wallets.tasks.reconcile_balances": {"queue": "chain"},
+    "settlements.tasks.reconcile_wallets": {"queue": "chain"},
+    "settlements.tasks.hot_cold": {"queue": "chain"},  # reads the hot wallets' token balances (RPC)
     "payments.tasks.deliver_webhooks": {"queue": "webhooks"},
     "wallets.tasks.sign_outgoing_transactions": {"queue": "signer"},
     "wallets.tasks.send_outgoing_transactions": {"queue": "chain"},
