@@ -14,6 +14,7 @@ GATEWAY_SECRETS_KEK = base64.b64encode(b"s" * 32).decode()
 GATEWAY_SECRETS_KEK_PREVIOUS = []
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+GATEWAY_PORTAL_SIGNUP = True
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CACHES = {
     "default": {
