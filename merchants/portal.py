@@ -16,7 +16,7 @@ from django.urls import reverse
 from gateway import otp
 
 from . import permissions
-from .models import Membership
+from .models import Membership, Merchant, Role
 
 SESSION_MERCHANT = "portal_merchant"
 SESSION_LIVEMODE = "portal_livemode"  # False (test mode) until the merchant switches to live
@@ -36,9 +36,19 @@ def membership_current(request) -> Membership | None:
     chosen = request.session.get(SESSION_MERCHANT)
     memberships = memberships_of(request.user)
     membership = (memberships.filter(merchant_id=chosen).first() if chosen else None) or memberships.first()
+    if membership is None:
+        membership = _creator_as_owner(request.user)
     if membership is not None and chosen != membership.merchant_id:
         request.session[SESSION_MERCHANT] = membership.merchant_id
     return membership
+
+
+def _creator_as_owner(user) -> Membership | None:
+    """A merchant with no team yet (its `Merchant.user` set by hand: `merchant_create` and the migration write the
+    owner's Membership) is owned by that login. Once the merchant has a team, only its Membership rows count, so a
+    creator removed from the team stays out. Not saved: the team page lists Membership rows."""
+    merchant = Merchant.objects.filter(user=user, is_active=True, memberships__isnull=True).first()
+    return Membership(merchant=merchant, user=user, role=Role.OWNER) if merchant is not None else None
 
 
 def portal_livemode(request) -> bool:
