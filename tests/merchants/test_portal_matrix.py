@@ -126,3 +126,17 @@ def test_route_x_role_x_merchant_follows_the_matrix(team, route):
                 "allowed" if status < 500 else f"error {status}")
             assert got == expected, f"{route.name} as {role} on {merchant.name}'s object: {status}, want {expected}"
 
+
+
+def test_docs_portal_md_shows_the_matrix_as_it_is():
+    from pathlib import Path
+
+    from django.conf import settings
+
+    text = (Path(settings.BASE_DIR) / "docs" / "portal.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(Role.values) + 2 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = {r for r, c in zip(Role.values, cells[1:]) if c == "✓"}
+    assert rows == {name: set(roles) for name, roles in permissions.MATRIX.items()}
