@@ -11,7 +11,7 @@ urlpatterns = [
     path("signup/", views.signup, name="signup"),
     path("signup/verify/<str:token>/", views.signup_verify, name="signup-verify"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
-    path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    path("password-reset/", views.mail_limited(views.PasswordResetView.as_view()), name="password-reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(
         template_name="portal/password_reset_done.html"), name="password-reset-done"),
     path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(),

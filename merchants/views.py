@@ -23,6 +23,7 @@ from django_otp import login as otp_login
 
 from gateway import otp
 from gateway.errors import DomainError
+from gateway.ratelimit import limit_per_ip
 from gateway.ids import id_is_valid
 
 from . import emails, permissions, selectors, services
@@ -273,6 +274,18 @@ def member_remove(request, member_id):
 
 # Before a login: invitations, sign-up, password reset
 
+def mail_limited(view):
+    """POSTs that send an email (sign-up, password reset) are limited per client IP
+    (GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP): the portal is no tool to flood someone's mailbox."""
+    limited = limit_per_ip("GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP", "portal-mail", json=False)(view)
+
+    @wraps(view)
+    def guarded(request, *args, **kwargs):
+        return (limited if request.method == "POST" else view)(request, *args, **kwargs)
+
+    return guarded
+
+
 @never_cache
 def invitation_accept(request, token):
     """The emailed link: join the team (a new login chooses a password here and enrols TOTP at its first login)."""
@@ -298,6 +311,7 @@ def _signup_enabled():
 
 
 @never_cache
+@mail_limited
 def signup(request):
     _signup_enabled()
     form = SignupForm(request.POST or None)

@@ -333,6 +333,8 @@ GATEWAY_RATE_LIMIT_TEST_WRITE = env("GATEWAY_RATE_LIMIT_TEST_WRITE", default="25
 GATEWAY_RATE_LIMIT_TEST_HELPERS = env("GATEWAY_RATE_LIMIT_TEST_HELPERS", default="5/s")
 GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP = env("GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP", default="20/m")
 GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP = env("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", default="60/10s")
+# The portal's forms that send an email (sign-up, password reset), per client IP.
+GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP = env("GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP", default="5/m")
 
 # Content-Security-Policy (django-csp) on every page but the API's JSON and the API docs (drf-spectacular's pages
 # carry inline scripts); templates put `nonce="{{ request.csp_nonce }}"` on their inline <style> and <script>. The

@@ -267,3 +267,14 @@ def test_a_creator_removed_from_the_team_stays_out(shop, owner):
     assert second.post(f"/portal/team/members/{mine.id}/remove").status_code == 302
 
     assert owner.get("/portal/").status_code == 404 and owner.get("/portal/team/").status_code == 404
+
+
+def test_forms_that_send_email_are_limited_per_ip(db, client, rate_limits):
+    rate_limits.GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP = "2/h"
+    for _ in range(2):
+        assert client.post("/portal/password-reset/", {"email": "nobody@example.com"}).status_code == 302
+
+    assert client.post("/portal/password-reset/", {"email": "nobody@example.com"}).status_code == 429
+    assert client.post("/portal/signup/", {"name": "x", "email": "y@example.com"}).status_code == 429
+    assert client.get("/portal/signup/").status_code == 200  # reading the page is never counted
+    assert not mail.outbox and not Merchant.objects.exists()
