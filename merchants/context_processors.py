@@ -12,7 +12,7 @@ from .portal import memberships_of, portal_livemode
 NAV = [
     ("Home", "/portal/", "home"),
     ("Payments", "/portal/payments/", "payments"),
-    ("API keys", "/portal/developers/", "developers"),
+    ("Developers", "/portal/developers/", "developers"),
     ("Webhooks", "/portal/webhooks/", "developers"),
     ("Events", "/portal/events/", "developers"),
     ("Settings", "/portal/settings/", "settings"),
