@@ -12,7 +12,6 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from merchants import permissions, services
 from merchants.models import Membership, Role
-from tests.merchants.factories import MerchantFactory
 from tests.otp import login_verified
 
 # Pages open before a login (they need no role).
