@@ -8,8 +8,9 @@ Drops and re-creates the `gateway_bench_portal` database, migrates it, creates o
 (generate_series) N test-mode intents spread over 90 days, of which a share succeeded with a Charge and its transfer
 (half on bsc-testnet USDT, half on sepolia USDC) and 1% are open and partly paid, plus 100,000 intents of another
 merchant. Then it times the home's queries (volume per day, conversion, median time to pay, attention, lag) for
-7, 30 and 90 days, the median of --repeat runs each, and the whole page through Django's test client. Prints the
-figures and appends them to docs/benchmarks.md.
+7, 30 and 90 days, the median of --repeat runs each, and the whole page through Django's test client without and
+with the period figures cached (GATEWAY_PORTAL_HOME_CACHE_SECONDS). Prints the figures and appends them to
+docs/benchmarks.md.
 """
 import argparse
 import statistics
@@ -128,13 +129,17 @@ def main():
             rows.append((f"{name}, {days} days", timed(fn, args.repeat)))
     rows.append(("attention", timed(lambda: home.attention(merchant=merchant, livemode=False), args.repeat)))
     rows.append(("lag", timed(lambda: home.lagging_networks(merchant=merchant, livemode=False), args.repeat)))
+    from django.conf import settings
+
     client = Client(HTTP_X_FORWARDED_PROTO="https", secure=True)
     login_verified(client, merchant.user)
-    for days in home.PERIODS:
-        response = client.get(f"/portal/?days={days}", secure=True)
-        assert response.status_code == 200, response.status_code
-        rows.append((f"whole page (test client), {days} days",
-                     timed(lambda d=days: client.get(f"/portal/?days={d}", secure=True), args.repeat)))
+    for ttl, label in ((0, "no cache"), (60, "figures cached")):
+        settings.GATEWAY_PORTAL_HOME_CACHE_SECONDS = ttl
+        for days in home.PERIODS:
+            response = client.get(f"/portal/?days={days}", secure=True)
+            assert response.status_code == 200, response.status_code
+            rows.append((f"whole page (test client, {label}), {days} days",
+                         timed(lambda d=days: client.get(f"/portal/?days={d}", secure=True), args.repeat)))
 
     conversion = home.conversion(merchant=merchant, livemode=False, since=home.period_start(days=90))
     info = cc.machine()

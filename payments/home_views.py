@@ -3,6 +3,8 @@ SVG (no script)."""
 from datetime import timedelta
 
 from django import forms
+from django.conf import settings
+from django.core.cache import cache
 from django.shortcuts import render
 
 from merchants.portal import portal_livemode, portal_merchant, portal_required
@@ -25,15 +27,35 @@ def bar_chart(values: list[int], *, labels: list[str], describe) -> dict:
     return {"bars": bars, "width": len(values) * 10, "max": describe(top if any(values) else 0)}
 
 
+def period_figures(*, merchant, livemode: bool, days: int) -> dict:
+    """The period's figures, kept GATEWAY_PORTAL_HOME_CACHE_SECONDS in the cache per merchant, mode, period and day
+    (they are aggregates over up to 90 days: a minute old is fresh enough, and a reload costs nothing)."""
+    since = home.period_start(days=days)
+
+    def compute():
+        return {
+            "since": since,
+            "series": home.volume_by_day(merchant=merchant, livemode=livemode, since=since),
+            "conversion": home.conversion(merchant=merchant, livemode=livemode, since=since),
+            "median_seconds": home.median_seconds_to_pay(merchant=merchant, livemode=livemode, since=since),
+        }
+
+    ttl = settings.GATEWAY_PORTAL_HOME_CACHE_SECONDS
+    if ttl <= 0:
+        return compute()
+    key = f"portal-home:{merchant.pk}:{int(livemode)}:{days}:{since.date().isoformat()}"
+    return cache.get_or_set(key, compute, ttl)
+
+
 @portal_required(permission="home.view")
 def home_page(request):
     merchant, livemode = portal_merchant(request), portal_livemode(request)
     form = PeriodForm(request.GET or None)
     days = form.cleaned_data["days"] if form.is_bound and form.is_valid() else 30
-    since = home.period_start(days=days)
+    figures = period_figures(merchant=merchant, livemode=livemode, days=days)
+    since, series = figures["since"], figures["series"]
     day_list = [(since + timedelta(days=i)).date() for i in range(days)]
     labels = [d.isoformat() for d in day_list]
-    series = home.volume_by_day(merchant=merchant, livemode=livemode, since=since)
     counts = [sum(s.counts.get(d, 0) for s in series) for d in day_list]
     for one in series:
         one.chart = bar_chart([one.amounts.get(d, 0) for d in day_list], labels=labels,
@@ -47,9 +69,8 @@ def home_page(request):
         "series": series,
         "count_chart": bar_chart(counts, labels=labels, describe=lambda v: f"{v} payments"),
         "payments_count": sum(counts),
-        "conversion": home.conversion(merchant=merchant, livemode=livemode, since=since),
-        "median_to_pay": home.duration_display(
-            home.median_seconds_to_pay(merchant=merchant, livemode=livemode, since=since)),
+        "conversion": figures["conversion"],
+        "median_to_pay": home.duration_display(figures["median_seconds"]),
         "attention": home.attention(merchant=merchant, livemode=livemode),
         "lags": home.lagging_networks(merchant=merchant, livemode=livemode),
     }, status=400 if form.is_bound and not form.is_valid() else 200)

@@ -136,6 +136,8 @@ GATEWAY_PORTAL_SIGNUP = env.bool("GATEWAY_PORTAL_SIGNUP", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="gateway@localhost")
 # The portal's home warns when a network the merchant accepts is more than this many blocks behind its head.
 GATEWAY_PORTAL_LAG_BLOCKS = env.int("GATEWAY_PORTAL_LAG_BLOCKS", default=20)
+# The home's figures of a period (volume, conversion, median time to pay) are cached this long (0: never).
+GATEWAY_PORTAL_HOME_CACHE_SECONDS = env.int("GATEWAY_PORTAL_HOME_CACHE_SECONDS", default=60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["merchants.authentication.ApiKeyAuthentication"],

@@ -15,6 +15,7 @@ GATEWAY_SECRETS_KEK_PREVIOUS = []
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = True
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 GATEWAY_PORTAL_SIGNUP = True
+GATEWAY_PORTAL_HOME_CACHE_SECONDS = 0  # tests of the cache turn it on
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CACHES = {
     "default": {

@@ -123,3 +123,16 @@ def test_a_lagging_network_the_merchant_accepts_shows_a_banner(shop, page, setti
     shop.enabled_networks = ["ethereum"]
     shop.save(update_fields=["enabled_networks"])
     assert "is behind" not in page.get("/portal/").content.decode()  # a network it does not accept
+
+
+def test_the_period_figures_are_cached_per_merchant_mode_and_period(shop, page, settings):
+    settings.GATEWAY_PORTAL_HOME_CACHE_SECONDS = 60
+    intent(shop, status=Status.SUCCEEDED, paid=("bsc-testnet", "usdt", 10**18))
+    assert page.get("/portal/?days=7").context["payments_count"] == 1
+
+    intent(shop, status=Status.SUCCEEDED, paid=("bsc-testnet", "usdt", 10**18))
+
+    assert page.get("/portal/?days=7").context["payments_count"] == 1  # within the minute: the cached figures
+    assert page.get("/portal/?days=30").context["payments_count"] == 2  # another period: its own
+    page.post("/portal/mode/", {"livemode": "1"})
+    assert page.get("/portal/?days=7").context["payments_count"] == 0  # another mode: its own
