@@ -2,6 +2,12 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from merchants.urls import urlpatterns as merchants_portal
+from payments.home_urls import urlpatterns as payments_portal
+
+# The portal is one namespace (`portal:`) made of each app's pages: merchants cannot import payments.
+portal_urlpatterns = [*payments_portal, *merchants_portal]
+
 handler404 = "gateway.api.errors.api_not_found"
 handler500 = "gateway.api.errors.api_server_error"
 
@@ -10,7 +16,7 @@ urlpatterns = [
     path("v1/", include("payments.api_urls")),
     path("v1/", include("merchants.api_urls")),
     path("pay/", include("payments.urls")),
-    path("portal/", include("merchants.urls")),
+    path("portal/", include((portal_urlpatterns, "portal"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

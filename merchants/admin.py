@@ -7,7 +7,7 @@ from gateway.forms import AsciiIntegerField
 from gateway.otp import totp_device_model
 
 from . import services
-from .models import ApiKey, IdempotencyRecord, Merchant, WebhookEndpoint
+from .models import ApiKey, IdempotencyRecord, Membership, Merchant, WebhookEndpoint
 
 
 class ApiKeyInline(admin.TabularInline):
@@ -21,13 +21,26 @@ class ApiKeyInline(admin.TabularInline):
         return False  # keys are issued by `manage.py create_api_key` or the portal, and shown once
 
 
+class MembershipInline(admin.TabularInline):
+    """The team, read-only: its changes go through the portal's services (never without an owner)."""
+
+    model = Membership
+    extra = 0
+    can_delete = False
+    fields = ("user", "role", "created")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "email", "is_active", "payment_expiry_minutes", "created")
     search_fields = ("id", "name", "email")
     list_filter = ("is_active",)
     readonly_fields = ("id", "created")
-    inlines = [ApiKeyInline]
+    inlines = [MembershipInline, ApiKeyInline]
     # The bounds of the money settings come from the model's validators; the digits must be ASCII.
     formfield_overrides = {models.PositiveIntegerField: {"form_class": AsciiIntegerField}}
 

@@ -1,10 +1,10 @@
 from django import forms
-
-from gateway.otp import TotpAuthenticationForm
+from django.contrib.auth import password_validation
 
 from gateway.api.input import validate_text
+from gateway.otp import TotpAuthenticationForm
 
-from .models import ApiKey
+from .models import ApiKey, Role
 
 
 class ApiKeyCreateForm(forms.Form):
@@ -47,3 +47,47 @@ class PortalLoginForm(TotpAuthenticationForm):
     device yet gets in on the password alone and is sent to enrolment, where it can do nothing else."""
 
     enrolment_allowed = True
+
+
+class NewPasswordMixin(forms.Form):
+    """A new password, typed twice, checked by AUTH_PASSWORD_VALIDATORS."""
+
+    password1 = forms.CharField(label="Password", strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label="Password again", strip=False,
+                                widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean_password2(self):
+        password1, password2 = self.cleaned_data.get("password1"), self.cleaned_data.get("password2")
+        if password1 and password2 and password1 != password2:
+            raise forms.ValidationError("The two passwords differ.")
+        if password2:
+            password_validation.validate_password(password2)
+        return password2
+
+
+class SignupForm(NewPasswordMixin):
+    name = forms.CharField(label="Business name", max_length=200, validators=[validate_text])
+    email = forms.EmailField(label="Email", max_length=254)
+    field_order = ["name", "email", "password1", "password2"]
+
+
+class InvitationAcceptForm(NewPasswordMixin):
+    """For an invited address that has no login yet."""
+
+
+class InvitationCreateForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class MembershipRoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, widget=forms.Select(attrs={"aria-label": "Role"}))
+
+
+class LivemodeForm(forms.Form):
+    livemode = forms.TypedChoiceField(choices=[("0", "Test"), ("1", "Live")], coerce=lambda v: v == "1")
+
+
+class MerchantSwitchForm(forms.Form):
+    merchant = forms.CharField(max_length=32)

@@ -28,6 +28,8 @@ class Merchant(models.Model):
     id = models.CharField(primary_key=True, max_length=32, default=_merchant_id, editable=False)
     name = models.CharField(max_length=200)
     email = models.EmailField(unique=True)
+    # The login that created the merchant (sign-up, `create_merchant`). Who may use the portal, and how, is its
+    # team: Membership rows (this login is the first owner).
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="merchant"
     )
@@ -64,6 +66,58 @@ class Merchant(models.Model):
 
     def __str__(self):
         return f"{self.name} <{self.email}>"
+
+
+class Role(models.TextChoices):
+    """A team member's role; what each may do is merchants.permissions.MATRIX."""
+
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Administrator"
+    DEVELOPER = "developer", "Developer"
+    FINANCE = "finance", "Finance"
+    VIEWER = "viewer", "Viewer"
+
+
+class Membership(models.Model):
+    """A login's place in a merchant's team. A login may belong to several merchants (the portal's switcher)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "user"], name="membership_unique_user")]
+        indexes = [models.Index(fields=["user", "created"], name="membership_user_idx")]
+
+    def __str__(self):
+        return f"{self.user_id} {self.role} of {self.merchant_id}"
+
+
+def _invitation_id():
+    return new_id("inv", 16)
+
+
+class Invitation(models.Model):
+    """An invitation by email to join a merchant's team with a role. The link's token is shown once (in the email)
+    and stored as its SHA-256 only; it is used once, before `expires_at`."""
+
+    id = models.CharField(primary_key=True, max_length=32, default=_invitation_id, editable=False)
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["merchant", "-created"], name="invitation_list_idx")]
+
+    def __str__(self):
+        return f"{self.id} {self.email} as {self.role}"
 
 
 class ApiKey(models.Model):

@@ -4,8 +4,10 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from django.contrib.auth import get_user_model
+
 from .keys import hash_key
-from .models import ApiKey, Merchant, WebhookEndpoint
+from .models import ApiKey, Invitation, Membership, Merchant, WebhookEndpoint
 
 
 def api_key_active_by_raw(raw: str) -> ApiKey | None:
@@ -90,3 +92,28 @@ def webhook_endpoint_signing_secrets(endpoint: WebhookEndpoint, *, now) -> list[
             and endpoint.previous_secret_expires_at > now):
         secrets.append(endpoint.previous_secret)
     return secrets
+
+
+def team_members(*, merchant: Merchant):
+    return Membership.objects.filter(merchant=merchant).select_related("user").order_by("created", "id")
+
+
+def team_member(*, merchant: Merchant, member_id: int) -> Membership | None:
+    return team_members(merchant=merchant).filter(pk=member_id).first()
+
+
+def invitations_pending(*, merchant: Merchant):
+    return Invitation.objects.filter(merchant=merchant, accepted_at__isnull=True, revoked_at__isnull=True,
+                                     expires_at__gt=timezone.now()).order_by("-created")
+
+
+def invitation_for_merchant(*, merchant: Merchant, invitation_id: str) -> Invitation | None:
+    return Invitation.objects.filter(merchant=merchant, pk=invitation_id).first()
+
+
+def invitation_by_token(*, token: str) -> Invitation | None:
+    return Invitation.objects.select_related("merchant").filter(token_hash=hash_key(token)).first()
+
+
+def user_by_email(*, email: str):
+    return get_user_model().objects.filter(username__iexact=email).first()

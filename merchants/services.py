@@ -14,8 +14,9 @@ from gateway.errors import DomainError
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
 
+from . import emails, permissions
 from .keys import generate_key, hash_key, redact
-from .models import ApiKey, Merchant, SecretsKey, WebhookEndpoint
+from .models import ApiKey, Invitation, Membership, Merchant, Role, SecretsKey, WebhookEndpoint
 from .secrets import DEK_AD, SECRETS_KEKS
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,156 @@ def merchant_create(*, email: str, name: str = "", password: str | None = None) 
                 code="user_exists", message=f"A login with user name {email} already exists.", param="email"
             )
         user = get_user_model().objects.create_user(username=email, email=email, password=password)
-    return Merchant.objects.create(email=email, name=name or email.split("@")[0], user=user)
+    merchant = Merchant.objects.create(email=email, name=name or email.split("@")[0], user=user)
+    if user is not None:
+        Membership.objects.create(merchant=merchant, user=user, role=Role.OWNER)
+    return merchant
+
+
+@transaction.atomic
+def merchant_signup(*, email: str, name: str, password: str) -> Merchant | None:
+    """Self sign-up: a merchant, its owner's login (inactive until the emailed link is followed) and the owner
+    membership. An email already known gets a mail saying so instead (None): the page answers the same either
+    way, so sign-up never tells whether an address has an account."""
+    email = email.strip().lower()
+    if (Merchant.objects.filter(email__iexact=email).exists()
+            or get_user_model().objects.filter(username__iexact=email).exists()):
+        transaction.on_commit(lambda: emails.signup_existing_send(email=email))
+        return None
+    merchant = merchant_create(email=email, name=name, password=password)
+    user = merchant.user
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    transaction.on_commit(lambda: emails.signup_verification_send(user=user))
+    return merchant
+
+
+@transaction.atomic
+def user_email_verify(*, user_id: int):
+    """The sign-up's email link was followed: the login may log in (and enrols its authenticator app then)."""
+    user = get_user_model().objects.select_for_update().filter(pk=user_id).first()
+    if user is not None and not user.is_active:
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+    return user
+
+
+# Team: invitations by email, roles, removal. The merchant's row is locked (NO KEY) by every change of its team, so
+# two admins at once can never both remove "the other" last owner.
+INVITATION_TTL = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class IssuedInvitation:
+    invitation: Invitation
+    token: str  # in the emailed link only, never stored
+
+
+def _team_locked(merchant: Merchant) -> None:
+    Merchant.objects.select_for_update(no_key=True).filter(pk=merchant.pk).first()
+
+
+def _role_grant_check(*, by_role: str, role: str, param: str = "role") -> None:
+    if role not in Role.values:
+        raise DomainError(code="role_invalid", param=param, message=f"{role!r} is not a role.")
+    if role not in permissions.role_grantable_by(by_role):
+        raise DomainError(code="role_not_allowed", param=param,
+                          message=f"A member with the role {Role(by_role).label} cannot grant {Role(role).label}.")
+
+
+@transaction.atomic
+def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by, by_role: str) -> IssuedInvitation:
+    """An invitation emailed to `email` (after commit). A pending one to the same address is replaced."""
+    email = email.strip().lower()
+    _role_grant_check(by_role=by_role, role=role)
+    _team_locked(merchant)
+    if Membership.objects.filter(merchant=merchant, user__username__iexact=email).exists():
+        raise DomainError(code="member_exists", param="email", message=f"{email} is already in the team.")
+    now = timezone.now()
+    Invitation.objects.filter(merchant=merchant, email__iexact=email, accepted_at__isnull=True,
+                              revoked_at__isnull=True).update(revoked_at=now)
+    token = random_token(32)
+    invitation = Invitation.objects.create(
+        merchant=merchant, email=email, role=role, token_hash=hash_key(token), invited_by=invited_by,
+        expires_at=now + INVITATION_TTL,
+    )
+    transaction.on_commit(lambda: emails.invitation_send(invitation=invitation, token=token))
+    return IssuedInvitation(invitation=invitation, token=token)
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is None and invitation.revoked_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def invitation_usable(invitation: Invitation | None) -> bool:
+    return (invitation is not None and invitation.accepted_at is None and invitation.revoked_at is None
+            and invitation.expires_at > timezone.now())
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, password: str | None = None) -> Membership:
+    """The invited address joins the team: its login if it has one, else a new login with `password` (which
+    enrols its authenticator app at the first login). Following the emailed link proves the address, so a login
+    waiting for its sign-up verification is verified too. A token is used once."""
+    invitation = Invitation.objects.select_for_update().filter(token_hash=hash_key(token)).first()
+    if not invitation_usable(invitation):
+        raise DomainError(code="invitation_invalid", message="This invitation has expired or was already used.")
+    users = get_user_model().objects
+    user = users.select_for_update().filter(username__iexact=invitation.email).first()
+    if user is None:
+        if not password:
+            raise DomainError(code="parameter_missing", param="password", message="Choose a password.")
+        user = users.create_user(username=invitation.email, email=invitation.email, password=password)
+    elif not user.is_active:
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+    _team_locked(invitation.merchant)
+    membership, _ = Membership.objects.get_or_create(
+        merchant=invitation.merchant, user=user, defaults={"role": invitation.role})
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    return membership
+
+
+def _last_owner_check(membership: Membership, *, message: str) -> None:
+    if membership.role == Role.OWNER and not Membership.objects.filter(
+            merchant_id=membership.merchant_id, role=Role.OWNER).exclude(pk=membership.pk).exists():
+        raise DomainError(code="last_owner", param="role", message=message)
+
+
+@transaction.atomic
+def membership_role_change(*, membership: Membership, role: str, by_role: str) -> Membership:
+    """A member's new role. Only an owner changes an owner's role; the last owner stays an owner."""
+    _team_locked(membership.merchant)
+    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    _role_grant_check(by_role=by_role, role=role)
+    if membership.role == Role.OWNER:
+        _role_grant_check(by_role=by_role, role=Role.OWNER)
+        if role != Role.OWNER:
+            _last_owner_check(membership, message="The team needs an owner: make another member owner first.")
+    if membership.role != role:
+        membership.role = role
+        membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, membership: Membership, by_role: str) -> None:
+    """A member leaves the team (their login stays, with their other teams). Only an owner removes an owner; the
+    last owner cannot be removed."""
+    _team_locked(membership.merchant)
+    membership = Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    if membership is None:
+        return
+    if membership.role == Role.OWNER:
+        _role_grant_check(by_role=by_role, role=Role.OWNER)
+        _last_owner_check(membership, message="The team needs an owner: make another member owner first.")
+    membership.delete()
 
 
 def api_key_create(

@@ -63,6 +63,11 @@ class PaymentIntent(models.Model):
                 fields=["expires_at"], name="pi_open_expiry_idx",
                 condition=models.Q(status__in=["requires_confirmation", "requires_action"]),
             ),
+            # The portal home's "needs attention" counts: open intents are few, so the index is small.
+            models.Index(
+                fields=["merchant", "livemode"], name="pi_attention_idx",
+                condition=models.Q(status__in=["requires_action", "processing"]),
+            ),
         ]
 
     def __str__(self):

@@ -66,6 +66,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "merchants.context_processors.portal",  # the portal's nav, switcher and test/live mode
             ],
         },
     },
@@ -125,7 +126,18 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
 LOGIN_URL = "portal:login"
-LOGIN_REDIRECT_URL = "portal:dashboard"
+LOGIN_REDIRECT_URL = "portal:home"
+# Sessions (portal and admin) end after this many minutes without a request: each request moves the expiry on.
+SESSION_COOKIE_AGE = env.int("GATEWAY_SESSION_IDLE_MINUTES", default=60) * 60
+SESSION_SAVE_EVERY_REQUEST = True
+# Self sign-up in the portal (a merchant + its owner, after the emailed link is followed). Off unless the operator
+# turns it on; local development turns it on (settings/local.py).
+GATEWAY_PORTAL_SIGNUP = env.bool("GATEWAY_PORTAL_SIGNUP", default=False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="gateway@localhost")
+# The portal's home warns when a network the merchant accepts is more than this many blocks behind its head.
+GATEWAY_PORTAL_LAG_BLOCKS = env.int("GATEWAY_PORTAL_LAG_BLOCKS", default=20)
+# The home's figures of a period (volume, conversion, median time to pay) are cached this long (0: never).
+GATEWAY_PORTAL_HOME_CACHE_SECONDS = env.int("GATEWAY_PORTAL_HOME_CACHE_SECONDS", default=60)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["merchants.authentication.ApiKeyAuthentication"],
@@ -337,6 +349,8 @@ GATEWAY_RATE_LIMIT_TEST_WRITE = env("GATEWAY_RATE_LIMIT_TEST_WRITE", default="25
 GATEWAY_RATE_LIMIT_TEST_HELPERS = env("GATEWAY_RATE_LIMIT_TEST_HELPERS", default="5/s")
 GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP = env("GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP", default="20/m")
 GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP = env("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", default="60/10s")
+# The portal's forms that send an email (sign-up, password reset), per client IP.
+GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP = env("GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP", default="5/m")
 
 # Content-Security-Policy (django-csp) on every page but the API's JSON and the API docs (drf-spectacular's pages
 # carry inline scripts); templates put `nonce="{{ request.csp_nonce }}"` on their inline <style> and <script>. The

@@ -6,6 +6,7 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = SECRET_KEY or "local-development-only-not-a-secret"  # noqa: F405
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=True)
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+GATEWAY_PORTAL_SIGNUP = env.bool("GATEWAY_PORTAL_SIGNUP", default=True)  # the emails print on the console
 
 if not GATEWAY_KEK:  # noqa: F405
     # scripts/setup.sh writes this file once; it never leaves the machine.

@@ -13,6 +13,7 @@ from merchants.models import ApiKey
 from tests.otp import login_verified, totp_code, totp_device
 
 PASSWORD = "correct horse battery staple"
+KEYS = "/portal/developers/"  # the API keys page (of the mode the portal shows)
 
 
 @pytest.fixture
@@ -40,7 +41,7 @@ def test_a_key_is_shown_once_and_stored_as_a_hash(client, shop):
     assert raw.startswith("sk_test_")
     key = ApiKey.objects.get(merchant=shop, name="shop server")
     assert key.key_hash == hash_key(raw)
-    assert raw.encode() not in client.get("/portal/").content
+    assert raw.encode() not in client.get(KEYS).content
 
 
 def test_bad_key_form_names_the_field_and_writes_nothing(client, shop):
@@ -67,7 +68,8 @@ def test_rolling_a_key_shows_the_new_one_once_and_the_old_one_stops_at_once(clie
     old_raw = services.api_key_create(merchant=shop, livemode=True, name="shop server").raw
     old = ApiKey.objects.get(key_hash=hash_key(old_raw))
     login(client, shop)
-    assert f'action="/portal/keys/{old.id}/roll"'.encode() in client.get("/portal/").content
+    client.post("/portal/mode/", {"livemode": "1"})  # the live key shows in live mode
+    assert f'action="/portal/keys/{old.id}/roll"'.encode() in client.get(KEYS).content
 
     response = client.post(f"/portal/keys/{old.id}/roll", {"expires_in_hours": "0"})
 
@@ -76,7 +78,7 @@ def test_rolling_a_key_shows_the_new_one_once_and_the_old_one_stops_at_once(clie
     new = ApiKey.objects.get(key_hash=hash_key(raw))
     assert (new.merchant, new.kind, new.livemode, new.name) == (shop, "secret", True, "shop server")
     assert key_works(raw) and not key_works(old_raw)
-    page = client.get("/portal/").content
+    page = client.get(KEYS).content
     assert raw.encode() not in page and new.redacted.encode() in page and old.redacted.encode() not in page
 
 
@@ -90,7 +92,7 @@ def test_a_rolled_key_with_a_grace_period_works_until_it_ends(client, shop, key_
     assert b"keeps working until" in response.content
     old.refresh_from_db()
     assert timezone.now() + timedelta(hours=23) < old.expires_at <= timezone.now() + timedelta(hours=24)
-    assert old.redacted.encode() in client.get("/portal/").content  # listed, with its expiry, until it ends
+    assert old.redacted.encode() in client.get(KEYS).content  # listed, with its expiry, until it ends
     raw = response.context["raw"]
     assert key_works(old_raw) and key_works(raw)
     key_clock(old.expires_at + timedelta(seconds=1))
@@ -148,7 +150,7 @@ def test_rolling_needs_a_post_with_the_csrf_token(shop):
 
     assert client.get(f"/portal/keys/{key.id}/roll").status_code == 405
     assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0"}).status_code == 403
-    token = client.get("/portal/").context["csrf_token"]
+    token = client.get(KEYS).context["csrf_token"]
     assert client.post(f"/portal/keys/{key.id}/roll", {"expires_in_hours": "0", "csrfmiddlewaretoken": token}
                        ).status_code == 200
     assert ApiKey.objects.count() == 2
