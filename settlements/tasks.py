@@ -14,3 +14,6 @@ def post_charge_facts() -> int:
 def release_pending() -> int:
     """Beat task: move credits whose holding period is over from pending to available."""
     return services.ledger_release_matured()
+
+
+from .refunds.tasks import advance_refunds  # noqa: E402,F401 (registered with the app's tasks)
