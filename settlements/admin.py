@@ -52,3 +52,6 @@ class FeeScheduleAdmin(admin.ModelAdmin):
     list_display = ("merchant", "token", "fee_bps", "fee_fixed_base_units")
     search_fields = ("merchant__id", "merchant__email")
     raw_id_fields = ("merchant",)
+
+
+from .refunds import admin as refunds_admin  # noqa: E402,F401 (registers the refunds' admin)

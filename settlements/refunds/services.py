@@ -248,7 +248,7 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
                               ctx: RefundContext = RefundContext()) -> Refund:
     """Give back all of an unmatched deposit (late, over, wrong token, unknown intent), in its own token and network.
     A deposit is refunded once (a partial unique constraint; again after a failed or canceled refund)."""
-    deposit = UnmatchedDeposit.objects.select_for_update().select_related(
+    deposit = UnmatchedDeposit.objects.select_for_update(of=("self",)).select_related(
         "transfer__network", "transfer__token", "payment_intent").get(pk=deposit.pk)
     if Refund.objects.filter(unmatched_deposit=deposit).exclude(status__in=[Status.FAILED, Status.CANCELED]).exists():
         raise DomainError(code="charge_already_refunded", param="crypto[unmatched_deposit]",

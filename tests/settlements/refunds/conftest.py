@@ -28,3 +28,24 @@ def written() -> tuple:
 @pytest.fixture
 def charge(ledger_ready, merchant):
     return credited_charge(merchant)
+
+
+def unmatched_deposit(merchant, amount_base_units: int = 3 * ONE_USDT):
+    """A payment to an intent the merchant canceled: recorded as an unmatched deposit (never credited)."""
+    from django.utils import timezone
+
+    from payments import funding
+    from payments.models import UnmatchedDeposit
+    from payments.services import payment_intent_cancel
+    from tests.settlements.conftest import bsc, intent_for, token
+    from wallets.models import AddressActivity, Transfer
+
+    intent = payment_intent_cancel(intent=intent_for(merchant))
+    transfer = Transfer.objects.create(
+        network=bsc(), token=token(), tx_hash="0x" + "de" * 32, log_index=7, block_number=100,
+        block_hash="0x" + "1" * 64, from_address="0x" + "b" * 40, to_address=intent.deposit_address.address,
+        deposit_address=intent.deposit_address, amount_base_units=amount_base_units, finalized_at=timezone.now(),
+    )
+    AddressActivity.objects.create(deposit_address=intent.deposit_address)
+    funding.address_activity_process()
+    return UnmatchedDeposit.objects.get(transfer=transfer)
