@@ -20,6 +20,7 @@ from django.db.models import Sum
 
 from gateway.errors import DomainError
 from gateway.ids import random_token
+from gateway.metadata import metadata_merge
 from payments.charge_refunds import charge_lock_for_refund, charge_refunded_change
 from payments.events import event_record
 from payments.models import Charge, ChargeDust, UnmatchedDeposit
@@ -227,6 +228,10 @@ def refund_create(*, merchant, livemode: bool, charge: Charge, amount: int | Non
         raise DomainError(code="amount_too_small", param="amount",
                           message="This amount is worth less than one base unit of the token.")
     transfer = charge.transfer
+    if transfer.network.livemode != livemode or charge.livemode != livemode or charge.merchant_id != merchant.pk:
+        # the selectors scope the Charge to the caller already: this is the last guard that test keys move test money
+        raise DomainError(code="resource_missing", param="charge", status_code=404,
+                          message=f"No such charge: '{charge.id}'")
     refund = Refund(
         merchant=merchant, livemode=livemode, charge=charge, payment_intent_id=charge.payment_intent_id,
         network=transfer.network, token=transfer.token, amount=amount, currency=charge.currency,
@@ -304,12 +309,7 @@ def refund_update(*, refund: Refund, metadata: dict, clear_metadata: bool = Fals
     """Stripe's update: metadata only (keys with "" are removed; "" for the whole field unsets every key)."""
     locked = Refund.objects.select_for_update().get(pk=refund.pk)
     previous = dict(locked.metadata)
-    merged = {} if clear_metadata else dict(previous)
-    for key, value in (metadata or {}).items():
-        if value == "":
-            merged.pop(key, None)
-        else:
-            merged[key] = value
+    merged = metadata_merge(previous, metadata, clear=clear_metadata)
     if merged == previous:
         return locked
     locked.metadata = merged
