@@ -200,3 +200,13 @@ def test_metadata_updates_and_cancel_gives_the_money_back(api, merchant, charge)
     assert again.status_code == 400 and again.json()["error"]["code"] == "refund_unexpected_state"
     assert JournalTransaction.objects.filter(source_id=refund["id"]).count() == 2
     assert ledger_problems() == []
+
+
+def test_a_restricted_key_needs_the_refunds_resource(api, charge, make_key):
+    reader = api.__class__()
+    key = make_key(charge.merchant, kind="restricted", permissions={"refunds": "read"})
+    reader.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert reader.get("/v1/refunds").status_code == 200
+    before = written()
+    assert reader.post("/v1/refunds", {"charge": charge.id}).status_code == 403
+    assert written() == before
