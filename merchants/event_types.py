@@ -11,6 +11,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "payment_intent.reversed",
     "charge.succeeded",
     "charge.reversed",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
     "crypto.deposit.unmatched",
 )
 

@@ -36,6 +36,9 @@ class PaymentIntent(models.Model):
     amount_seen = models.PositiveBigIntegerField(
         default=0, help_text="Minor units seen on-chain, final or not (internal: drives processing/partial events)."
     )
+    amount_refunded = models.PositiveBigIntegerField(
+        default=0, help_text="Minor units of its Charges' refunds that are not failed or canceled."
+    )
     latest_charge = models.ForeignKey(
         "payments.Charge", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -139,11 +142,16 @@ class Charge(models.Model):
     transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="charge")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.SUCCEEDED)
     amount = models.PositiveBigIntegerField(help_text="Minor units of `currency` this transfer is worth.")
+    amount_refunded = models.PositiveBigIntegerField(
+        default=0, help_text="Minor units of its refunds that are not failed or canceled (settlements.refunds)."
+    )
     currency = models.CharField(max_length=3)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         indexes = [models.Index(fields=["merchant", "livemode", "-created", "-id"], name="charge_list_idx")]
+        constraints = [models.CheckConstraint(condition=models.Q(amount_refunded__lte=models.F("amount")),
+                                              name="charge_refunded_at_most_amount")]
 
     def __str__(self):
         return self.id

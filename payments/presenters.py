@@ -90,6 +90,7 @@ def _payment_intent_json(intent: PaymentIntent, *, include_client_secret: bool) 
         "amount": intent.amount,
         "amount_capturable": 0,
         "amount_received": intent.amount_received,
+        "amount_refunded": intent.amount_refunded,
         "application": None,
         "canceled_at": unix(intent.canceled_at),
         "cancellation_reason": intent.cancellation_reason or None,
@@ -151,7 +152,7 @@ def charge_json(charge, *, head_number: int | None = None) -> dict:
         "object": "charge",
         "amount": charge.amount,
         "amount_captured": charge.amount,
-        "amount_refunded": 0,
+        "amount_refunded": charge.amount_refunded,
         "amount_base_units": str(transfer.amount_base_units),
         "captured": True,
         "created": unix(charge.created),
@@ -171,6 +172,7 @@ def charge_json(charge, *, head_number: int | None = None) -> dict:
         "log_index": transfer.log_index,
         "block_number": transfer.block_number,
         "confirmations": confirmations,
+        "refunded": charge.amount_refunded == charge.amount,
         "status": charge.status,
     }
 

@@ -55,3 +55,4 @@ class FeeScheduleAdmin(admin.ModelAdmin):
 
 
 from .hotcold import admin as hotcold_admin  # noqa: E402,F401 (registers the hot/cold admin)
+from .refunds import admin as refunds_admin  # noqa: E402,F401 (registers the refunds' admin)

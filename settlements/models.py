@@ -90,6 +90,13 @@ class JournalTransaction(models.Model):
         COLD_REVERSAL = "cold_reversal"
         GAS_SPENT = "gas_spent"
         HOT_TOPUP = "hot_topup"
+        # settlements.refunds (docs/money-out.md): reserve at create, send, settle at final, return on failure/cancel
+        REFUND_RESERVE = "refund_reserve"  # merchant_available -> merchant_reserved
+        REFUND_UNMATCHED_HOLD = "refund_unmatched_hold"  # an unmatched deposit: deposits -> merchant_reserved
+        REFUND_SEND = "refund_send"  # Dr in_transit, Cr hot_wallet
+        REFUND_SETTLE = "refund_settle"  # Dr merchant_reserved, Cr in_transit
+        REFUND_SEND_REVERSAL = "refund_send_reversal"  # failed / cancelled send: Dr hot_wallet, Cr in_transit
+        REFUND_RELEASE = "refund_release"  # reserved back to available (or to deposits for an unmatched deposit)
 
     network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
     token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -181,3 +188,4 @@ from .hotcold.models import (  # noqa: E402,F401
     HotWalletAlert,
     HotWalletTopup,
 )
+from .refunds.models import Refund  # noqa: E402,F401 (registered in this app)

@@ -40,3 +40,4 @@ def reconcile_wallets() -> dict:
         if client is not None:
             summaries[network.code] = wallets_reconcile(network=network, client=client).as_json()
     return summaries
+from .refunds.tasks import advance_refunds  # noqa: E402,F401 (registered with the app's tasks)

@@ -254,6 +254,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=10),
         "options": {"queue": "chain", "expires": 600},
     },
+    # Refunds (settlements/refunds/, docs/money-out.md): send the pending ones through the transaction manager,
+    # settle the ones whose transaction ended.
+    "advance-refunds": {
+        "task": "settlements.tasks.advance_refunds",
+        "schedule": timedelta(seconds=5),
+        "options": {"queue": "default", "expires": 5},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
@@ -281,6 +288,8 @@ GATEWAY_SECRETS_KEK = env("GATEWAY_SECRETS_KEK", default="")
 GATEWAY_SECRETS_KEK_PREVIOUS = env.list("GATEWAY_SECRETS_KEK_PREVIOUS", default=[])
 GATEWAY_DEFAULT_EXPIRY_MINUTES = env.int("GATEWAY_DEFAULT_EXPIRY_MINUTES", default=30)
 GATEWAY_MAX_AMOUNT_MINOR = env.int("GATEWAY_MAX_AMOUNT_MINOR", default=99_999_999)
+# Gas limit of a refund's ERC-20 transfer from the hot wallet (USDT on Ethereum takes about 63k).
+GATEWAY_REFUND_TOKEN_GAS_LIMIT = env.int("GATEWAY_REFUND_TOKEN_GAS_LIMIT", default=100_000)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
 # Webhook delivery (payments.webhooks, docs/webhooks.md): a POST that has no answer after this long is a failure.
