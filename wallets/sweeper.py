@@ -3,8 +3,9 @@ sweep, the EIP-7702 delegation designator a delegated deposit address carries, a
 No key, no database: wallets knows chains and contracts; settlements decides what to sweep (docs/money-out.md)."""
 from pathlib import Path
 
+import rlp
 from eth_abi import encode as abi_encode
-from eth_utils import function_signature_to_4byte_selector, keccak
+from eth_utils import function_signature_to_4byte_selector, keccak, to_canonical_address
 
 SOURCE = Path(__file__).resolve().parent.parent / "contracts" / "Sweeper.sol"
 NAME = "Sweeper"
@@ -28,6 +29,11 @@ def sweeper_artifact() -> dict:
     from wallets.devchain import compile_contract
 
     return compile_contract(SOURCE, NAME)
+
+
+def create_address(sender: str, nonce: int) -> str:
+    """The address of the contract that `sender` creates with the transaction of nonce `nonce` (CREATE)."""
+    return "0x" + keccak(rlp.encode([to_canonical_address(sender), nonce]))[12:].hex()
 
 
 def sweeper_deploy_data(*, hot_wallet: str) -> bytes:
