@@ -86,6 +86,7 @@ class JournalTransaction(models.Model):
         SWEEP_SEND = "sweep_send"  # Dr in_transit, Cr deposits: in the transaction that records the sweep
         SWEEP_SETTLE = "sweep_settle"  # Dr hot_wallet, Cr in_transit: what the final receipt moved
         SWEEP_REVERSAL = "sweep_reversal"  # Dr deposits, Cr in_transit: what it did not move (skipped, reverted)
+        SWEEP_TOPUP = "sweep_topup"  # non-7702 fallback, native coin: Dr gas_spent, Cr hot_wallet (the top-ups)
 
     network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
     token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+")

@@ -84,6 +84,7 @@ class PlannedItem:
     amount_base_units: int
     since: datetime  # when its oldest unswept credit became final
     authorize: bool = False  # not delegated to the sweeper yet: its first sweep carries its authorization
+    nonce: int | None = None  # top-up method: the address's nonce on chain (for its first own transaction)
 
 
 @dataclass
@@ -169,6 +170,12 @@ def sweep_plan(*, network: Network, token: Token, client, now: datetime | None =
     if policy.max_gas_price_wei is not None and plan.gas_price_wei > policy.max_gas_price_wei:
         plan.waiting = f"gas price {plan.gas_price_wei} above the policy's ceiling {policy.max_gas_price_wei}"
         return plan
+    if plan.method == Sweep.Method.TOPUP:
+        nonces = client.batch([("eth_getTransactionCount", [item.deposit_address.address, "pending"])
+                               for item in plan.items])
+        for item, nonce in zip(plan.items, nonces):
+            item.nonce = int(nonce, 16)
+        return plan
     if plan.method == Sweep.Method.EIP7702:
         if not network.sweeper_address:
             plan.waiting = f"no Sweeper deployed: run `manage.py sweep --network {network.code} --deploy`"
@@ -227,8 +234,7 @@ def sweep_batch_create(*, plan: SweepPlan) -> Sweep | None:
             if plan.method == Sweep.Method.EIP7702:
                 _send_batch(sweep=sweep, plan=plan)
             else:
-                from .sweeps_topup import topup_send
-                topup_send(sweep=sweep, items=items, plan=plan, hot=hot)
+                _send_topups(sweep=sweep, items=items, plan=plan)
             accounts = _accounts(network, token, AccountKind.IN_TRANSIT, AccountKind.DEPOSITS)
             journal_transaction_post(kind=JournalTransaction.Kind.SWEEP_SEND, source_type=SWEEP,
                                      source_id=str(sweep.pk), memo=f"{len(items)} addresses",
@@ -265,6 +271,39 @@ def _send_batch(*, sweep: Sweep, plan: SweepPlan) -> None:
         for item in plan.items)
 
 
+def _send_topups(*, sweep: Sweep, items: list[SweepItem], plan: SweepPlan) -> None:
+    """The fallback for a network without EIP-7702: for each address, the hot wallet's native top-up for the gas of
+    one token transfer (all top-ups first, then all transfers: the signer signs in that order), then the address's
+    own transfer of the token to the hot wallet, signed by its key (a `deposit` sending address with its own nonce
+    sequence). A transfer broadcast before its top-up is mined is refused by the node and sent again at the next
+    pass. The top-up is 3 x the gas price now x the transfer's gas limit (room for the fee to rise); what is left
+    stays on the address, in the reconciliation's books."""
+    network, token = plan.network, plan.token
+    topup_value = 3 * int(plan.gas_price_wei or 0) * sweeper.TOKEN_TRANSFER_GAS
+    for item, planned in zip(items, plan.items):
+        address = item.deposit_address
+        item.topup = outgoing_transaction_create(
+            network=network, to_address=address.address, value_base_units=topup_value,
+            gas_limit=sweeper.TOPUP_GAS, purpose="topup", source_reference=f"{sweep.pk}:{address.address}")
+        OutgoingTransfer.objects.create(transaction=item.topup, kind=OutgoingTransfer.Kind.TOPUP,
+                                        deposit_address=address, token=None, to_address=address.address,
+                                        amount_base_units=-topup_value)
+    for item, planned in zip(items, plan.items):
+        address = item.deposit_address
+        sending, _ = SendingAddress.objects.get_or_create(
+            network=network, address=address.address,
+            defaults={"purpose": SendingAddress.Purpose.DEPOSIT, "key_ref": deposit_key_ref(index=address.index),
+                      "next_nonce": planned.nonce or 0})
+        item.transaction = outgoing_transaction_create(
+            network=network, to_address=token.contract_address, sending_address=sending, purpose=SWEEP,
+            source_reference=f"{sweep.pk}:{address.address}", gas_limit=sweeper.TOKEN_TRANSFER_GAS,
+            data=sweeper.token_transfer_calldata(to=sweep.hot_address, amount=item.amount_base_units))
+        OutgoingTransfer.objects.create(transaction=item.transaction, kind=OutgoingTransfer.Kind.SWEEP,
+                                        deposit_address=address, token=token, to_address=sweep.hot_address,
+                                        amount_base_units=item.amount_base_units)
+    SweepItem.objects.bulk_update(items, ["topup", "transaction"])
+
+
 # --- Settle -----------------------------------------------------------------------------------------------------
 
 
@@ -281,7 +320,8 @@ def _receipt_moves(sweep: Sweep, *, client) -> tuple[dict[str, int], int, int]:
     if sweep.method == Sweep.Method.EIP7702:
         txs = [sweep.transaction]
     else:
-        txs = [item.transaction for item in sweep.items.select_related("transaction__mined_attempt")]
+        txs = [item.transaction for item in sweep.items.select_related("transaction__mined_attempt")
+               if item.transaction.mined_attempt_id]
     moved, gas, cost = {}, 0, 0
     for tx in txs:
         gas += tx.gas_used or 0
@@ -326,6 +366,8 @@ def sweep_settle(*, sweep: Sweep, client) -> Sweep | None:
                     deposit_address=item.deposit_address, token=sweep.token, to_address=sweep.hot_address,
                     amount_base_units=-(item.amount_base_units - item.swept_base_units))
         SweepItem.objects.bulk_update(items, ["swept_base_units", "gas_share", "open"])
+        if sweep.method == Sweep.Method.TOPUP:
+            _topups_settle(sweep, items)
         accounts = _accounts(sweep.network, sweep.token, AccountKind.IN_TRANSIT, AccountKind.DEPOSITS,
                              AccountKind.HOT_WALLET, address=sweep.hot_address)
         if swept_total:
@@ -344,6 +386,32 @@ def sweep_settle(*, sweep: Sweep, client) -> Sweep | None:
             swept_base_units=swept_total, gas_used=gas_used, gas_cost_wei=gas_cost,
             detail={"swept": str(swept_total), "not_swept": str(rest), "gas_used": gas_used,
                     "skipped": sum(1 for i in items if i.swept_base_units < i.amount_base_units)})
+
+
+def _topups_settle(sweep: Sweep, items: list[SweepItem]) -> None:
+    """Top-up method: the native coin each address paid as gas for its own transfer (an OutgoingTransfer `gas` fact
+    for reconciliation), and the top-ups the hot wallet sent, expensed as gas in the native coin (Dr gas_spent,
+    Cr hot_wallet): what is left on an address after its transfer is a cost of the sweep, not ours to use."""
+    topups = {t.pk: t for t in OutgoingTransaction.objects.filter(pk__in=[i.topup_id for i in items])}
+    spent = 0
+    for item in items:
+        tx = item.transaction
+        if tx.gas_used:
+            OutgoingTransfer.objects.create(transaction=tx, kind=OutgoingTransfer.Kind.GAS,
+                                            deposit_address=item.deposit_address, token=None,
+                                            to_address=tx.to_address,
+                                            amount_base_units=tx.gas_used * int(tx.effective_gas_price or 0))
+        topup = topups[item.topup_id]
+        if topup.status == TxStatus.FINAL:
+            spent += int(topup.value_base_units)
+    if spent:
+        network = sweep.network
+        gas = ledger_account_get(kind=AccountKind.GAS_SPENT, network_id=network.id, token_id=None,
+                                 livemode=network.livemode)
+        hot = ledger_account_get(kind=AccountKind.HOT_WALLET, network_id=network.id, token_id=None,
+                                 livemode=network.livemode, address=sweep.hot_address)
+        journal_transaction_post(kind=JournalTransaction.Kind.SWEEP_TOPUP, source_type=SWEEP,
+                                 source_id=str(sweep.pk), postings=[Posting(gas, spent), Posting(hot, -spent)])
 
 
 def sweeps_settle(*, network: Network, client) -> int:

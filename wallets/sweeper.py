@@ -22,6 +22,7 @@ BATCH_BASE_GAS = 60_000
 PER_DEPOSIT_GAS = 40_000
 PER_AUTHORIZATION_GAS = 30_000
 TOKEN_TRANSFER_GAS = 100_000  # the non-7702 fallback: one ERC-20 transfer from a deposit address
+TOPUP_GAS = 50_000  # the fallback's native top-up (more than 21,000: the address may run a delegate's receive())
 
 
 def sweeper_artifact() -> dict:

@@ -15,6 +15,7 @@ from wallets.chain.rpc import RpcClient
 from wallets.devchain import rpc
 from wallets.models import OutgoingTransaction, Token
 from wallets.outgoing import services as outgoing
+from wallets.signer import signer_reset
 
 ETH = 10**18
 ENDED = ("final", "failed", "cancelled")
@@ -25,7 +26,9 @@ def client_for(network) -> RpcClient:
 
 
 def hot_wallet(network, chain):
-    """The network's hot wallet (registered by the signer, as `manage.py hot_wallet` does), with 1000 ETH for gas."""
+    """The network's hot wallet (registered by the signer, as `manage.py hot_wallet` does), with 1000 ETH for gas.
+    The signer forgets the keys of the last test's wallet first."""
+    signer_reset()
     hot = outgoing.sending_address_register(network=network, client=client_for(network))
     rpc(chain.rpc_url, "anvil_setBalance", [hot.address, hex(1000 * ETH)])
     return hot

@@ -88,3 +88,37 @@ def test_dry_run_prints_the_plan_and_changes_nothing(api, merchant, devnet, anvi
     assert not Sweep.objects.exists()
     assert (JournalTransaction.objects.count(), OutgoingTransaction.objects.count(),
             OutgoingTransfer.objects.count()) == before
+
+
+def test_a_network_without_7702_is_swept_by_gas_top_ups_then_the_addresses_own_transfers(api, merchant, devnet,
+                                                                                        anvil_chain):
+    # given a network flagged without EIP-7702 (no Sweeper needed) and three paid intents
+    devnet.eip7702 = False
+    devnet.save(update_fields=["eip7702"])
+    hot = hot_wallet(devnet, anvil_chain)
+    policy(devnet)
+    usdt = Token.objects.get(network=devnet, currency="usdt")
+    charges = paid_intents(api, devnet, anvil_chain, 3)
+    total = sum(c.transfer.amount_base_units for c in charges)
+    hot_before = token_balance(anvil_chain, usdt.contract_address, hot.address)
+
+    # when the sweeper runs and the manager sends: three top-ups, then three transfers signed by the addresses' keys
+    [sweep_id] = sweeps.sweeps_run(network=devnet, client=client_for(devnet)).sent
+    assert list(OutgoingTransaction.objects.order_by("id").values_list("purpose", "tx_type")) == \
+        [("topup", 2)] * 3 + [("sweep", 2)] * 3
+    drive(devnet, anvil_chain)
+    assert sweeps.sweeps_run(network=devnet, client=client_for(devnet)).settled == 1
+
+    # then every address is at zero, the hot wallet holds the sum, the ledger shows it and the chain agrees
+    sweep = Sweep.objects.get(pk=sweep_id)
+    assert (sweep.method, sweep.status, sweep.swept_base_units) == ("topup", "settled", total)
+    addresses = [c.transfer.deposit_address for c in charges]
+    assert [token_balance(anvil_chain, usdt.contract_address, a.address) for a in addresses] == [0] * 3
+    assert token_balance(anvil_chain, usdt.contract_address, hot.address) - hot_before == total
+    assert ledger(AccountKind.HOT_WALLET, devnet, usdt, hot.address) == total
+    assert ledger(AccountKind.IN_TRANSIT, devnet, usdt) == 0 and ledger_problems() == []
+    assert ledger(AccountKind.GAS_SPENT, devnet, None) > 0  # the top-ups, expensed
+    assert all(i.gas_share > 0 for i in sweep.items.all())
+    settle(devnet, anvil_chain, mine_blocks=3)
+    result = network_reconcile(network=devnet, client=client_for(devnet), addresses=addresses)
+    assert result.status == "reconciled" and result.differences == 0 and result.balances == 9, result
