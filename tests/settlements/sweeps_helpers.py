@@ -62,7 +62,8 @@ def sweeper_ready(network, chain) -> str:
 
 def policy(network, currency: str = "usdt", **fields) -> SweepPolicy:
     token = Token.objects.get(network=network, currency=currency)
-    defaults = {"min_amount_base_units": 1, "batch_window_seconds": 0, "max_batch_size": 10, **fields}
+    defaults = {"min_amount_base_units": 1, "batch_window_seconds": 0, "max_batch_size": 10, "max_gas_price_wei": None,
+                **fields}
     return SweepPolicy.objects.update_or_create(network=network, token=token, defaults=defaults)[0]
 
 

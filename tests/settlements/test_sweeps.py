@@ -122,3 +122,30 @@ def test_a_network_without_7702_is_swept_by_gas_top_ups_then_the_addresses_own_t
     settle(devnet, anvil_chain, mine_blocks=3)
     result = network_reconcile(network=devnet, client=client_for(devnet), addresses=addresses)
     assert result.status == "reconciled" and result.differences == 0 and result.balances == 9, result
+
+
+def test_the_policy_decides_when_a_batch_is_worth_sending(api, merchant, devnet, anvil_chain):
+    hot_wallet(devnet, anvil_chain)
+    sweeper_ready(devnet, anvil_chain)
+    usdt = Token.objects.get(network=devnet, currency="usdt")
+    paid_intents(api, devnet, anvil_chain, 3)  # 10 USDT each
+    client = client_for(devnet)
+
+    def plan(**fields):
+        policy(devnet, **fields)
+        return sweeps.sweep_plan(network=devnet, token=usdt, client=client)
+
+    assert "no active sweep policy" in sweeps.sweep_plan(network=devnet, token=usdt, client=client).waiting
+    assert plan(min_amount_base_units=11 * 10**18).waiting == "nothing to sweep"  # not worth the gas yet
+    assert "batching window" in plan(batch_window_seconds=3600, max_batch_size=10).waiting
+    assert plan(batch_window_seconds=3600, max_batch_size=3).waiting == ""  # a full batch does not wait
+    assert "above the policy's ceiling" in plan(max_gas_price_wei=1).waiting
+    ready = plan(max_batch_size=2)
+    assert (ready.waiting, len(ready.items), all(i.authorize for i in ready.items)) == ("", 2, True)
+    assert sweeps.sweep_batch_create(plan=ready) is not None
+    # the same plan again: its addresses are in an open sweep, the database refuses it whole
+    before = (OutgoingTransaction.objects.count(), JournalTransaction.objects.count())
+    assert sweeps.sweep_batch_create(plan=ready) is None
+    assert (OutgoingTransaction.objects.count(), JournalTransaction.objects.count()) == before
+    assert Sweep.objects.count() == 1
+    assert len(plan(max_batch_size=10).items) == 1  # what is left
