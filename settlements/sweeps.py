@@ -142,13 +142,19 @@ def sweep_balances(*, token: Token, deposit_address_ids=None) -> dict[int, tuple
     return {address_id: value for address_id, value in totals.items() if value[0] > 0}
 
 
+def sweeps_by_delegation(network: Network) -> bool:
+    """EIP-7702 batches need the chain's 7702 (`Network.eip7702`) and EIP-1559 fees (the manager signs type 4 only
+    there): a legacy-fee network (BSC, as the manager runs it) uses the top-up fallback."""
+    return network.eip7702 and network.fee_model != "legacy"
+
+
 def sweep_plan(*, network: Network, token: Token, client, now: datetime | None = None) -> SweepPlan:
     """The next batch of `token` on `network` under its policy (a read; the chain is asked for the gas price, the
     Sweeper's code and which addresses are delegated already)."""
     now = now or timezone.now()
     policy = SweepPolicy.objects.filter(network=network, token=token, is_active=True).first()
     plan = SweepPlan(network=network, token=token, policy=policy,
-                     method=Sweep.Method.EIP7702 if network.eip7702 else Sweep.Method.TOPUP)
+                     method=Sweep.Method.EIP7702 if sweeps_by_delegation(network) else Sweep.Method.TOPUP)
     if policy is None:
         plan.waiting = "no active sweep policy"
         return plan
