@@ -2,7 +2,8 @@ from django.contrib import admin
 
 from gateway.admin_site import FactAdmin, FactInline
 
-from .models import FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry, MerchantTerms
+from .models import (FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry, MerchantTerms, Sweep,
+                     SweepEvent, SweepItem, SweepPolicy)
 
 
 class LedgerEntryInline(FactInline):
@@ -56,3 +57,30 @@ class FeeScheduleAdmin(admin.ModelAdmin):
 
 from .hotcold import admin as hotcold_admin  # noqa: E402,F401 (registers the hot/cold admin)
 from .refunds import admin as refunds_admin  # noqa: E402,F401 (registers the refunds' admin)
+@admin.register(SweepPolicy)
+class SweepPolicyAdmin(admin.ModelAdmin):
+    list_display = ("network", "token", "is_active", "min_amount_base_units", "max_gas_price_wei",
+                    "batch_window_seconds", "max_batch_size")
+    list_filter = ("network", "is_active")
+
+
+class SweepItemInline(FactInline):
+    model = SweepItem
+    fields = readonly_fields = ("deposit_address", "amount_base_units", "authorization", "open", "swept_base_units",
+                                "gas_share", "transaction", "topup")
+    extra = 0
+
+
+class SweepEventInline(FactInline):
+    model = SweepEvent
+    fields = readonly_fields = ("from_status", "to_status", "detail", "created")
+    extra = 0
+
+
+@admin.register(Sweep)
+class SweepAdmin(FactAdmin):
+    list_display = ("id", "network", "token", "method", "status", "amount_base_units", "swept_base_units", "gas_used",
+                    "created")
+    list_filter = ("status", "method", "network")
+    readonly_fields = [f.name for f in Sweep._meta.fields]
+    inlines = [SweepItemInline, SweepEventInline]

@@ -16,6 +16,7 @@ from gateway.fields import BaseUnitsField
 
 MAX_HOLD_SECONDS = 90 * 24 * 3600
 MAX_FEE_BPS = 10_000
+MAX_SWEEP_BATCH = 500
 
 
 class AccountKind(models.TextChoices):
@@ -97,6 +98,10 @@ class JournalTransaction(models.Model):
         REFUND_SETTLE = "refund_settle"  # Dr merchant_reserved, Cr in_transit
         REFUND_SEND_REVERSAL = "refund_send_reversal"  # failed / cancelled send: Dr hot_wallet, Cr in_transit
         REFUND_RELEASE = "refund_release"  # reserved back to available (or to deposits for an unmatched deposit)
+        SWEEP_SEND = "sweep_send"  # Dr in_transit, Cr deposits: in the transaction that records the sweep
+        SWEEP_SETTLE = "sweep_settle"  # Dr hot_wallet, Cr in_transit: what the final receipt moved
+        SWEEP_REVERSAL = "sweep_reversal"  # Dr deposits, Cr in_transit: what it did not move (skipped, reverted)
+        SWEEP_TOPUP = "sweep_topup"  # non-7702 fallback, native coin: Dr gas_spent, Cr hot_wallet (the top-ups)
 
     network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
     token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -189,3 +194,108 @@ from .hotcold.models import (  # noqa: E402,F401
     HotWalletTopup,
 )
 from .refunds.models import Refund  # noqa: E402,F401 (registered in this app)
+# Sweeps (docs/money-out.md, "Sweeps") ---------------------------------------------------------------------------
+
+
+class SweepPolicy(models.Model):
+    """When the deposit addresses of one network x token are swept to the hot wallet (admin-editable). No row (or
+    not active): that token is not swept."""
+
+    network = models.ForeignKey("wallets.Network", on_delete=models.CASCADE, related_name="+")
+    token = models.ForeignKey("wallets.Token", on_delete=models.CASCADE, related_name="+")
+    is_active = models.BooleanField(default=True)
+    min_amount_base_units = BaseUnitsField(
+        default=0, validators=[MinValueValidator(0)],
+        help_text="An address is swept once it holds at least this much (worth the gas), in base units.")
+    max_gas_price_wei = BaseUnitsField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="No sweep is sent while the network's gas price (base fee + tip) is above this; empty: no ceiling.")
+    batch_window_seconds = models.PositiveIntegerField(
+        default=60, help_text="A batch smaller than the maximum waits until its oldest deposit is this old.")
+    max_batch_size = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1), MaxValueValidator(MAX_SWEEP_BATCH)],
+        help_text=f"Deposit addresses per sweep transaction (1 to {MAX_SWEEP_BATCH}).")
+
+    class Meta:
+        verbose_name_plural = "sweep policies"
+        constraints = [
+            models.UniqueConstraint(fields=["network", "token"], name="sweep_policy_unique_token"),
+            models.CheckConstraint(condition=Q(max_batch_size__gte=1, max_batch_size__lte=MAX_SWEEP_BATCH),
+                                   name="sweep_policy_batch_bounds"),
+            models.CheckConstraint(condition=Q(min_amount_base_units__gte=0), name="sweep_policy_min_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"sweep policy {self.token_id}@{self.network_id}"
+
+
+class Sweep(models.Model):
+    """One batch: one outgoing transaction of the hot wallet that sweeps one token from many deposit addresses (or,
+    on a network without EIP-7702, the top-ups and the addresses' own transfers). Its status moves only through
+    settlements.sweeps.sweep_transition (with a SweepEvent)."""
+
+    class Status(models.TextChoices):
+        SENT = "sent", "Sent: transaction(s) recorded, funds in transit"
+        SETTLED = "settled", "Settled: final, the hot wallet holds what moved"
+        FAILED = "failed", "Failed: reverted or cancelled, nothing moved"
+
+    class Method(models.TextChoices):
+        EIP7702 = "eip7702", "EIP-7702 batch"
+        TOPUP = "topup", "Gas top-up, then each address's own transfer"
+
+    network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey("wallets.Token", on_delete=models.PROTECT, related_name="+")
+    method = models.CharField(max_length=16, choices=Method.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.SENT)
+    hot_address = models.CharField(max_length=42)
+    transaction = models.OneToOneField("wallets.OutgoingTransaction", null=True, blank=True,
+                                       on_delete=models.PROTECT, related_name="+",
+                                       help_text="The batch transaction (EIP-7702 method).")
+    amount_base_units = BaseUnitsField(help_text="What the batch was sent to move.")
+    swept_base_units = BaseUnitsField(null=True, blank=True, help_text="What it moved (final receipts).")
+    gas_used = models.PositiveBigIntegerField(null=True, blank=True)
+    gas_cost_wei = BaseUnitsField(null=True, blank=True, help_text="gasUsed x effectiveGasPrice, all transactions.")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["status"], name="sweep_open_idx", condition=Q(status="sent"))]
+
+    def __str__(self):
+        return f"sweep {self.pk} ({self.status})"
+
+
+class SweepItem(models.Model):
+    """One deposit address of a sweep. `open` while its sweep is in flight: an address is never in two open sweeps
+    (the database refuses it). `swept_base_units` and `gas_share` are recorded from the final receipt."""
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.PROTECT, related_name="items")
+    deposit_address = models.ForeignKey("wallets.DepositAddress", on_delete=models.PROTECT, related_name="+")
+    amount_base_units = BaseUnitsField(help_text="The amount asked for.")
+    authorization = models.BooleanField(default=False, help_text="Its first sweep: carries its EIP-7702 authorization.")
+    open = models.BooleanField(default=True)
+    swept_base_units = BaseUnitsField(null=True, blank=True)
+    gas_share = models.PositiveBigIntegerField(null=True, blank=True, help_text="Its share of the gas used.")
+    transaction = models.OneToOneField("wallets.OutgoingTransaction", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="+", help_text="Its own transfer (top-up method).")
+    topup = models.OneToOneField("wallets.OutgoingTransaction", null=True, blank=True, on_delete=models.PROTECT,
+                                 related_name="+", help_text="The hot wallet's gas top-up (top-up method).")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["deposit_address"], condition=Q(open=True), name="sweep_item_one_open"),
+            models.UniqueConstraint(fields=["sweep", "deposit_address"], name="sweep_item_unique_address"),
+        ]
+
+
+class SweepEvent(models.Model):
+    """A state change of a sweep (append-only), written in the transaction that made it."""
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.PROTECT, related_name="events")
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    detail = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sweep", "id"]

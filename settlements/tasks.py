@@ -41,3 +41,22 @@ def reconcile_wallets() -> dict:
             summaries[network.code] = wallets_reconcile(network=network, client=client).as_json()
     return summaries
 from .refunds.tasks import advance_refunds  # noqa: E402,F401 (registered with the app's tasks)
+@shared_task(name="settlements.tasks.run_sweeps", time_limit=120, soft_time_limit=100, ignore_result=True)
+def run_sweeps() -> dict:
+    """Beat task (queue `chain`: it reads the chain, holds no key): for each active network, settle the sweeps whose
+    transactions ended, then record the batches its policies allow (settlements/sweeps.py). The signer signs them
+    (and the 7702 authorizations they ask for) on the `signer` queue; the manager broadcasts them."""
+    from wallets.chain.scanner import rpc_client_or_none
+    from wallets.models import Network
+
+    from . import sweeps
+
+    done = {}
+    for network in Network.objects.filter(is_active=True).order_by("id"):
+        client = rpc_client_or_none(network)
+        if client is None:
+            continue
+        summary = sweeps.sweeps_run(network=network, client=client)
+        if summary.settled or summary.sent:
+            done[network.code] = {"settled": summary.settled, "sent": summary.sent}
+    return done

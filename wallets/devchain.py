@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import rlp
 from django.db import transaction
 from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from eth_account import Account
-from eth_utils import function_signature_to_4byte_selector, keccak, to_canonical_address
+from eth_utils import function_signature_to_4byte_selector
 
 from wallets.models import Network, Token
 from wallets.networks import clear_network_cache, rpc_env_name
+from wallets.sweeper import create_address  # noqa: F401 (devchain.create_address: the tokens' addresses)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_SOURCE = REPO_ROOT / "contracts" / "TestToken.sol"
@@ -327,9 +327,6 @@ def erc20_balance_of(url: str, token: str, owner: str) -> int:
     return _call(url, token, "balanceOf(address)", ["address"], [owner], ["uint256"])[0]
 
 
-def create_address(sender: str, nonce: int) -> str:
-    """The address of the contract that `sender` creates with the transaction of nonce `nonce` (CREATE)."""
-    return "0x" + keccak(rlp.encode([to_canonical_address(sender), nonce]))[12:].hex()
 
 
 def eth_accounts(url: str) -> list[str]:

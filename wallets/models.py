@@ -45,6 +45,14 @@ class Network(models.Model):
         null=True, blank=True, help_text="Fee ceiling in wei per gas (gasPrice / maxFeePerGas) for outgoing "
                                          "transactions, over the multiple above; empty: none.",
     )
+    eip7702 = models.BooleanField(
+        default=True, help_text="The chain executes EIP-7702 (type-4) transactions: deposit addresses are swept by "
+                                "delegation to the Sweeper contract. Off: gas top-up, then each address's own transfer.",
+    )
+    sweeper_address = models.CharField(
+        max_length=42, blank=True, help_text="This network's Sweeper contract (contracts/Sweeper.sol, its hot wallet in "
+                                             "the bytecode): `manage.py sweep --deploy`. Lower-case 0x hex.",
+    )
     max_log_range = models.PositiveIntegerField(
         default=5000, help_text="Largest eth_getLogs block range to try; halved on a provider's range error."
     )
@@ -284,6 +292,7 @@ class BalanceDiscrepancy(models.Model):
 from .outgoing.models import (  # noqa: E402,F401
     OutgoingAttempt,
     OutgoingTransaction,
+    OutgoingTransfer,
     OutgoingTransactionEvent,
     SendingAddress,
 )

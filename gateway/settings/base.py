@@ -218,6 +218,13 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=1),
         "options": {"queue": "webhooks", "expires": 1},
     },
+    # Sweeps (settlements/sweeps.py, docs/money-out.md): settle what ended, record the batches the policies allow.
+    # On `chain` (reads the chain, no key); the signer signs the batches and their 7702 authorizations.
+    "run-sweeps": {
+        "task": "settlements.tasks.run_sweeps",
+        "schedule": timedelta(seconds=15),
+        "options": {"queue": "chain", "expires": 15},
+    },
     # The transaction manager (wallets/outgoing/, docs/money-out.md): signing on the `signer` queue (the only
     # workers with GATEWAY_KEK), broadcasting and following receipts on the `chain` queue (no key).
     "sign-outgoing-transactions": {
@@ -265,6 +272,7 @@ CELERY_BEAT_SCHEDULE = {
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
 CELERY_TASK_ROUTES = {
+    "settlements.tasks.run_sweeps": {"queue": "chain"},
     "wallets.tasks.scan_chains": {"queue": "chain"},
     "wallets.tasks.scan_network": {"queue": "chain"},
     "wallets.tasks.reconcile_balances": {"queue": "chain"},

@@ -4,7 +4,7 @@ For each address and token (and the native coin) it compares, at ONE block:
 
     onchain  = eth_getBalance(address, B)  or  token.balanceOf(address) by eth_call at B
     recorded = the final, not orphaned Transfer rows to the address in blocks <= B,
-               less what the gateway itself moved out of the address (`outgoing_base_units`: 0 until sweeps exist)
+               less what the gateway itself moved out of the address (`outgoing_base_units`: the sweeps)
 
 and records each difference as a `BalanceDiscrepancy` for staff. B is the reconciliation block: the lower of the
 scanner's cursor and the last final block it saw (`ChainCursor.finalized_number`). Every transfer of a block <= B is
@@ -44,7 +44,8 @@ from django.db import transaction
 from django.db.models import Count, Exists, OuterRef, Q, Sum
 from django.utils import timezone
 
-from wallets.models import BalanceDiscrepancy, DepositAddress, Network, Token, Transfer
+from wallets.models import (BalanceDiscrepancy, DepositAddress, Network, OutgoingTransaction, OutgoingTransfer, Token,
+                            Transfer)
 
 from .rpc import RpcClient, RpcError, RpcUnavailable
 from .selectors import chain_cursor_get
@@ -108,16 +109,21 @@ def addresses_to_reconcile(*, network: Network, since: datetime, batch: int) -> 
 
 
 def outgoing_base_units(*, network: Network, deposit_address_ids: list[int], up_to_block: int) -> dict[Pair, int]:
-    """What the gateway itself moved out of these addresses in blocks <= `up_to_block`, per (address, token):
-    {} today, because nothing sends funds out of deposit addresses yet.
-
-    The sweeps (settlements app, to come) must feed this: the tokens they swept, and for the native coin the value
-    swept plus the gas the address paid, less the gas the hot wallet sent it first (a negative outgoing). wallets
-    cannot import settlements (layers point down), so the sweeps will record their confirmed on-chain movements in a
-    wallets-level fact table (e.g. an `OutgoingTransfer` row per sweep transaction, written by the settlements
-    service) that this function sums. Until then every outflow shows as a negative difference: which is right, since
-    none is ours."""
-    return {}
+    """What the gateway itself moved out of these addresses in blocks <= `up_to_block`, per (address, token): the
+    `OutgoingTransfer` facts the sweeps write with their transactions (tokens swept, less a planned sweep the batch
+    skipped; for the non-7702 fallback, the native coin: gas the address paid, less the top-up the hot wallet sent
+    it), counted once their transaction is mined, succeeded and at or below that block (which is final: a mined
+    transaction whose final status the manager has not written yet counts too)."""
+    rows = (
+        OutgoingTransfer.objects.filter(
+            transaction__network=network, deposit_address_id__in=deposit_address_ids,
+            transaction__receipt_status=1, transaction__block_number__lte=up_to_block,
+            transaction__status__in=[OutgoingTransaction.Status.MINED, OutgoingTransaction.Status.FINAL],
+        )
+        .values("deposit_address_id", "token_id")
+        .annotate(total=Sum("amount_base_units"))
+    )
+    return {(row["deposit_address_id"], row["token_id"]): int(row["total"]) for row in rows}
 
 
 def recorded_balances(*, network: Network, deposit_address_ids: list[int],

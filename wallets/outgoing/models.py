@@ -11,6 +11,7 @@ class SendingAddress(models.Model):
 
     class Purpose(models.TextChoices):
         HOT = "hot", "Hot wallet"
+        DEPOSIT = "deposit", "Deposit address (non-7702 sweeps: its own token transfer)"
 
     network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
     purpose = models.CharField(max_length=16, choices=Purpose.choices, default=Purpose.HOT)
@@ -21,7 +22,8 @@ class SendingAddress(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["network", "purpose"], name="sending_address_unique_purpose"),
+            models.UniqueConstraint(fields=["network", "purpose"], name="sending_address_unique_purpose",
+                                    condition=~models.Q(purpose="deposit")),
             models.UniqueConstraint(fields=["network", "address"], name="sending_address_unique_address"),
         ]
         verbose_name_plural = "sending addresses"
@@ -62,6 +64,10 @@ class OutgoingTransaction(models.Model):
     gas_limit = models.PositiveBigIntegerField()
     tx_type = models.PositiveSmallIntegerField(choices=Type.choices)
     authorization_list = models.JSONField(default=list, blank=True, help_text="Signed EIP-7702 tuples (type 4).")
+    authorizations_to_sign = models.JSONField(
+        default=list, blank=True,
+        help_text="EIP-7702 authorizations the signer signs before the first attempt ([{key_ref, authority, "
+                  "delegate}], nonce = the authority's nonce on chain then); the signed tuples go to authorization_list.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     purpose = models.CharField(max_length=40, help_text="What the upper layer sends it for: sweep, payout, refund ...")
     source_reference = models.CharField(max_length=100, blank=True, help_text="The upper layer's id of the cause.")
@@ -139,3 +145,33 @@ class OutgoingTransactionEvent(models.Model):
 
     def __str__(self):
         return f"{self.transaction_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class OutgoingTransfer(models.Model):
+    """A movement of funds out of (or into) one of our deposit addresses that the gateway itself causes, written in
+    the database transaction that creates its outgoing transaction (append-only). Reconciliation
+    (wallets/chain/reconcile.py `outgoing_base_units`) counts it once the transaction is mined, succeeded and at or
+    below the reconciliation block. A planned movement that did not happen (a deposit the batch skipped) gets a
+    second row with the opposite amount (`kind = skipped`), written when the upper layer settles the transaction.
+    `amount_base_units` is what leaves `deposit_address`: negative for a gas top-up sent to it."""
+
+    class Kind(models.TextChoices):
+        SWEEP = "sweep", "Tokens swept to the hot wallet"
+        SKIPPED = "skipped", "A planned sweep that did not happen (negates it)"
+        TOPUP = "topup", "Native coin sent to the address for gas (negative outflow)"
+        GAS = "gas", "Native coin the address paid as gas for its own transaction"
+
+    transaction = models.ForeignKey(OutgoingTransaction, on_delete=models.PROTECT, related_name="transfers")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    deposit_address = models.ForeignKey("wallets.DepositAddress", on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="Empty: the native coin.")
+    to_address = models.CharField(max_length=42)
+    amount_base_units = BaseUnitsField(help_text="Base units out of the deposit address (negative: into it).")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["deposit_address", "token"], name="outgoing_transfer_address_idx")]
+
+    def __str__(self):
+        return f"{self.kind} {self.amount_base_units} from {self.deposit_address_id} ({self.transaction_id})"

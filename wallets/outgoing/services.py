@@ -116,15 +116,20 @@ def sending_address_register(*, network: Network, client, purpose: str = Sending
 def outgoing_transaction_create(*, network: Network, to_address: str, gas_limit: int, purpose: str,
                                 value_base_units: int = 0, data: bytes = b"", source_reference: str = "",
                                 from_purpose: str = SendingAddress.Purpose.HOT,
-                                authorization_list: list[dict] | None = None) -> OutgoingTransaction:
+                                authorization_list: list[dict] | None = None,
+                                authorizations_to_sign: list[dict] | None = None,
+                                sending_address: SendingAddress | None = None) -> OutgoingTransaction:
     """Allocate the next nonce of the network's sending address and store the transaction `queued`, unsigned, in
     one database transaction (the caller's, when it has one: a rollback gives the nonce back, so the sequence never
     has a gap). The signer picks it up on the `signer` queue after the commit.
 
     The type follows the network: 2 (EIP-1559), or 0 where it uses legacy gas prices; 4 with an authorization list
     (signed EIP-7702 tuples, `SignedAuthorization.as_json()`). (purpose, source_reference) is unique when given: the
-    same cause never gets two transactions."""
-    if authorization_list:
+    same cause never gets two transactions. `authorizations_to_sign` ([{key_ref, authority, delegate}]) makes it a
+    type 4 whose authorizations the SIGNER signs before its first attempt (no key here). `to_address=""` creates a
+    contract. `sending_address` sends from that row instead of the network's `from_purpose` one (a deposit address
+    of the non-7702 sweep fallback)."""
+    if authorization_list or authorizations_to_sign:
         if network.fee_model == "legacy":
             raise DomainError(code="parameter_invalid", param="authorization_list",
                               message=f"{network.code} uses legacy gas prices: no EIP-7702 transactions there.")
@@ -132,7 +137,9 @@ def outgoing_transaction_create(*, network: Network, to_address: str, gas_limit:
     else:
         tx_type = OutgoingTransaction.Type.LEGACY if network.fee_model == "legacy" else OutgoingTransaction.Type.EIP1559
     with transaction.atomic():
-        sending = SendingAddress.objects.select_for_update().filter(network=network, purpose=from_purpose).first()
+        sending = (SendingAddress.objects.select_for_update().filter(pk=sending_address.pk).first()
+                   if sending_address is not None else
+                   SendingAddress.objects.select_for_update().filter(network=network, purpose=from_purpose).first())
         if sending is None:
             raise ConfigurationError(
                 code="sending_address_missing",
@@ -145,6 +152,7 @@ def outgoing_transaction_create(*, network: Network, to_address: str, gas_limit:
                     network=network, sending_address=sending, from_address=sending.address, nonce=sending.next_nonce,
                     to_address=to_address.lower(), value_base_units=value_base_units, data=bytes(data),
                     gas_limit=gas_limit, tx_type=tx_type, authorization_list=list(authorization_list or []),
+                    authorizations_to_sign=list(authorizations_to_sign or []),
                     purpose=purpose, source_reference=source_reference,
                 )
         except IntegrityError:
@@ -194,7 +202,9 @@ def _next_to_sign(*, exclude_ids) -> OutgoingTransaction | None:
 def _sign_one(candidate: OutgoingTransaction, *, client_for) -> OutgoingTransaction | None:
     """Sign `candidate` and store the attempt, or None when another signer holds it or it no longer waits. The
     market's fees are read BEFORE the row is locked: no row lock is held across that RPC call."""
-    market = fees_market(client=client_for(candidate.network), tx_type=candidate.tx_type)
+    client = client_for(candidate.network)
+    market = fees_market(client=client, tx_type=candidate.tx_type)
+    authority_nonces = _authority_nonces(candidate, client=client)
     with transaction.atomic():
         tx = (OutgoingTransaction.objects.select_for_update(skip_locked=True, of=("self",))
               .select_related("network", "sending_address")
@@ -209,6 +219,8 @@ def _sign_one(candidate: OutgoingTransaction, *, client_for) -> OutgoingTransact
             fees = fees_capped(market, max_fee_per_gas=tx.network.max_fee_per_gas_wei)
         kind = (OutgoingAttempt.Kind.CANCEL if tx.cancel_requested
                 else OutgoingAttempt.Kind.BUMP if attempts else OutgoingAttempt.Kind.ORIGINAL)
+        if tx.authorizations_to_sign and not tx.authorization_list and kind != OutgoingAttempt.Kind.CANCEL:
+            _authorizations_sign(tx, nonces=authority_nonces)
         payload = _payload(tx, fees=fees, cancel=kind == OutgoingAttempt.Kind.CANCEL)
         signed = signer_boundary.signer().sign(payload, key_ref=tx.sending_address.key_ref)
         if signed.sender != tx.from_address:
@@ -224,6 +236,37 @@ def _sign_one(candidate: OutgoingTransaction, *, client_for) -> OutgoingTransact
                                         detail={"kind": kind, "tx_hash": signed.tx_hash, **fees.as_json()})
         transaction.on_commit(lambda: _wake(SEND_TASK))
     return tx
+
+
+def _authority_nonces(tx: OutgoingTransaction, *, client) -> dict[str, int]:
+    """{authority: its nonce on chain} for the EIP-7702 authorizations `tx` still has to sign (read before any row
+    lock). An authorization carries the authority's nonce: a deposit address never sends, so it is its nonce now."""
+    if not tx.authorizations_to_sign or tx.authorization_list:
+        return {}
+    authorities = [a["authority"] for a in tx.authorizations_to_sign]
+    answers = client.batch([("eth_getTransactionCount", [a, "pending"]) for a in authorities])
+    return {a: int(n, 16) for a, n in zip(authorities, answers)}
+
+
+def _authorizations_sign(tx: OutgoingTransaction, *, nonces: dict[str, int]) -> None:
+    """Sign the transaction's EIP-7702 authorizations ONCE (before its first attempt) and keep the signed tuples in
+    its row, in the caller's database transaction: every attempt of the nonce (bumps, a rebroadcast after a reorg)
+    carries the same tuples. Each signature is checked to be the authority's."""
+    signed = []
+    for wanted in tx.authorizations_to_sign:
+        authority = wanted["authority"].lower()
+        if authority not in nonces:
+            raise ConfigurationError(code="authorization_nonce_missing",
+                                     message=f"No nonce read for the authority {authority} of transaction {tx.pk}.")
+        auth = signer_boundary.signer().sign_authorization(
+            key_ref=wanted["key_ref"], chain_id=tx.network.chain_id, address=wanted["delegate"],
+            nonce=nonces[authority])
+        if signer_boundary.signer().address(wanted["key_ref"]) != authority:
+            raise ConfigurationError(code="signer_key_mismatch",
+                                     message=f"The signer's key {wanted['key_ref']} is not the key of {authority}.")
+        signed.append(auth.as_json())
+    tx.authorization_list = signed
+    OutgoingTransaction.objects.filter(pk=tx.pk).update(authorization_list=signed)
 
 
 def outgoing_transaction_sign_next(*, client_for=None, exclude_ids=frozenset()) -> OutgoingTransaction | None:
@@ -276,6 +319,8 @@ def _payload(tx: OutgoingTransaction, *, fees: Fees, cancel: bool) -> dict:
         body = {"to": tx.from_address, "value": 0, "data": b"", "gas": CANCEL_GAS}
     else:
         body = {"to": tx.to_address, "value": int(tx.value_base_units), "data": bytes(tx.data), "gas": tx.gas_limit}
+    if not body["to"]:
+        del body["to"]  # a contract creation
     payload = {"chainId": tx.network.chain_id, "nonce": tx.nonce, **body, **fees.as_tx_fields()}
     if tx_type != OutgoingTransaction.Type.LEGACY:
         payload["type"] = tx_type
