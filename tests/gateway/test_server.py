@@ -73,7 +73,9 @@ def children(pid: int) -> set[int]:
 
 def server_connections() -> int:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [APP_NAME])
+        # this database only: another checkout's suite on the same server may run this test at the same time
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s "
+                       "AND datname = current_database()", [APP_NAME])
         return cursor.fetchone()[0]
 
 
