@@ -12,6 +12,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "charge.succeeded",
     "charge.reversed",
     "crypto.deposit.unmatched",
+    "payout.created",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
 )
 
 ALL_EVENTS = "*"
