@@ -32,7 +32,7 @@ def _token_choices():
 
 class PayoutAddressAddForm(FreshCodeForm):
     token = forms.ChoiceField(label="Token and network")
-    address = forms.CharField(label="Address", max_length=42, min_length=42)
+    address = forms.CharField(label="Address", max_length=42)
     field_order = ["token", "address", "otp_token"]
 
     def __init__(self, *args, **kwargs):
