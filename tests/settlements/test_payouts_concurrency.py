@@ -1,14 +1,12 @@
 """50 payouts created at once (real threads, each its own PostgreSQL connection) never overdraw the balance."""
-import threading
-
 import pytest
-from django.db import connection
 
 from gateway.errors import DomainError
 from settlements.models import AccountKind, JournalTransaction, Payout
 from settlements.payouts import payout_create
 from settlements.selectors import ledger_problems
 from tests.settlements.conftest import ONE_USDT, balance, owed, token
+from tests.settlements.test_concurrency import side_by_side
 from tests.settlements.payout_fixtures import funded, usable_address
 
 pytestmark = [pytest.mark.usefixtures("ledger_ready"), pytest.mark.django_db(transaction=True)]
@@ -21,24 +19,14 @@ def test_fifty_parallel_payouts_never_overdraw_the_available_balance(merchant):
     usdt = token()
 
     # when 50 threads each ask for 0.30 USD at the same moment
-    barrier = threading.Barrier(50)
-    outcomes: list[str] = []
-
-    def ask():
+    def ask() -> str:
         try:
-            barrier.wait(timeout=60)
             payout_create(merchant=merchant, token=usdt, amount=30, currency="usd")
-            outcomes.append("created")
+            return "created"
         except DomainError as exc:
-            outcomes.append(exc.code)
-        finally:
-            connection.close()
+            return exc.code
 
-    threads = [threading.Thread(target=ask) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
+    outcomes = side_by_side(*[ask] * 50)
 
     # then exactly 33 fit (9.90 USD), the other 17 were refused, and the books add up
     assert len(outcomes) == 50
