@@ -210,7 +210,8 @@ class PayoutAddressEvent(models.Model):
 
     payout_address = models.ForeignKey(PayoutAddress, on_delete=models.PROTECT, related_name="events")
     action = models.CharField(max_length=16, choices=Action.choices)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
     detail = models.JSONField(default=dict, blank=True)
     created = models.DateTimeField(auto_now_add=True)
 

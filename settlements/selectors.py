@@ -8,7 +8,7 @@ from django.db.models import Exists, OuterRef, Q, Subquery
 
 from payments.pricing import minor_from_base_units
 
-from .models import (AccountKind, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry, LedgerHold, Payout,
+from .models import (AccountKind, JournalTransaction, LedgerBalance, LedgerEntry, LedgerHold, Payout,
                      PayoutAddress)
 
 
@@ -142,13 +142,6 @@ def merchant_fiat_balances(*, merchant, livemode: bool) -> list[MerchantFiatBala
             setattr(fiat, name, sum(minor_toward_zero(amount_base_units=getattr(a, name), currency=fiat.currency,
                                                       decimals=a.decimals) for a in fiat.assets))
     return list(currencies.values())
-
-
-def merchant_available_base_units(*, merchant, network_id: int, token_id: int) -> int:
-    balance = (LedgerBalance.objects.filter(account__merchant=merchant, account__network_id=network_id,
-                                            account__token_id=token_id, account__kind=AccountKind.MERCHANT_AVAILABLE)
-               .values_list("balance", flat=True).first())
-    return -(balance or 0)
 
 
 # Journal kind -> (balance transaction type, reporting category). A journal transaction of one of these kinds that
