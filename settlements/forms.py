@@ -5,6 +5,7 @@ from gateway import otp
 from gateway.otp import OneTimeCodeInput
 from wallets.models import Token
 
+from .models import PayoutSchedule
 from .payouts import payout_address_problem
 
 
@@ -51,3 +52,11 @@ class PayoutAddressAddForm(FreshCodeForm):
         if problem:
             raise forms.ValidationError(f"The address {problem}")
         return address.lower()
+
+
+class PayoutScheduleForm(forms.ModelForm):
+    class Meta:
+        model = PayoutSchedule
+        fields = ["interval", "weekly_anchor", "minimum_amount"]
+        labels = {"interval": "Automatic payouts", "weekly_anchor": "Weekday (weekly: 0 Monday ... 6 Sunday, UTC)",
+                  "minimum_amount": "Minimum amount (cents)"}

@@ -354,6 +354,15 @@ def payouts_advance(*, limit: int = 500) -> dict[str, int]:
 
 # --- Automatic payouts ----------------------------------------------------------------------------------------------
 
+def payout_schedule_set(*, merchant, interval: str, weekly_anchor: int = 0, minimum_amount: int = 0
+                        ) -> PayoutSchedule:
+    """The merchant's automatic payouts (portal and admin); the next due run follows the new schedule."""
+    schedule, _ = PayoutSchedule.objects.update_or_create(
+        merchant=merchant, defaults=dict(interval=interval, weekly_anchor=weekly_anchor,
+                                         minimum_amount=minimum_amount))
+    return schedule
+
+
 def schedule_due(schedule: PayoutSchedule, now) -> bool:
     if schedule.interval == PayoutSchedule.Interval.MANUAL:
         return False

@@ -8,15 +8,18 @@ from gateway.ratelimit import client_address
 from merchants.views import _merchant, portal_required
 
 from . import payouts, selectors
-from .forms import FreshCodeForm, PayoutAddressAddForm
+from .forms import FreshCodeForm, PayoutAddressAddForm, PayoutScheduleForm
+from .models import PayoutSchedule
 
 
-def _page(request, merchant, *, add_form=None, remove_form=None, status=200):
+def _page(request, merchant, *, add_form=None, remove_form=None, schedule_form=None, status=200):
     return render(request, "portal/payout_addresses.html", {
         "merchant": merchant,
         "addresses": selectors.payout_addresses_for(merchant=merchant),
         "add_form": add_form or PayoutAddressAddForm(user=request.user),
         "remove_form": remove_form or FreshCodeForm(user=request.user, auto_id=False),
+        "schedule_form": schedule_form or PayoutScheduleForm(
+            instance=PayoutSchedule.objects.filter(merchant=merchant).first()),
     }, status=status)
 
 
@@ -48,4 +51,16 @@ def payout_address_remove(request, address_id: int):
         return _page(request, merchant, remove_form=form, status=400)
     payouts.payout_address_remove(payout_address=row, user=request.user, client_ip=client_address(request) or "")
     messages.success(request, "Payout address removed.")
+    return redirect("payouts_portal:addresses")
+
+
+@portal_required
+@require_POST
+def payout_schedule(request):
+    merchant = _merchant(request)
+    form = PayoutScheduleForm(request.POST)
+    if not form.is_valid():
+        return _page(request, merchant, schedule_form=form, status=400)
+    payouts.payout_schedule_set(merchant=merchant, **form.cleaned_data)
+    messages.success(request, "Automatic payouts saved.")
     return redirect("payouts_portal:addresses")

@@ -107,3 +107,16 @@ def test_a_daily_schedule_pays_out_the_available_balance_once_a_day_above_its_mi
 
     call_command("payouts", "run")  # the ops command runs the same (and advances payouts)
     assert Payout.objects.count() == 1
+
+
+def test_the_merchant_sets_its_automatic_payouts_in_the_portal_with_bounds(portal, merchant):
+    client, _device = portal
+    response = client.post("/portal/payout-addresses/schedule",
+                           {"interval": "weekly", "weekly_anchor": "4", "minimum_amount": "5000"})
+    assert response.status_code == 302
+    schedule = PayoutSchedule.objects.get(merchant=merchant)
+    assert (schedule.interval, schedule.weekly_anchor, schedule.minimum_amount) == ("weekly", 4, 5000)
+    bad = client.post("/portal/payout-addresses/schedule",
+                      {"interval": "hourly", "weekly_anchor": "9", "minimum_amount": "-1"})
+    assert bad.status_code == 400
+    assert PayoutSchedule.objects.get(merchant=merchant).interval == "weekly"
