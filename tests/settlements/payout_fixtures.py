@@ -26,8 +26,9 @@ def usable_address(merchant, *, currency: str = "usdt", address: str = RECIPIENT
 
 
 def create_payout(api, amount=500, **extra):
+    headers = {k: extra.pop(k) for k in list(extra) if k.startswith("HTTP_")}
     return api.post("/v1/payouts", {"amount": amount, "currency": "usd", "crypto[network]": "bsc",
-                                    "crypto[token_currency]": "usdt", **extra})
+                                    "crypto[token_currency]": "usdt", **extra}, **headers)
 
 
 def snapshot() -> tuple:

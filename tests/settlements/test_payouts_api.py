@@ -197,3 +197,27 @@ def test_a_payout_waits_with_a_reason_while_the_hot_wallet_cannot_pay(api, merch
     payouts_advance()  # no hot wallet registered on the network
     assert api.get(f"/v1/payouts/{payout['id']}").json()["crypto"]["pending_reason"] == "hot_wallet_missing"
     assert Payout.objects.get(pk=payout["id"]).status == "pending"
+
+
+def test_a_payout_created_twice_with_one_idempotency_key_is_one_payout(api, merchant):
+    funded(merchant)
+    usable_address(merchant)
+    first = create_payout(api, 100, HTTP_IDEMPOTENCY_KEY="po-1")
+    again = create_payout(api, 100, HTTP_IDEMPOTENCY_KEY="po-1")
+    assert first.status_code == again.status_code == 200 and first.json()["id"] == again.json()["id"]
+    assert Payout.objects.count() == 1 and owed(merchant)["available"] == 9 * ONE_USDT
+    other = create_payout(api, 200, HTTP_IDEMPOTENCY_KEY="po-1")
+    assert other.status_code == 400 and other.json()["error"]["type"] == "idempotency_error"
+
+
+def test_the_ops_command_lists_open_payouts(api, merchant, capsys):
+    import json
+
+    from django.core.management import call_command
+
+    funded(merchant)
+    usable_address(merchant)
+    payout = create_payout(api, 100).json()
+    call_command("payouts", "list", "--json")
+    listed = json.loads(capsys.readouterr().out)["open"]
+    assert [(p["id"], p["status"]) for p in listed] == [(payout["id"], "pending")]
