@@ -144,6 +144,13 @@ def _accounts(payout: Payout, *kinds: str, hot_address: str = "") -> dict[str, o
     return found
 
 
+def _lock_balances(*accounts) -> dict[int, int]:
+    """Lock the running balances of the accounts a posting will touch, in account id order (the order
+    journal_transaction_post updates them in), so that checking one first never deadlocks with another poster."""
+    rows = LedgerBalance.objects.select_for_update().filter(account__in=accounts).order_by("account_id")
+    return {row.account_id: row.balance for row in rows}
+
+
 def _post(payout: Payout, kind: str, *postings: tuple[object, int]) -> None:
     journal_transaction_post(kind=kind, source_type=PAYOUT, source_id=payout.id, memo=payout.merchant_id,
                              postings=[Posting(account, amount) for account, amount in postings])
@@ -208,8 +215,7 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
                     description=description)
     accounts = _accounts(payout, AccountKind.MERCHANT_AVAILABLE, AccountKind.MERCHANT_RESERVED)
     available_account = accounts[AccountKind.MERCHANT_AVAILABLE]
-    row = LedgerBalance.objects.select_for_update().get(account=available_account)
-    available = -row.balance
+    available = -_lock_balances(available_account, accounts[AccountKind.MERCHANT_RESERVED])[available_account.id]
     if base_units > available:
         shown = minor_toward_zero(amount_base_units=available, currency=currency, decimals=token.decimals)
         raise PayoutError(code="balance_insufficient", param="amount",
@@ -274,14 +280,17 @@ def payout_send(*, payout_id: str) -> Payout | None:
         return payout_transition(payout=payout, to=Status.FAILED, pending_reason="",
                                  failure_code="payout_address_removed",
                                  failure_message="The payout address was removed before the payout was sent.")
-    hot = SendingAddress.objects.filter(network=payout.network, purpose=SendingAddress.Purpose.HOT).first()
+    # The sending address first, then the balances: the order of every sender that records a send and posts it in
+    # one transaction (outgoing_transaction_create locks the sending address), so none of them deadlock.
+    hot = SendingAddress.objects.select_for_update().filter(network=payout.network,
+                                                            purpose=SendingAddress.Purpose.HOT).first()
     reason = ""
     if hot is None:
         reason = "hot_wallet_missing"
     else:
-        hot_account = _accounts(payout, AccountKind.HOT_WALLET, hot_address=hot.address)[AccountKind.HOT_WALLET]
-        held = LedgerBalance.objects.select_for_update().get(account=hot_account).balance
-        if held < payout.amount_base_units:
+        accounts = _accounts(payout, AccountKind.HOT_WALLET, AccountKind.IN_TRANSIT, hot_address=hot.address)
+        hot_account, in_transit = accounts[AccountKind.HOT_WALLET], accounts[AccountKind.IN_TRANSIT]
+        if _lock_balances(hot_account, in_transit)[hot_account.id] < payout.amount_base_units:
             reason = HOT_WALLET_SHORT
     if reason:
         if payout.pending_reason != reason:
@@ -294,7 +303,6 @@ def payout_send(*, payout_id: str) -> Payout | None:
         gas_limit=settings.GATEWAY_PAYOUT_GAS_LIMIT,
         data=transfer_calldata(to_address=payout.address, amount_base_units=payout.amount_base_units),
     )
-    in_transit = _accounts(payout, AccountKind.IN_TRANSIT)[AccountKind.IN_TRANSIT]
     _post(payout, Kind.PAYOUT_SEND, (in_transit, payout.amount_base_units), (hot_account, -payout.amount_base_units))
     return payout_transition(payout=payout, to=Status.IN_TRANSIT, outgoing_transaction=tx, pending_reason="")
 
