@@ -11,7 +11,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('merchants', '0004_encrypt_secrets'),
+        ('merchants', '0002_webhook_endpoints'),
         ('settlements', '0002_ledger_guards'),
         ('wallets', '0009_network_fee_ceiling'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),

@@ -179,6 +179,11 @@ def test_another_merchants_objects_are_404_and_a_publishable_key_reaches_nothing
     live = client_for(make_key(merchant, livemode=True))
     assert live.get(f"/v1/payouts/{payout['id']}").status_code == 404
     assert live.get("/v1/balance").json()["available"] == []
+    # and cannot pay the test-mode money out: the live bsc token has no payout address, its balance is zero
+    before = snapshot()
+    refused = create_payout(live, 100)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "payout_address_missing"
+    assert snapshot() == before
     # a publishable key reaches none of these endpoints
     publishable = client_for(make_key(merchant, kind="publishable"))
     for path in ("/v1/balance", "/v1/balance_transactions", f"/v1/balance_transactions/{txn}", "/v1/payouts",
