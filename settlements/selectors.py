@@ -153,6 +153,10 @@ BALANCE_TRANSACTION_TYPES: dict[str, tuple[str, str]] = {
     JournalTransaction.Kind.PAYOUT_RESERVE: ("payout", "payout"),
     JournalTransaction.Kind.PAYOUT_FAILURE: ("payout_failure", "payout_reversal"),
     JournalTransaction.Kind.PAYOUT_CANCEL: ("payout_cancel", "payout_reversal"),
+    # settlements.refunds (its kinds, source `re_...`): a refund leaves the balance when it is reserved, and comes
+    # back when it fails or is canceled (a refund of an unmatched deposit never touches the spendable accounts)
+    "refund_reserve": ("refund", "refund"),
+    "refund_release": ("refund_failure", "refund_failure"),
 }
 TYPE_KINDS: dict[str, list[str]] = {}
 for _kind, (_type, _category) in BALANCE_TRANSACTION_TYPES.items():
@@ -189,7 +193,7 @@ def balance_transaction_journals(*, merchant, livemode: bool):
     """The journal transactions that are the merchant's balance transactions (a queryset, for filters and keyset
     pagination on (created, id))."""
     touches = LedgerEntry.objects.filter(journal=OuterRef("pk"), account__merchant=merchant,
-                                         account__livemode=livemode)
+                                         account__livemode=livemode, account__kind__in=_SPENDABLE)
     return (JournalTransaction.objects.filter(kind__in=list(BALANCE_TRANSACTION_TYPES), token__isnull=False)
             .filter(Exists(touches)).select_related("network", "token"))
 
