@@ -49,6 +49,18 @@ def totp_device_replace(*, user, name: str) -> Device:
     return model.objects.create(user=user, name=name, confirmed=True)
 
 
+def totp_code_verify(*, user, token: str) -> bool:
+    """A fresh code of the user's confirmed device (a sensitive change asks for one even in a verified session): the
+    device row locked while it is checked, so one code is accepted once; django-otp throttles failures per device."""
+    token = (token or "").strip()
+    with transaction.atomic():
+        device = totp_device_confirmed(user=user)
+        if device is None or not token:
+            return False
+        device = type(device).objects.select_for_update().get(pk=device.pk)
+        return bool(device.verify_token(token))
+
+
 class OneTimeCodeInput(forms.TextInput):
     """A code is used once: never written back into the page."""
 

@@ -4,9 +4,10 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from merchants.urls import urlpatterns as merchants_portal
 from payments.home_urls import urlpatterns as payments_portal
+from settlements.urls import urlpatterns as settlements_portal
 
 # The portal is one namespace (`portal:`) made of each app's pages: merchants cannot import payments.
-portal_urlpatterns = [*payments_portal, *merchants_portal]
+portal_urlpatterns = [*payments_portal, *merchants_portal, *settlements_portal]
 
 handler404 = "gateway.api.errors.api_not_found"
 handler500 = "gateway.api.errors.api_server_error"
@@ -16,6 +17,7 @@ urlpatterns = [
     path("v1/", include("payments.api_urls")),
     path("v1/", include("merchants.api_urls")),
     path("v1/", include("settlements.refunds.api_urls")),
+    path("v1/", include("settlements.api_urls")),
     path("pay/", include("payments.urls")),
     path("portal/", include((portal_urlpatterns, "portal"))),
     path("claim/", include("settlements.refunds.urls")),

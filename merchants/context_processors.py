@@ -15,6 +15,7 @@ NAV = [
     ("Developers", "/portal/developers/", "developers"),
     ("Webhooks", "/portal/webhooks/", "developers"),
     ("Events", "/portal/events/", "developers"),
+    ("Payouts", "/portal/payout-addresses/", "payouts"),
     ("Settings", "/portal/settings/", "settings"),
     ("Team", "/portal/team/", "team"),
 ]

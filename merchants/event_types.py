@@ -16,6 +16,10 @@ EVENT_TYPES: tuple[str, ...] = (
     "refund.updated",
     "refund.failed",
     "crypto.deposit.unmatched",
+    "payout.created",
+    "payout.paid",
+    "payout.failed",
+    "payout.canceled",
 )
 
 ALL_EVENTS = "*"

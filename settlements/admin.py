@@ -2,8 +2,22 @@ from django.contrib import admin
 
 from gateway.admin_site import FactAdmin, FactInline
 
-from .models import (FeeSchedule, JournalTransaction, LedgerAccount, LedgerBalance, LedgerEntry, MerchantTerms, Sweep,
-                     SweepEvent, SweepItem, SweepPolicy)
+from .models import (
+    FeeSchedule,
+    JournalTransaction,
+    LedgerAccount,
+    LedgerBalance,
+    LedgerEntry,
+    MerchantTerms,
+    Payout,
+    PayoutAddress,
+    PayoutAddressEvent,
+    PayoutSchedule,
+    Sweep,
+    SweepEvent,
+    SweepItem,
+    SweepPolicy,
+)
 
 
 class LedgerEntryInline(FactInline):
@@ -84,3 +98,34 @@ class SweepAdmin(FactAdmin):
     list_filter = ("status", "method", "network")
     readonly_fields = [f.name for f in Sweep._meta.fields]
     inlines = [SweepItemInline, SweepEventInline]
+class PayoutAddressEventInline(FactInline):
+    model = PayoutAddressEvent
+    fields = readonly_fields = ("action", "user", "detail", "created")
+    extra = 0
+
+
+@admin.register(PayoutAddress)
+class PayoutAddressAdmin(FactAdmin):
+    """Added and removed by the merchant in the portal (with a TOTP code); read-only here, with its history."""
+    list_display = ("merchant", "network", "token", "address", "usable_after", "removed_at")
+    list_filter = ("livemode", "network")
+    search_fields = ("merchant__id", "merchant__email", "address")
+    readonly_fields = [f.name for f in PayoutAddress._meta.fields]
+    inlines = [PayoutAddressEventInline]
+
+
+@admin.register(Payout)
+class PayoutAdmin(FactAdmin):
+    list_display = ("id", "merchant", "status", "amount", "currency", "network", "token", "pending_reason",
+                    "created")
+    list_filter = ("status", "livemode", "network", "automatic")
+    search_fields = ("id", "merchant__id", "merchant__email", "address")
+    readonly_fields = [f.name for f in Payout._meta.fields]
+
+
+@admin.register(PayoutSchedule)
+class PayoutScheduleAdmin(admin.ModelAdmin):
+    list_display = ("merchant", "interval", "weekly_anchor", "minimum_amount", "last_run_at")
+    search_fields = ("merchant__id", "merchant__email")
+    raw_id_fields = ("merchant",)
+    readonly_fields = ("last_run_at",)

@@ -8,11 +8,13 @@ liability side (what it owes: the merchants' accounts, and the operator's `fee_r
 
 An asset is one token on one network (`token` null: the network's native coin, e.g. gas); the network carries the
 mode, so test-mode money never meets live money in one account or one journal transaction."""
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
 from gateway.fields import BaseUnitsField
+from gateway.ids import new_id
 
 MAX_HOLD_SECONDS = 90 * 24 * 3600
 MAX_FEE_BPS = 10_000
@@ -102,6 +104,13 @@ class JournalTransaction(models.Model):
         SWEEP_SETTLE = "sweep_settle"  # Dr hot_wallet, Cr in_transit: what the final receipt moved
         SWEEP_REVERSAL = "sweep_reversal"  # Dr deposits, Cr in_transit: what it did not move (skipped, reverted)
         SWEEP_TOPUP = "sweep_topup"  # non-7702 fallback, native coin: Dr gas_spent, Cr hot_wallet (the top-ups)
+        # Payouts (settlements/payouts.py, docs/money-out.md); source (payout, po_...)
+        PAYOUT_RESERVE = "payout_reserve"  # merchant available -> reserved, when the payout is created
+        PAYOUT_SEND = "payout_send"  # in_transit <- hot_wallet, with the outgoing transaction
+        PAYOUT_SETTLE = "payout_settle"  # reserved -> in_transit: the transfer is final, the liability settled
+        PAYOUT_SEND_REVERSAL = "payout_send_reversal"  # hot_wallet <- in_transit: the send failed / was cancelled
+        PAYOUT_FAILURE = "payout_failure"  # reserved -> available: a payout that failed gives the money back
+        PAYOUT_CANCEL = "payout_cancel"  # reserved -> available: a pending payout canceled by the merchant
 
     network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
     token = models.ForeignKey("wallets.Token", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -299,3 +308,118 @@ class SweepEvent(models.Model):
 
     class Meta:
         ordering = ["sweep", "id"]
+# Payouts -------------------------------------------------------------------------------------------------------------
+
+class PayoutAddress(models.Model):
+    """Where a merchant's payouts in one token on one network go (at most one live row per merchant x network x
+    token). Usable only from `usable_after` (the cooling-off period after it was added); removing it keeps the row
+    (`removed_at`), so past payouts still name it. Every change has a PayoutAddressEvent."""
+
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="payout_addresses")
+    network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey("wallets.Token", on_delete=models.PROTECT, related_name="+")
+    livemode = models.BooleanField(help_text="The network's mode.")
+    address = models.CharField(max_length=42, help_text="Lower-case 0x hex.")
+    usable_after = models.DateTimeField(help_text="End of the cooling-off period: no payout goes here before.")
+    created = models.DateTimeField(auto_now_add=True)
+    removed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["merchant", "network", "token"], condition=Q(removed_at__isnull=True),
+                                    name="payout_address_one_per_asset"),
+        ]
+        verbose_name_plural = "payout addresses"
+
+    def __str__(self):
+        return f"{self.address} ({self.token_id}@{self.network_id}) of {self.merchant_id}"
+
+
+class PayoutAddressEvent(models.Model):
+    """Append-only: who added or removed a payout address, when, from where."""
+
+    class Action(models.TextChoices):
+        ADDED = "added"
+        REMOVED = "removed"
+
+    payout_address = models.ForeignKey(PayoutAddress, on_delete=models.PROTECT, related_name="events")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    detail = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+
+class PayoutSchedule(models.Model):
+    """A merchant's automatic payouts (no row: manual). Each due run pays out the whole available balance of every
+    asset with a usable payout address, when it is at least `minimum_amount` (minor units of the pegged currency)."""
+
+    class Interval(models.TextChoices):
+        MANUAL = "manual"
+        DAILY = "daily"
+        WEEKLY = "weekly"
+
+    merchant = models.OneToOneField("merchants.Merchant", primary_key=True, on_delete=models.CASCADE,
+                                    related_name="payout_schedule")
+    interval = models.CharField(max_length=16, choices=Interval.choices, default=Interval.MANUAL)
+    weekly_anchor = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(6)],
+                                                     help_text="Weekly: the weekday (0 Monday ... 6 Sunday, UTC).")
+    minimum_amount = models.PositiveBigIntegerField(default=0, help_text="Minor units (cents).")
+    last_run_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(weekly_anchor__lte=6), name="payout_schedule_anchor")]
+
+
+def _po_id():
+    return new_id("po")
+
+
+class Payout(models.Model):
+    """Money from a merchant's available balance to its payout address: Stripe's Payout. `status` moves only through
+    settlements.payouts.payout_transition; the ledger side is posted in the same transactions."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        IN_TRANSIT = "in_transit"
+        PAID = "paid"
+        FAILED = "failed"
+        CANCELED = "canceled"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_po_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="payouts")
+    livemode = models.BooleanField()
+    network = models.ForeignKey("wallets.Network", on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey("wallets.Token", on_delete=models.PROTECT, related_name="+")
+    payout_address = models.ForeignKey(PayoutAddress, on_delete=models.PROTECT, related_name="payouts")
+    address = models.CharField(max_length=42, help_text="The destination, as it was when the payout was created.")
+    amount = models.PositiveBigIntegerField(help_text="Minor units of `currency`.")
+    currency = models.CharField(max_length=3)
+    amount_base_units = BaseUnitsField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    automatic = models.BooleanField(default=False)
+    description = models.CharField(max_length=1000, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)
+    # Why a pending payout has not been sent yet (e.g. the hot wallet is short); empty when nothing holds it.
+    pending_reason = models.CharField(max_length=64, blank=True, default="")
+    # Where approvals (issue 10, item 5) slot in: a payout created with this set is not sent until an approval
+    # clears it (nothing sets it yet).
+    awaiting_approval = models.BooleanField(default=False)
+    failure_code = models.CharField(max_length=64, blank=True, default="")
+    failure_message = models.CharField(max_length=300, blank=True, default="")
+    outgoing_transaction = models.OneToOneField("wallets.OutgoingTransaction", null=True, blank=True,
+                                                on_delete=models.PROTECT, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    arrived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["merchant", "livemode", "-created", "-id"], name="payout_list_idx"),
+            models.Index(fields=["status"], name="payout_open_idx",
+                         condition=Q(status__in=["pending", "in_transit"])),
+        ]
+        constraints = [models.CheckConstraint(condition=Q(amount_base_units__gt=0), name="payout_amount_positive")]
+
+    def __str__(self):
+        return f"{self.id} {self.status}"

@@ -3,7 +3,7 @@ from celery import shared_task
 from wallets.chain.scanner import rpc_client_or_none
 from wallets.models import Network
 
-from . import services
+from . import payouts, services
 from .hotcold import services as hotcold_services
 from .hotcold.reconcile import wallets_reconcile
 
@@ -60,3 +60,14 @@ def run_sweeps() -> dict:
         if summary.settled or summary.sent:
             done[network.code] = {"settled": summary.settled, "sent": summary.sent}
     return done
+@shared_task(name="settlements.tasks.advance_payouts", time_limit=120, soft_time_limit=100)
+def advance_payouts() -> dict:
+    """Beat task (and sent after a payout is created): send pending payouts, settle those whose transaction is final.
+    Safe to run twice and to be killed at any line: one transaction per payout, every posting keyed by its source."""
+    return payouts.payouts_advance()
+
+
+@shared_task(name="settlements.tasks.run_automatic_payouts", time_limit=300, soft_time_limit=280)
+def run_automatic_payouts() -> int:
+    """Beat task: the merchants' automatic payouts that are due (each schedule runs once a day or week)."""
+    return len(payouts.payouts_run_automatic())

@@ -268,6 +268,18 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=5),
         "options": {"queue": "default", "expires": 5},
     },
+    # Payouts (settlements/payouts.py, docs/money-out.md): send pending ones, settle or return those whose
+    # transaction is final; automatic payouts on the merchants' schedules.
+    "advance-payouts": {
+        "task": "settlements.tasks.advance_payouts",
+        "schedule": timedelta(seconds=5),
+        "options": {"queue": "default", "expires": 5},
+    },
+    "run-automatic-payouts": {
+        "task": "settlements.tasks.run_automatic_payouts",
+        "schedule": timedelta(minutes=10),
+        "options": {"queue": "default", "expires": 600},
+    },
 }
 # The chain watcher's tasks get workers of their own (`celery -A gateway worker -Q chain`): a slow RPC endpoint
 # must not hold up webhooks or payment processing.
@@ -298,6 +310,10 @@ GATEWAY_DEFAULT_EXPIRY_MINUTES = env.int("GATEWAY_DEFAULT_EXPIRY_MINUTES", defau
 GATEWAY_MAX_AMOUNT_MINOR = env.int("GATEWAY_MAX_AMOUNT_MINOR", default=99_999_999)
 # Gas limit of a refund's ERC-20 transfer from the hot wallet (USDT on Ethereum takes about 63k).
 GATEWAY_REFUND_TOKEN_GAS_LIMIT = env.int("GATEWAY_REFUND_TOKEN_GAS_LIMIT", default=100_000)
+# Payouts: a new payout address is usable only after this cooling-off period (emailed to the merchant when added);
+# the gas limit of a payout's ERC-20 transfer.
+GATEWAY_PAYOUT_ADDRESS_COOLING_OFF_SECONDS = env.int("GATEWAY_PAYOUT_ADDRESS_COOLING_OFF_SECONDS", default=24 * 3600)
+GATEWAY_PAYOUT_GAS_LIMIT = env.int("GATEWAY_PAYOUT_GAS_LIMIT", default=100_000)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
 # Webhook delivery (payments.webhooks, docs/webhooks.md): a POST that has no answer after this long is a failure.

@@ -36,8 +36,15 @@ def _invitation(merchant):
 
 
 # URL keyword -> a fresh object of the given merchant (its id as the URL takes it).
+def _payout_address(merchant):
+    from tests.settlements.payout_fixtures import usable_address  # the payout pages are settlements'
+
+    return usable_address(merchant).pk
+
+
 OBJECTS = {
     "key_id": lambda merchant: services.api_key_create(merchant=merchant).api_key.pk,
+    "address_id": _payout_address,
     "member_id": _member,
     "invitation_id": _invitation,
 }
