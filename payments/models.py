@@ -63,6 +63,9 @@ class PaymentIntent(models.Model):
                 fields=["expires_at"], name="pi_open_expiry_idx",
                 condition=models.Q(status__in=["requires_confirmation", "requires_action"]),
             ),
+            # The processing intents, for /metrics' gauge of intents by status (monitoring.selectors): written only
+            # when an intent enters or leaves processing, never by creation (the API's hot path).
+            models.Index(fields=["created"], name="pi_processing_idx", condition=models.Q(status="processing")),
         ]
 
     def __str__(self):

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from gateway.db import insert_sql, insert_unnest_sql, mark_saved, returning_pk
 from gateway.errors import DomainError
+from gateway.metrics import PAYMENT_TRANSITIONS
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
 from merchants.models import Merchant
@@ -230,6 +231,7 @@ def payment_intent_cancel(
     intent.canceled_at = timezone.now()
     intent.save(update_fields=["status", "cancellation_reason", "canceled_at", "updated"])
     _event(intent, "payment_intent.canceled", ctx, previous_attributes={"status": previous})
+    transaction.on_commit(PAYMENT_TRANSITIONS.labels(Status.CANCELED).inc)
     return intent
 
 
@@ -245,4 +247,5 @@ def payment_intent_expire(*, intent_id: str) -> PaymentIntent | None:
     intent.canceled_at = timezone.now()
     intent.save(update_fields=["status", "cancellation_reason", "canceled_at", "updated"])
     _event(intent, "payment_intent.canceled", RequestContext(), previous_attributes={"status": previous})
+    transaction.on_commit(PAYMENT_TRANSITIONS.labels(Status.CANCELED).inc)
     return intent
