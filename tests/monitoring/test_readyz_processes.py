@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.db import connection
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.chain import free_port
 from tests.payments.conftest import settle
@@ -70,3 +71,32 @@ def test_readyz_follows_postgresql_redis_and_the_rpc_node_going_away_and_back(de
             wait_until(lambda: readyz(port)[0] == 200, timeout=10, what=f"/readyz to recover with {check}",
                        interval=0.2)
         assert server.poll() is None
+
+
+def test_other_processes_counters_reach_metrics_through_the_multiprocess_directory(devnet, anvil_chain, processes,
+                                                                                     tmp_path):
+    settle(devnet, anvil_chain)
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    env = process_env(PROMETHEUS_MULTIPROC_DIR=str(multiproc), GATEWAY_DEVCHAIN_RPC_URL=anvil_chain.rpc_url)
+    # Given a scan run by a process of its own (as a Celery worker or `watch` would), writing to the directory
+    cursor = devnet.cursor.block_number
+    scan, log = processes.manage("scan", "--chain", "devnet", "--from-block", str(max(0, cursor - 3)),
+                                 "--to-block", str(cursor), env=env)
+    assert scan.wait(timeout=120) == 0, log.read_text()
+    # when the machine's metrics are served from that directory (by `metrics_serve`, and by the web tier)
+    port = free_port()
+    server, server_log = processes.manage("metrics_serve", "--port", str(port), env=env)
+    processes.wait_for_line(server, server_log, "metrics of")
+
+    def scraped():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+                return response.read().decode()
+        except OSError:
+            return None
+    body = wait_until(scraped, timeout=30, what="metrics_serve to answer", interval=0.2)
+    # then the scan's RPC calls are there, counted by the process that made them
+    samples = [s for f in text_string_to_metric_families(body) for s in f.samples
+               if s.name == "gateway_rpc_calls_total" and s.labels.get("network") == "devnet"]
+    assert samples and sum(s.value for s in samples) > 0
