@@ -1,6 +1,10 @@
 """/metrics: who may read it, and the business metrics moving as a payment goes through on the real chain (parsed
 with prometheus-client's own text parser, as Prometheus reads it)."""
+import re
+from pathlib import Path
+
 import pytest
+import yaml
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -116,3 +120,15 @@ def test_rpc_errors_are_counted_per_endpoint_without_its_secrets(db):
               if n == "gateway_rpc_errors_total" and ("network", "metrics-test") in ls]
     assert errors == [1.0]
     assert "SECRETKEY123" not in body
+
+
+def test_every_metric_the_example_alert_rules_use_is_exported(web, db):
+    # Given the example rules (ops/prometheus/alerts.yml) and one scrape
+    rules = yaml.safe_load((Path(__file__).resolve().parents[2] / "ops" / "prometheus" / "alerts.yml").read_text())
+    exprs = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    families = {f.name for f in text_string_to_metric_families(web.get("/metrics").content.decode())}
+    # then every gateway_ metric they name is one the gateway exports (a sample of it, or its family)
+    used = {name for expr in exprs for name in re.findall(r"\bgateway_[a-z_]+", expr)}
+    missing = {name for name in used
+               if name not in families and re.sub(r"_(total|bucket|count|sum)$", "", name) not in families}
+    assert len(used) > 10 and not missing, missing
