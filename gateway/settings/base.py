@@ -41,7 +41,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "monitoring.middleware.ProbeMiddleware",  # first: /healthz, /readyz, /metrics (docs/operations.md)
     "gateway.api.middleware.RequestIdMiddleware",
-    "gateway.metrics.RequestMetricsMiddleware",
+    "gateway.metrics.RequestMetricsMiddleware",  # dropped below when GATEWAY_METRICS_REQUESTS is off
     "gateway.api.middleware.ApiNoStoreMiddleware",
     "gateway.api.middleware.InputGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -55,6 +55,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a django-axes lockout into its 429 page
 ]
+
+# Per-request metrics (gateway_http_requests_total, gateway_http_request_seconds): a few microseconds a request;
+# off (0) to measure what they cost (docs/benchmarks.md) or to leave request metrics to the proxy in front.
+GATEWAY_METRICS_REQUESTS = env.bool("GATEWAY_METRICS_REQUESTS", default=True)
+if not GATEWAY_METRICS_REQUESTS:
+    MIDDLEWARE.remove("gateway.metrics.RequestMetricsMiddleware")
 
 ROOT_URLCONF = "gateway.urls"
 WSGI_APPLICATION = "gateway.wsgi.application"
