@@ -19,6 +19,17 @@ def create(api, amount=1999, currency="usd", **params):
     return api.post("/v1/payment_intents", {"amount": amount, "currency": currency, **params})
 
 
+def limited(merchant, **limits):
+    for name, value in limits.items():
+        setattr(merchant, name, value)
+    merchant.save(update_fields=list(limits))
+
+
+def refusal(response) -> tuple[int, str, str]:
+    error = response.json()["error"]
+    return response.status_code, error["code"], error.get("param")
+
+
 def counts():
     return PaymentIntent.objects.count(), Event.objects.count(), list(
         PaymentDailyVolume.objects.values_list("amount_minor", flat=True))
@@ -82,37 +93,26 @@ def test_freeze_needs_a_reason_and_is_refused_twice_and_the_command_does_both(me
 @pytest.mark.django_db
 def test_the_limit_per_payment_and_its_currency(api, merchant):
     # Given at most $50.00 per payment
-    merchant.limit_per_payment_minor = 5000
-    merchant.save(update_fields=["limit_per_payment_minor"])
+    limited(merchant, limit_per_payment_minor=5000)
     assert create(api, amount=5000).status_code == 200
     before = counts()
     # when an intent asks for more: refused, naming the field, nothing written
     response = create(api, amount=5001)
-    assert response.status_code == 400
-    error = response.json()["error"]
-    assert error["code"] == "amount_too_large" and error["param"] == "amount" and "5000" in error["message"]
+    assert refusal(response) == (400, "amount_too_large", "amount") and "5000" in response.json()["error"]["message"]
     # and another currency than the limits' is refused (a limit a change of currency escapes is no limit)
-    merchant.limit_currency = "eur"
-    merchant.save(update_fields=["limit_currency"])
-    response = create(api, amount=100)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "currency_not_allowed"
-    assert response.json()["error"]["param"] == "currency"
+    limited(merchant, limit_currency="eur")
+    assert refusal(create(api, amount=100)) == (400, "currency_not_allowed", "currency")
     assert counts() == before
 
 
 @pytest.mark.django_db
 def test_the_daily_limit_adds_up_the_days_creations_and_a_refusal_adds_nothing(api, merchant):
     # Given at most $30.00 a day
-    merchant.limit_per_day_minor = 3000
-    merchant.save(update_fields=["limit_per_day_minor"])
+    limited(merchant, limit_per_day_minor=3000)
     assert create(api, amount=2000).status_code == 200
     before = counts()
     # when the next one would go over: refused, nothing written, the running total unchanged
-    response = create(api, amount=1500)
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "daily_limit_exceeded"
-    assert response.json()["error"]["param"] == "amount"
+    assert refusal(create(api, amount=1500)) == (400, "daily_limit_exceeded", "amount")
     assert counts() == before == (before[0], before[1], [2000])
     # one that fits is taken (also with an Idempotency-Key, whose transaction holds the increment)
     response = api.post("/v1/payment_intents", {"amount": 1000, "currency": "usd"}, HTTP_IDEMPOTENCY_KEY="k-1")
@@ -123,8 +123,7 @@ def test_the_daily_limit_adds_up_the_days_creations_and_a_refusal_adds_nothing(a
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_creations_never_pass_the_daily_limit_together(merchant):
     # Given at most 5 x 1000 a day, and 12 threads creating 1000 each at once
-    merchant.limit_per_day_minor = 5000
-    merchant.save(update_fields=["limit_per_day_minor"])
+    limited(merchant, limit_per_day_minor=5000)
     serializer = PaymentIntentCreateSerializer(data={"amount": 1000, "currency": "usd"}, context={"livemode": False})
     assert serializer.is_valid(), serializer.errors
     data = serializer.to_input()
