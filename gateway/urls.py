@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from merchants.urls import urlpatterns as merchants_portal
+from monitoring.views import operations_page
 from payments.home_urls import urlpatterns as payments_portal
 from settlements.urls import urlpatterns as settlements_portal
 
@@ -13,6 +14,8 @@ handler404 = "gateway.api.errors.api_not_found"
 handler500 = "gateway.api.errors.api_server_error"
 
 urlpatterns = [
+    # Staff only, behind the admin's login and second factor (admin_view), before the admin's own catch-all.
+    path("admin/operations/", admin.site.admin_view(operations_page), name="admin-operations"),
     path("admin/", admin.site.urls),
     path("v1/", include("payments.api_urls")),
     path("v1/", include("merchants.api_urls")),

@@ -1,7 +1,10 @@
 from django.apps import apps
+from django import forms
 from django.contrib import admin, messages
 from django.db import models
+from django.template.response import TemplateResponse
 
+from gateway.errors import DomainError
 from gateway.forms import AsciiIntegerField
 
 from gateway.otp import totp_device_model
@@ -34,15 +37,52 @@ class MembershipInline(admin.TabularInline):
         return False
 
 
+class FreezeForm(forms.Form):
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}),
+                             help_text="Why the accounts stop taking payments (kept on the account).")
+
+
 @admin.register(Merchant)
 class MerchantAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "email", "is_active", "payment_expiry_minutes", "created")
+    list_display = ("id", "name", "email", "is_active", "frozen_at", "payment_expiry_minutes", "created")
     search_fields = ("id", "name", "email")
-    list_filter = ("is_active",)
-    readonly_fields = ("id", "created")
+    list_filter = ("is_active", ("frozen_at", admin.EmptyFieldListFilter))
+    readonly_fields = ("id", "created", "frozen_at", "frozen_reason")
     inlines = [MembershipInline, ApiKeyInline]
+    actions = ["freeze", "unfreeze"]
     # The bounds of the money settings come from the model's validators; the digits must be ASCII.
-    formfield_overrides = {models.PositiveIntegerField: {"form_class": AsciiIntegerField}}
+    formfield_overrides = {models.PositiveIntegerField: {"form_class": AsciiIntegerField},
+                           models.PositiveBigIntegerField: {"form_class": AsciiIntegerField}}
+
+    @admin.action(description="Freeze: stop taking payments (asks for a reason)")
+    def freeze(self, request, queryset):
+        form = FreezeForm(request.POST if "reason" in request.POST else None)
+        if not form.is_valid():
+            return TemplateResponse(request, "admin/merchants/freeze.html", {
+                **self.admin_site.each_context(request), "title": "Freeze merchants", "form": form,
+                "merchants": queryset, "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+                "opts": self.model._meta,
+            })
+        for merchant in queryset:
+            try:
+                services.merchant_freeze(merchant=merchant, reason=form.cleaned_data["reason"])
+            except DomainError as exc:
+                self.message_user(request, f"{merchant.pk}: {exc.message}", messages.WARNING)
+                continue
+            self.log_change(request, merchant, f"Frozen: {form.cleaned_data['reason']}")
+            self.message_user(request, f"{merchant.pk} frozen.")
+        return None
+
+    @admin.action(description="Unfreeze: take payments again")
+    def unfreeze(self, request, queryset):
+        for merchant in queryset:
+            try:
+                services.merchant_unfreeze(merchant=merchant)
+            except DomainError as exc:
+                self.message_user(request, f"{merchant.pk}: {exc.message}", messages.WARNING)
+                continue
+            self.log_change(request, merchant, "Unfrozen")
+            self.message_user(request, f"{merchant.pk} unfrozen.")
 
 
 @admin.register(ApiKey)

@@ -48,7 +48,29 @@ class Merchant(models.Model):
         default=list, blank=True, help_text="API network names (bsc, ethereum, ...); empty means every active one."
     )
     is_active = models.BooleanField(default=True)
+    # Risk controls (docs/operations.md, "Risk controls"): set only by merchants.services.merchant_freeze /
+    # merchant_unfreeze. A frozen account keeps reading its objects and receiving its webhooks, and takes no new
+    # payment (API creation and confirmation refused, checkout closed).
+    frozen_at = models.DateTimeField(null=True, blank=True, editable=False)
+    frozen_reason = models.CharField(max_length=500, blank=True, default="", editable=False)
+    # Limits on creation, in minor units of `limit_currency`; empty: none. While either is set, intents in another
+    # currency are refused (a limit that a change of currency escapes would be no limit).
+    limit_currency = models.CharField(max_length=3, default="usd",
+                                      help_text="The currency of the limits below (lower case, e.g. usd).")
+    limit_per_payment_minor = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Largest amount of one payment intent, in minor units (cents); empty: none.")
+    limit_per_day_minor = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Largest total of the payment intents created in one UTC day and mode, in "
+                                         "minor units (cents); empty: none.")
     created = models.DateTimeField(auto_now_add=True)
+
+    @property
+    def is_frozen(self) -> bool:
+        return self.frozen_at is not None
+
+    @property
+    def has_limits(self) -> bool:
+        return self.limit_per_payment_minor is not None or self.limit_per_day_minor is not None
 
     class Meta:
         constraints = [

@@ -380,3 +380,35 @@ def secrets_kek_rotate() -> SecretsKekRotation:
         logger.info("Secrets data key %s re-wrapped from KEK %s to %s", key.id, previous, key.kek_fingerprint)
         rewrapped.append(key.id)
     return SecretsKekRotation(kek_fingerprint=current, rewrapped=rewrapped, unchanged=unchanged)
+
+
+# --- Risk controls: freeze and unfreeze ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def merchant_freeze(*, merchant: Merchant, reason: str) -> Merchant:
+    """Stop the account taking payments (API creation and confirmation refused, checkout closed); reads and webhook
+    deliveries go on. Refused when the account is frozen already."""
+    merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+    if merchant.is_frozen:
+        raise DomainError(code="account_already_frozen", message="This account is frozen already.")
+    if not reason.strip():
+        raise DomainError(code="parameter_missing", message="A reason is required to freeze an account.",
+                          param="reason")
+    merchant.frozen_at = timezone.now()
+    merchant.frozen_reason = reason.strip()[:500]
+    merchant.save(update_fields=["frozen_at", "frozen_reason"])
+    logger.warning("merchant %s frozen: %s", merchant.pk, merchant.frozen_reason)
+    return merchant
+
+
+@transaction.atomic
+def merchant_unfreeze(*, merchant: Merchant) -> Merchant:
+    merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
+    if not merchant.is_frozen:
+        raise DomainError(code="account_not_frozen", message="This account is not frozen.")
+    merchant.frozen_at = None
+    merchant.frozen_reason = ""
+    merchant.save(update_fields=["frozen_at", "frozen_reason"])
+    logger.warning("merchant %s unfrozen", merchant.pk)
+    return merchant

@@ -7,7 +7,9 @@ import math
 from fractions import Fraction
 
 from django.db import transaction
+from django.utils.timezone import now
 
+from gateway.metrics import PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, PAYMENT_TRANSITIONS
 from wallets import activity
 from wallets.models import ChainCursor, Transfer
 
@@ -61,6 +63,25 @@ def _move(intent: PaymentIntent, to: str, event_type: str) -> None:
     intent.save(update_fields=["status", "amount_received", "amount_seen", "latest_charge", "cancellation_reason",
                                "canceled_at", "updated"])
     _event(intent, event_type, previous_attributes={"status": previous})
+
+
+def _observe(intent: PaymentIntent, status: str, live: list[Transfer], *, reversed: bool = False) -> None:
+    """The Prometheus side of a transition (gateway.metrics), once the transaction commits: the seconds since the
+    scanner recorded the intent's first live transfer, the transition, and a success's amount."""
+    first = min(live, key=lambda t: t.seen_at, default=None)
+    network = first.network.code if first is not None else ""
+    amount = Fraction(intent.amount, 10 ** FIAT_EXPONENTS[intent.currency])
+
+    def observe():
+        PAYMENT_TRANSITIONS.labels("reversed" if reversed else status).inc()
+        if reversed:
+            return
+        if first is not None:
+            PAYMENT_BLOCK_TO_STATUS.labels(network, status).observe(max(0.0, (now() - first.seen_at).total_seconds()))
+        if status == Status.SUCCEEDED:
+            PAYMENT_SUCCEEDED_AMOUNT.labels(intent.currency).observe(float(amount))
+
+    transaction.on_commit(observe)
 
 
 def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> None:
@@ -241,17 +262,22 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     elif target == Status.SUCCEEDED:
         if current in (Status.REQUIRES_ACTION, Status.CANCELED):
             _move(intent, Status.PROCESSING, "payment_intent.processing")
+            _observe(intent, Status.PROCESSING, live)
         _move(intent, Status.SUCCEEDED, "payment_intent.succeeded")
+        _observe(intent, Status.SUCCEEDED, live)
     elif target == Status.PROCESSING:
         if current == Status.SUCCEEDED:
             _move(intent, Status.PROCESSING, "payment_intent.reversed")
+            _observe(intent, Status.PROCESSING, live, reversed=True)
         else:
             _move(intent, Status.PROCESSING, "payment_intent.processing")
+            _observe(intent, Status.PROCESSING, live)
     else:  # back to waiting: a reorg took funds away (or late funds vanished)
         if current == Status.CANCELED:
             intent.save(update_fields=["amount_received", "amount_seen", "latest_charge", "updated"])
         else:
             _move(intent, Status.REQUIRES_ACTION, "payment_intent.reversed")
+            _observe(intent, Status.REQUIRES_ACTION, live, reversed=True)
             if seen and grew:
                 _event(intent, "payment_intent.partially_funded")
     return intent

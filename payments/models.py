@@ -71,6 +71,9 @@ class PaymentIntent(models.Model):
                 fields=["merchant", "livemode"], name="pi_attention_idx",
                 condition=models.Q(status__in=["requires_action", "processing"]),
             ),
+            # The processing intents, for /metrics' gauge of intents by status (monitoring.selectors): written only
+            # when an intent enters or leaves processing, never by creation (the API's hot path).
+            models.Index(fields=["created"], name="pi_processing_idx", condition=models.Q(status="processing")),
         ]
 
     def __str__(self):
@@ -259,3 +262,19 @@ class ChargeLedgerOutbox(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["charge", "kind", "dust"], nulls_distinct=False,
                                                name="charge_ledger_outbox_unique_fact")]
+
+
+class PaymentDailyVolume(models.Model):
+    """The running total of the payment intents a merchant with a daily limit created in one UTC day, mode and
+    currency (merchants.Merchant.limit_per_day_minor): incremented in the creation's transaction, whose row lock
+    makes concurrent creations of that merchant add up exactly. Merchants without a daily limit have no rows."""
+
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.CASCADE, related_name="+")
+    livemode = models.BooleanField()
+    currency = models.CharField(max_length=3)
+    day = models.DateField()
+    amount_minor = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "livemode", "currency", "day"],
+                                               name="payment_daily_volume_unique")]

@@ -1,4 +1,5 @@
 """Every write to a PaymentIntent: one function per transition, each atomic, each writing its event row."""
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from gateway.db import insert_sql, insert_unnest_sql, mark_saved, returning_pk
 from gateway.errors import DomainError
+from gateway.metrics import PAYMENT_TRANSITIONS
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
 from merchants.models import Merchant
@@ -15,7 +17,7 @@ from wallets.models import DepositAddress
 from wallets.services import deposit_address_allocate, deposit_address_reserve
 
 from .events import build_event, event_record
-from .models import Event, PaymentIntent, PaymentOption
+from .models import Event, PaymentDailyVolume, PaymentIntent, PaymentOption
 from .presenters import payment_intent_json
 from .pricing import amount_due_base_units
 
@@ -123,6 +125,50 @@ def _created_events(intent: PaymentIntent, snapshot: dict, ctx: RequestContext) 
     ]
 
 
+def account_frozen_error() -> DomainError:
+    return DomainError(code="account_frozen", status_code=403,
+                       message="This account is frozen and cannot take payments at the moment. Contact the gateway's "
+                               "support.")
+
+
+def _risk_check(*, merchant: Merchant, data: PaymentIntentInput) -> None:
+    """The merchant's risk controls that need no write: frozen, currency of the limits, limit per payment."""
+    if merchant.is_frozen:
+        raise account_frozen_error()
+    if not merchant.has_limits:
+        return
+    if data.currency != merchant.limit_currency:
+        raise DomainError(code="currency_not_allowed", param="currency",
+                          message=f"This account's payment limits are in {merchant.limit_currency}: create payment "
+                                  f"intents in {merchant.limit_currency}.")
+    limit = merchant.limit_per_payment_minor
+    if limit is not None and data.amount > limit:
+        raise DomainError(code="amount_too_large", param="amount",
+                          message=f"Amount must be at most {limit} (in the smallest unit of {data.currency}) for this "
+                                  f"account.")
+
+
+def _daily_volume_add(*, merchant: Merchant, livemode: bool, currency: str, amount: int) -> None:
+    """Add the amount to today's running total (UTC) of a merchant with a daily limit, or refuse when it would go
+    over; call inside the creation's transaction (its row lock orders concurrent creations; a refusal rolls the
+    increment back with everything else: payment_intent_create gives merchants with a daily limit a savepoint for
+    it, so a refusal leaves a caller's transaction usable)."""
+    limit = merchant.limit_per_day_minor
+    if limit is None:
+        return
+    table = PaymentDailyVolume._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (merchant_id, livemode, currency, day, amount_minor) VALUES (%s, %s, %s, %s, %s) "
+            f"ON CONFLICT (merchant_id, livemode, currency, day) DO UPDATE "
+            f"SET amount_minor = {table}.amount_minor + EXCLUDED.amount_minor RETURNING amount_minor",
+            [merchant.pk, livemode, currency, timezone.now().date(), amount])
+        if cursor.fetchone()[0] > limit:
+            raise DomainError(code="daily_limit_exceeded", param="amount",
+                              message=f"This payment would take the account's payment intents of today over its "
+                                      f"daily limit of {limit} (in the smallest unit of {currency}).")
+
+
 def payment_intent_create(
     *, merchant: Merchant, livemode: bool, data: PaymentIntentInput, ctx: RequestContext = RequestContext()
 ) -> PaymentIntent:
@@ -130,6 +176,7 @@ def payment_intent_create(
 
     Every refusal comes before anything is written. The JSON built for the events is left on the returned intent,
     so that presenting it (payments.presenters.payment_intent_json) does not build it a second time."""
+    _risk_check(merchant=merchant, data=data)
     networks = data.networks or default_networks(merchant=merchant, livemode=livemode)
     if not networks:
         raise DomainError(
@@ -145,8 +192,11 @@ def payment_intent_create(
     )
     intent.client_secret = f"{intent.id}_secret_{random_token(24)}"
     options = _payment_options(intent) if data.confirm else []
-    # No savepoint: nothing below refuses, and a failure of the database aborts the enclosing transaction anyway.
-    with transaction.atomic(savepoint=False):
+    # A merchant with a daily limit: a transaction (or savepoint) that its refusal rolls back whole.
+    limited = transaction.atomic() if merchant.limit_per_day_minor is not None else nullcontext()
+    # No savepoint otherwise: nothing below refuses, and a failure of the database aborts the enclosing transaction.
+    with limited, transaction.atomic(savepoint=False):
+        _daily_volume_add(merchant=merchant, livemode=livemode, currency=data.currency, amount=data.amount)
         if data.confirm:
             _deposit_details(intent, write_address=False)
             intent.status = Status.REQUIRES_ACTION
@@ -187,6 +237,8 @@ def payment_intent_confirm(*, intent: PaymentIntent, ctx: RequestContext = Reque
     intent = _locked(intent.pk)
     if intent.status != Status.REQUIRES_CONFIRMATION:
         raise unexpected_state(intent, "confirm")
+    if Merchant.objects.filter(pk=intent.merchant_id, frozen_at__isnull=False).exists():
+        raise account_frozen_error()
     options = _payment_options(intent)
     _deposit_details(intent)
     intent.status = Status.REQUIRES_ACTION
@@ -230,6 +282,7 @@ def payment_intent_cancel(
     intent.canceled_at = timezone.now()
     intent.save(update_fields=["status", "cancellation_reason", "canceled_at", "updated"])
     _event(intent, "payment_intent.canceled", ctx, previous_attributes={"status": previous})
+    transaction.on_commit(PAYMENT_TRANSITIONS.labels(Status.CANCELED).inc)
     return intent
 
 
@@ -245,4 +298,5 @@ def payment_intent_expire(*, intent_id: str) -> PaymentIntent | None:
     intent.canceled_at = timezone.now()
     intent.save(update_fields=["status", "cancellation_reason", "canceled_at", "updated"])
     _event(intent, "payment_intent.canceled", RequestContext(), previous_attributes={"status": previous})
+    transaction.on_commit(PAYMENT_TRANSITIONS.labels(Status.CANCELED).inc)
     return intent

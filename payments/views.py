@@ -36,6 +36,7 @@ STATUS_LABELS = {
     Status.SUCCEEDED: "Paid",
     "expired": "Expired",
     "canceled": "Canceled",
+    "unavailable": "Not taking payments",
 }
 
 
@@ -108,6 +109,8 @@ def _page(request: HttpRequest, template: str, context: dict, *, status: int = 2
 # --- The page ----------------------------------------------------------------------------------------------------
 
 def _display_status(intent: PaymentIntent) -> str:
+    if intent.status in (Status.REQUIRES_CONFIRMATION, Status.REQUIRES_ACTION) and intent.merchant.is_frozen:
+        return "unavailable"  # the shop's account is frozen: no address is shown, nothing should be sent
     if intent.status == Status.CANCELED:
         return "expired" if intent.cancellation_reason == PaymentIntent.CancellationReason.EXPIRED else "canceled"
     return intent.status
@@ -168,7 +171,8 @@ def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
     if intent is None:
         return _page(request, "checkout/not_found.html", {}, status=404)
 
-    choice = _choices(
+    status = _display_status(intent)
+    choice = None if status == "unavailable" else _choices(
         intent,
         network_param=request.GET.get("network", "").strip().lower(),
         token_param=request.GET.get("token", "").strip().lower(),
@@ -180,7 +184,6 @@ def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
             label=f"QR code: pay {choice['token']['amount']} {choice['token']['symbol']} "
                   f"on {choice['network']['display_name']}",
         )
-    status = _display_status(intent)
     now = timezone.now()
     merchant_name = intent.merchant.name
     return _page(request, "checkout/checkout.html", {
@@ -195,7 +198,7 @@ def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
         "return_url": _safe_return_url(intent.return_url),
         "checkout_config": {
             "statusUrl": reverse("checkout:status", args=[client_secret]),
-            "status": intent.status,
+            "status": "unavailable" if status == "unavailable" else intent.status,
             "expiresAt": unix(intent.expires_at),
             "now": unix(now),
         },
@@ -210,8 +213,9 @@ def checkout_status(request: HttpRequest, client_secret: str) -> JsonResponse:
         response = JsonResponse({"error": {"type": "invalid_request_error", "code": "resource_missing",
                                            "message": "No such payment."}}, status=404)
         return _private(response)
+    status = _display_status(intent)
     response = JsonResponse({
-        "status": intent.status,
+        "status": "unavailable" if status == "unavailable" else intent.status,
         "amount_received": intent.amount_received,
         "expires_at": unix(intent.expires_at),
         "now": unix(timezone.now()),

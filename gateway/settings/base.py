@@ -35,10 +35,13 @@ INSTALLED_APPS = [
     "wallets",
     "payments",
     "settlements",
+    "monitoring",
 ]
 
 MIDDLEWARE = [
+    "monitoring.middleware.ProbeMiddleware",  # first: /healthz, /readyz, /metrics (docs/operations.md)
     "gateway.api.middleware.RequestIdMiddleware",
+    "gateway.metrics.RequestMetricsMiddleware",  # dropped below when GATEWAY_METRICS_REQUESTS is off
     "gateway.api.middleware.ApiNoStoreMiddleware",
     "gateway.api.middleware.InputGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -52,6 +55,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "axes.middleware.AxesMiddleware",  # last: turns a django-axes lockout into its 429 page
 ]
+
+# Per-request metrics (gateway_http_requests_total, gateway_http_request_seconds): a few microseconds a request;
+# off (0) to measure what they cost (docs/benchmarks.md) or to leave request metrics to the proxy in front.
+GATEWAY_METRICS_REQUESTS = env.bool("GATEWAY_METRICS_REQUESTS", default=True)
+if not GATEWAY_METRICS_REQUESTS:
+    MIDDLEWARE.remove("gateway.metrics.RequestMetricsMiddleware")
 
 ROOT_URLCONF = "gateway.urls"
 WSGI_APPLICATION = "gateway.wsgi.application"
@@ -406,3 +415,14 @@ CONTENT_SECURITY_POLICY = {
 # parsed; larger or deeper bodies are refused with a 4xx before they are parsed.
 GATEWAY_API_MAX_BODY_BYTES = env.int("GATEWAY_API_MAX_BODY_BYTES", default=1024 * 1024)
 GATEWAY_API_MAX_JSON_DEPTH = env.int("GATEWAY_API_MAX_JSON_DEPTH", default=32)
+
+# Health and metrics (monitoring/, docs/operations.md "Health and metrics"). /readyz answers within about this long
+# whatever hangs, and fails when a chain's scanner is further behind its node than this many seconds of blocks, or
+# more than this many webhook deliveries are due (with the events not fanned out yet).
+GATEWAY_READYZ_TIMEOUT_SECONDS = env.float("GATEWAY_READYZ_TIMEOUT_SECONDS", default=1.5)
+GATEWAY_READYZ_MAX_SCANNER_LAG_SECONDS = env.float("GATEWAY_READYZ_MAX_SCANNER_LAG_SECONDS", default=120.0)
+GATEWAY_READYZ_MAX_WEBHOOK_BACKLOG = env.int("GATEWAY_READYZ_MAX_WEBHOOK_BACKLOG", default=1000)
+# /metrics answers a client address in this list (addresses or networks), or a request carrying
+# `Authorization: Bearer <GATEWAY_METRICS_TOKEN>` when that is set; everyone else gets 403.
+GATEWAY_METRICS_TOKEN = env("GATEWAY_METRICS_TOKEN", default="")
+GATEWAY_METRICS_ALLOW_IPS = env.list("GATEWAY_METRICS_ALLOW_IPS", default=["127.0.0.1", "::1"])

@@ -10,6 +10,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 
 from gateway.errors import ConfigurationError
+from gateway.metrics import WEBHOOK_ATTEMPTS
 from merchants.fields import SealedText
 from merchants.models import WebhookEndpoint
 
@@ -230,6 +231,11 @@ def delivery_attempts_record(*, results: list[AttemptResult], now: datetime, rng
             disabled = [row[0] for row in cursor.fetchall()]
         for endpoint_id in disabled:
             endpoint_disable(endpoint_id=endpoint_id, reason=ENDPOINT_DISABLED_REASON, notify=True)
+    succeeded = sum(1 for r in results if r.succeeded)
+    if succeeded:
+        WEBHOOK_ATTEMPTS.labels("success").inc(succeeded)
+    if len(results) > succeeded:
+        WEBHOOK_ATTEMPTS.labels("failure").inc(len(results) - succeeded)
     return disabled
 
 

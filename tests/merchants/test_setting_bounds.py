@@ -61,7 +61,7 @@ def admin_form(rf, merchant, **changes):
     form_class = model_admin.get_form(request, merchant)
     data = {"name": merchant.name, "email": merchant.email, "payment_expiry_minutes": merchant.payment_expiry_minutes,
             "underpayment_tolerance_bps": merchant.underpayment_tolerance_bps, "enabled_networks": "[]",
-            "is_active": "on", **changes}
+            "is_active": "on", "limit_currency": merchant.limit_currency, **changes}
     return form_class(data=data, instance=merchant)
 
 

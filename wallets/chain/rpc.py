@@ -58,6 +58,8 @@ import urllib3
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from gateway.metrics import RPC_CALLS, RPC_ERRORS
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -253,6 +255,15 @@ _redact_filter = _RedactRpcSecrets()
 logging.getLogger("urllib3.connectionpool").addFilter(_redact_filter)
 
 
+def rpc_urls(*, code: str, rpc_env: str) -> list[str]:
+    """A network's RPC URLs: the comma-separated environment variable named by its `rpc_env`, or
+    settings.GATEWAY_DEVCHAIN_RPC_URL for the local devnet; [] when none is configured."""
+    urls = [u.strip() for u in os.environ.get(rpc_env, "").split(",") if u.strip()] if rpc_env else []
+    if not urls and code == "devnet":
+        urls = [settings.GATEWAY_DEVCHAIN_RPC_URL]
+    return urls
+
+
 # --- Endpoints -----------------------------------------------------------------------------------------------------
 
 
@@ -285,6 +296,8 @@ class Endpoint:
     chain_checked: bool = False  # its eth_chainId matched the expected one (since its last failure)
     excluded: bool = False  # it serves another chain: never used again
     check_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    calls_metric: Any = field(default=None, repr=False)  # gateway_rpc_calls / _errors of this endpoint (Prometheus)
+    errors_metric: Any = field(default=None, repr=False)
 
     def health(self, now: float, half_life: float) -> float:
         """The success EWMA, with the memory of failures fading (half-life `half_life` seconds) while unused."""
@@ -369,18 +382,17 @@ class RpcClient:
         )
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         _redact_filter.secrets.update(_secrets_of(url))
-        return Endpoint(url=url, label=mask_url(url), pool=pool, path=path, headers=headers,
-                        secrets=_secrets_of(url))
+        label = mask_url(url)
+        return Endpoint(url=url, label=label, pool=pool, path=path, headers=headers, secrets=_secrets_of(url),
+                        calls_metric=RPC_CALLS.labels(self.name, label),
+                        errors_metric=RPC_ERRORS.labels(self.name, label))
 
     @classmethod
     def for_network(cls, network, **kwargs) -> RpcClient:
         """The process's client for `network` (a wallets.models.Network): URLs from the environment variable named by
         `network.rpc_env` (comma separated), or settings.GATEWAY_DEVCHAIN_RPC_URL for the local devnet. Cached per
         process, network and URL list; pass keyword arguments only for a fresh, uncached client."""
-        urls = [u.strip() for u in os.environ.get(network.rpc_env or "", "").split(",") if u.strip()] \
-            if network.rpc_env else []
-        if not urls and network.code == "devnet":
-            urls = [settings.GATEWAY_DEVCHAIN_RPC_URL]
+        urls = rpc_urls(code=network.code, rpc_env=network.rpc_env)
         if not urls:
             raise ImproperlyConfigured(
                 f"no RPC URL for network {network.code}: set the environment variable {network.rpc_env or '(rpc_env)'}"
@@ -690,6 +702,7 @@ class RpcClient:
             endpoint.probing = False
 
     def _succeeded(self, endpoint: Endpoint, seconds: float | None) -> None:
+        endpoint.calls_metric.inc()
         with self._lock:
             endpoint.calls += 1
             now = time.monotonic()
@@ -704,6 +717,8 @@ class RpcClient:
             endpoint.probing = False
 
     def _failed(self, endpoint: Endpoint, exc: Exception) -> None:
+        endpoint.calls_metric.inc()
+        endpoint.errors_metric.inc()
         with self._lock:
             endpoint.calls += 1
             endpoint.errors += 1
