@@ -11,6 +11,7 @@ urlpatterns = [
     path("v1/", include("merchants.api_urls")),
     path("pay/", include("payments.urls")),
     path("portal/", include("merchants.urls")),
+    path("portal/", include("payments.portal.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

@@ -15,7 +15,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
 from gateway import otp
@@ -57,6 +57,12 @@ def _merchant(request):
     if merchant is None:
         raise Http404("This login has no merchant account.")
     return merchant
+
+
+def portal_livemode(request) -> bool:
+    """Which mode's objects the portal shows (payments, webhooks, events): test unless the session chose live.
+    The one place to read it, so that the test/live switch plugs in here."""
+    return bool(request.session.get("portal_livemode", False))
 
 
 def _dashboard(request, merchant, *, key_form=None, roll_form=None, status=200):
@@ -121,10 +127,14 @@ def api_key_roll(request, key_id):
 
 
 @portal_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_key_revoke(request, key_id):
+    """GET: the confirmation; POST: the key stops working now."""
     merchant = _merchant(request)
-    key = services.api_key_revoke(api_key=_key(merchant, key_id))
+    key = _key(merchant, key_id)
+    if request.method == "GET":
+        return render(request, "portal/key_revoke.html", {"key": key})
+    key = services.api_key_revoke(api_key=key)
     messages.success(request, f"Key {key.redacted} revoked.")
     return redirect("portal:dashboard")
 

@@ -1,0 +1,24 @@
+"""Who may open a portal page: a session verified by TOTP (merchants.views.portal_required) and, once team roles
+exist, the permission each page names here. `portal_page("payments.view")` records the permission on the view and
+in PERMISSIONS (url name -> permission is then one lookup away), so the permission matrix plugs in at this one
+place."""
+from functools import wraps
+
+from merchants.views import _merchant, portal_livemode, portal_required
+
+PERMISSIONS: dict[str, str] = {}  # view's qualified name -> the permission it needs
+
+
+def portal_page(permission: str):
+    def decorate(view):
+        guarded = wraps(view)(portal_required(view))
+        guarded.portal_permission = permission
+        PERMISSIONS[f"{view.__module__}.{view.__name__}"] = permission
+        return guarded
+
+    return decorate
+
+
+def portal_scope(request):
+    """The merchant of the session and the mode the portal shows: every query of these pages is filtered by both."""
+    return _merchant(request), portal_livemode(request)
