@@ -20,3 +20,4 @@ bench:        ## every benchmark of bench/ (each one also runs alone: see bench/
 	@.venv/bin/python bench/chain_latency.py
 	@.venv/bin/python bench/whole_system.py
 	@.venv/bin/python bench/sender_idle.py
+	@.venv/bin/python bench/portal_payments.py

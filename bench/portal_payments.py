@@ -19,34 +19,19 @@ Goals (issue 12): pages < 200 ms; export >= 20,000 rows/s without growing memory
 dated section to docs/benchmarks.md. Nothing but 127.0.0.1 is touched.
 """
 import argparse
-import base64
 import datetime as dt
-import os
-import platform
 import secrets
 import statistics
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-import psycopg
+from chain_common import (
+    BIN, DOC, ROOT, append_doc, bench_env, database_reset, django_setup, machine, machine_line, say,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-PG = {"host": HOST, "port": 5432, "user": "root"}
 DB_NAME = "gateway_bench_portal"
-DOC = ROOT / "docs" / "benchmarks.md"
 EMAIL = "bench-portal@example.com"
 DEEP_ROW = 900_000
-
-ENV = dict(
-    DJANGO_SETTINGS_MODULE="gateway.settings.production", SECRET_KEY=secrets.token_urlsafe(50),
-    GATEWAY_KEK=base64.b64encode(secrets.token_bytes(32)).decode(),
-    GATEWAY_SECRETS_KEK=base64.b64encode(secrets.token_bytes(32)).decode(),
-    DATABASE_URL=f"postgres://{PG['user']}@{HOST}:{PG['port']}/{DB_NAME}", GATEWAY_PUBLIC_URL=f"http://{HOST}:8000",
-    ALLOWED_HOSTS="testserver,127.0.0.1", LOG_LEVEL="WARNING", PYTHONDONTWRITEBYTECODE="1",
-)
 
 INSERT_SQL = """
 INSERT INTO payments_paymentintent (id, merchant_id, livemode, status, amount, amount_received, amount_seen,
@@ -54,17 +39,13 @@ INSERT INTO payments_paymentintent (id, merchant_id, livemode, status, amount, a
     created, updated, idempotency_key)
 SELECT 'pi_b' || lpad(g::text, 23, '0'), %(merchant)s, false,
        (ARRAY['requires_action','processing','succeeded','canceled','succeeded'])[1 + g %% 5],
-       100 + (g * 7919) %% 100000, CASE WHEN g %% 5 IN (2, 4) THEN 100 + (g * 7919) %% 100000 ELSE 0 END, 0,
+       100 + (g::bigint * 7919) %% 100000, CASE WHEN g %% 5 IN (2, 4) THEN 100 + (g::bigint * 7919) %% 100000 ELSE 0 END, 0,
        'usd', 'Order ' || g, jsonb_build_object('order_id', 'A-' || g), '', '',
        'pi_b' || lpad(g::text, 23, '0') || '_secret_' || md5(g::text), '["bsc"]'::jsonb,
        CASE WHEN g %% 5 = 3 THEN 'abandoned' ELSE '' END,
        now() - make_interval(secs => g), now() - make_interval(secs => g), ''
 FROM generate_series(1, %(n)s) AS g
 """
-
-
-def say(*parts) -> None:
-    print(*parts, file=sys.stderr, flush=True)
 
 
 def rss_kib() -> int:
@@ -74,16 +55,15 @@ def rss_kib() -> int:
     return 0
 
 
-def setup(n: int) -> None:
-    with psycopg.connect(dbname="postgres", autocommit=True, **PG) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GATEWAY_", "DEBUG"))}
-    env.update(ENV)
-    done = subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--no-input", "-v", "0"], env=env,
-                          cwd=ROOT, capture_output=True, text=True)
+def setup() -> dict:
+    database_reset(DB_NAME)
+    env = bench_env(DB_NAME)
+    env["ALLOWED_HOSTS"] = "testserver"  # Django's test client
+    done = subprocess.run([str(BIN / "python"), str(ROOT / "manage.py"), "migrate", "--no-input", "-v", "0"],
+                          env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"migrate failed:\n{done.stdout}{done.stderr}")
+    return env
 
 
 def timed(client, path: str, repeat: int) -> list[float]:
@@ -107,12 +87,8 @@ def main() -> None:
     args = parser.parse_args()
 
     say(f"database {DB_NAME}: create and migrate")
-    setup(args.intents)
-    os.environ.update(ENV)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    info = machine()
+    django_setup(setup())
     from django.db import connection
     from django.test import Client
     from django_otp import DEVICE_ID_SESSION_KEY
@@ -165,10 +141,10 @@ def main() -> None:
     rss_after = rss_kib()
     rows -= 1  # the header
     assert rows == args.intents, rows
-    report(args, results, rows, export_s, rss_before, peak, rss_after, insert_s)
+    report(args, info, results, rows, export_s, rss_before, peak, rss_after, insert_s)
 
 
-def report(args, results, rows, export_s, rss_before, peak, rss_after, insert_s) -> None:
+def report(args, info, results, rows, export_s, rss_before, peak, rss_after, insert_s) -> None:
     now = dt.datetime.now(dt.timezone.utc)
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     load = " / ".join(open("/proc/loadavg").read().split()[:3])
@@ -178,8 +154,9 @@ def report(args, results, rows, export_s, rss_before, peak, rss_after, insert_s)
         "",
         f"Command: `.venv/bin/python bench/portal_payments.py --intents {args.intents} --repeat {args.repeat}`",
         "",
-        f"Machine: {os.cpu_count()} cores ({cpu}), Linux {platform.release()}, Python {platform.python_version()}; "
-        f"load average at the end {load} (shared with other engineers' test runs). {args.intents:,} test-mode intents "
+        f"{machine_line(info)} Load average at the end {load} (shared with other engineers' test runs).",
+        "",
+        f"{args.intents:,} test-mode intents "
         f"of one merchant inserted in {insert_s:.0f} s (generate_series); gateway.settings.production (DEBUG off), "
         "Django's test client in the bench's process with a TOTP-verified session: the whole request path, no "
         "network.",
@@ -208,8 +185,7 @@ def report(args, results, rows, export_s, rss_before, peak, rss_after, insert_s)
     text = "\n".join(lines)
     print(text)
     if not args.no_record:
-        with DOC.open("a") as doc:
-            doc.write("\n" + text)
+        append_doc(text)
         say(f"appended to {DOC}")
 
 

@@ -4,6 +4,9 @@ in PERMISSIONS (url name -> permission is then one lookup away), so the permissi
 place."""
 from functools import wraps
 
+from django.http import Http404
+
+from gateway.ids import id_is_valid
 from merchants.views import _merchant, portal_livemode, portal_required
 
 PERMISSIONS: dict[str, str] = {}  # view's qualified name -> the permission it needs
@@ -22,3 +25,14 @@ def portal_page(permission: str):
 def portal_scope(request):
     """The merchant of the session and the mode the portal shows: every query of these pages is filtered by both."""
     return _merchant(request), portal_livemode(request)
+
+
+def found_or_404(object_id: str, prefix: str, lookup):
+    """`lookup(object_id)` (a query scoped to the session's merchant and mode), or a 404 when the id has not the
+    shape of a `prefix`_ id or names nothing of theirs: another merchant's id looks exactly like an unknown one."""
+    if not id_is_valid(object_id, prefix):
+        raise Http404
+    found = lookup(object_id)
+    if found is None:
+        raise Http404
+    return found

@@ -10,7 +10,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from gateway.errors import DomainError
-from gateway.ids import id_is_valid
 from merchants import services as merchant_services
 
 from .. import selectors as payment_selectors
@@ -18,18 +17,14 @@ from ..models import Event
 from ..presenters import event_json
 from ..webhooks import services as webhook_services
 from . import selectors
-from .access import portal_page, portal_scope
+from .access import found_or_404, portal_page, portal_scope
 from .forms import EventFilterForm, WebhookEndpointForm, WebhookSecretRollForm
 
 
 def _endpoint(request, endpoint_id: str):
-    if not id_is_valid(endpoint_id, "we"):
-        raise Http404
     merchant, livemode = portal_scope(request)
-    endpoint = selectors.webhook_endpoint_for_portal(merchant=merchant, livemode=livemode, endpoint_id=endpoint_id)
-    if endpoint is None:
-        raise Http404
-    return endpoint
+    return found_or_404(endpoint_id, "we", lambda pk: selectors.webhook_endpoint_for_portal(
+        merchant=merchant, livemode=livemode, endpoint_id=pk))
 
 
 def _delivery(endpoint, delivery_id: int):
@@ -183,13 +178,7 @@ def event_list(request):
         qs = payment_selectors.events_for(merchant=merchant, livemode=livemode)
         if form.cleaned_data["type"]:
             qs = qs.filter(type=form.cleaned_data["type"])
-        bounds = {}
-        for name in ("after", "before"):
-            if form.cleaned_data[name]:
-                bounds[name] = selectors.cursor_row(Event, merchant=merchant, livemode=livemode,
-                                                    pk=form.cleaned_data[name])
-                if bounds[name] is None:
-                    form.add_error(name, "Not a page of this list: start again from the first page.")
+        bounds = form.bounds(Event, merchant=merchant, livemode=livemode)
         if form.is_valid():
             page = selectors.keyset_page(qs, **bounds)
     return render(request, "portal/developers/event_list.html", {
@@ -201,12 +190,9 @@ def event_list(request):
 @require_safe
 @portal_page("events.view")
 def event_detail(request, event_id: str):
-    if not id_is_valid(event_id, "evt"):
-        raise Http404
     merchant, livemode = portal_scope(request)
-    event = payment_selectors.event_get(merchant=merchant, livemode=livemode, event_id=event_id)
-    if event is None:
-        raise Http404
+    event = found_or_404(event_id, "evt", lambda pk: payment_selectors.event_get(
+        merchant=merchant, livemode=livemode, event_id=pk))
     return render(request, "portal/developers/event_detail.html", {
         "event": event, "payload": json.dumps(event_json(event), indent=2, ensure_ascii=False),
         "deliveries": selectors.event_deliveries(event=event),

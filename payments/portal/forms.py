@@ -13,6 +13,7 @@ from wallets.networks import API_NETWORK_NAMES
 from ..models import PaymentIntent
 from ..pricing import FIAT_EXPONENTS
 from ..services import MERCHANT_CANCELLATION_REASONS
+from .selectors import cursor_row
 
 AMOUNT_EXPONENT = FIAT_EXPONENTS["usd"]  # the list's amounts are typed in the currency's major units (12.34)
 TOKENS = ("usdc", "usdt")
@@ -24,8 +25,49 @@ def _blank(choices):
     return [("", "any")] + list(choices)
 
 
-class PaymentFilterForm(forms.Form):
+class KeysetCursorForm(forms.Form):
+    """`after` / `before`: the id of the row a keyset page starts after (or ends before), of `cursor_prefix`'s
+    objects (the views then check that it is one of the merchant's)."""
+
+    cursor_prefix = ""
+    after = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+    before = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
+
+    def _cursor(self, name):
+        value = self.cleaned_data[name].strip()
+        if value and not id_is_valid(value, self.cursor_prefix):
+            raise forms.ValidationError("Not a page of this list: start again from the first page.")
+        return value
+
+    def clean_after(self):
+        return self._cursor("after")
+
+    def clean_before(self):
+        return self._cursor("before")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("after") and data.get("before"):
+            self.add_error("before", "Page either after or before a row, not both.")
+        return data
+
+    def bounds(self, model, *, merchant, livemode: bool) -> dict:
+        """{"after"/"before": the row} for selectors.keyset_page, from a valid form; a cursor that is not one of
+        the merchant's rows in this mode becomes an error of its field (the form is then invalid)."""
+        bounds = {}
+        for name in ("after", "before"):
+            if self.cleaned_data.get(name):
+                row = cursor_row(model, merchant=merchant, livemode=livemode, pk=self.cleaned_data[name])
+                if row is None:
+                    self.add_error(name, "Not a page of this list: start again from the first page.")
+                bounds[name] = row
+        return bounds
+
+
+class PaymentFilterForm(KeysetCursorForm):
     """The payments list's filters (GET). `after` / `before` are the keyset cursors (an intent id)."""
+
+    cursor_prefix = "pi"
 
     q = forms.CharField(label="Search", required=False, max_length=254, validators=[validate_text],
                         help_text="pi_ or ch_ id, transaction hash, deposit address or receipt email")
@@ -42,8 +84,6 @@ class PaymentFilterForm(forms.Form):
     metadata_key = forms.CharField(label="Metadata key", required=False, max_length=40, validators=[validate_text])
     metadata_value = forms.CharField(label="Metadata value", required=False, max_length=500,
                                      validators=[validate_text])
-    after = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
-    before = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
 
     FILTERS = ("q", "status", "network", "token", "created_from", "created_to", "amount_min", "amount_max",
                "metadata_key", "metadata_value")
@@ -68,18 +108,6 @@ class PaymentFilterForm(forms.Form):
                                         "deposit address (40 hex digits) or a receipt email.")
         return value
 
-    def _cursor(self, name):
-        value = self.cleaned_data[name].strip()
-        if value and not id_is_valid(value, "pi"):
-            raise forms.ValidationError("Not a page of this list: start again from the first page.")
-        return value
-
-    def clean_after(self):
-        return self._cursor("after")
-
-    def clean_before(self):
-        return self._cursor("before")
-
     def clean(self):
         data = super().clean()
         if data.get("created_from") and data.get("created_to") and data["created_from"] > data["created_to"]:
@@ -92,8 +120,6 @@ class PaymentFilterForm(forms.Form):
             self.add_error("amount_max", "The upper amount is below the lower one.")
         if data.get("metadata_value") and not data.get("metadata_key"):
             self.add_error("metadata_key", "Give the metadata key whose value to match.")
-        if data.get("after") and data.get("before"):
-            self.add_error("before", "Page either after or before an intent, not both.")
         return data
 
     def filter_query(self) -> str:
@@ -147,19 +173,6 @@ class WebhookSecretRollForm(forms.Form):
         return timedelta(hours=self.cleaned_data["grace_hours"])
 
 
-class EventFilterForm(forms.Form):
+class EventFilterForm(KeysetCursorForm):
+    cursor_prefix = "evt"
     type = forms.ChoiceField(required=False, choices=_blank((t, t) for t in EVENT_TYPES + (TEST_EVENT_TYPE,)))
-    after = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
-    before = forms.CharField(required=False, max_length=40, widget=forms.HiddenInput)
-
-    def _cursor(self, name):
-        value = self.cleaned_data[name].strip()
-        if value and not id_is_valid(value, "evt"):
-            raise forms.ValidationError("Not a page of this list: start again from the first page.")
-        return value
-
-    def clean_after(self):
-        return self._cursor("after")
-
-    def clean_before(self):
-        return self._cursor("before")

@@ -1,19 +1,18 @@
 """Portal pages of payments: the filtered list (keyset pages), its CSV export, an intent's detail, cancel."""
 from django.contrib import messages
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from gateway.errors import DomainError
-from gateway.ids import id_is_valid
 
 from .. import services
 from ..models import PaymentIntent
 from ..views import format_base_units, format_fiat
 from . import selectors
-from .access import portal_page, portal_scope
+from .access import found_or_404, portal_page, portal_scope
 from .export import csv_rows
 from .forms import PaymentCancelForm, PaymentFilterForm
 
@@ -31,17 +30,6 @@ def _filtered(request):
     return form, qs
 
 
-def _cursor(request, form, name):
-    value = form.cleaned_data.get(name)
-    if not value:
-        return None
-    merchant, livemode = portal_scope(request)
-    row = selectors.cursor_row(PaymentIntent, merchant=merchant, livemode=livemode, pk=value)
-    if row is None:
-        form.add_error(name, "Not a page of this list: start again from the first page.")
-    return row
-
-
 def _rows(intents):
     for intent in intents:
         charge = intent.latest_charge
@@ -56,9 +44,10 @@ def payment_list(request):
     form, qs = _filtered(request)
     page = None
     if qs is not None:
-        after, before = _cursor(request, form, "after"), _cursor(request, form, "before")
+        merchant, livemode = portal_scope(request)
+        bounds = form.bounds(PaymentIntent, merchant=merchant, livemode=livemode)
         if form.is_valid():
-            page = selectors.keyset_page(qs, after=after, before=before)
+            page = selectors.keyset_page(qs, **bounds)
     return render(request, "portal/payments/list.html", {
         "form": form, "page": page, "rows": list(_rows(page.rows)) if page else [],
         "filter_query": form.filter_query(), "livemode": portal_scope(request)[1],
@@ -83,13 +72,9 @@ def payment_export(request):
 
 
 def _intent(request, intent_id: str) -> PaymentIntent:
-    if not id_is_valid(intent_id, "pi"):
-        raise Http404
     merchant, livemode = portal_scope(request)
-    intent = selectors.payment_intent_for_portal(merchant=merchant, livemode=livemode, intent_id=intent_id)
-    if intent is None:
-        raise Http404
-    return intent
+    return found_or_404(intent_id, "pi", lambda pk: selectors.payment_intent_for_portal(
+        merchant=merchant, livemode=livemode, intent_id=pk))
 
 
 def _token_amount(transfer) -> str:

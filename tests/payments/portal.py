@@ -4,6 +4,7 @@ without a chain."""
 import itertools
 from datetime import timedelta
 
+import pytest
 from django.utils import timezone
 
 from gateway.ids import random_token
@@ -22,6 +23,18 @@ def portal_merchant(email: str, client=None, *, name: str = ""):
     if client is not None:
         login_verified(client, merchant.user)
     return merchant
+
+
+@pytest.fixture
+def shop(db, client):
+    """The merchant whose portal session `client` holds (test mode)."""
+    return portal_merchant("shop@example.com", client, name="Shop")
+
+
+@pytest.fixture
+def other(db):
+    """Another merchant, whose rows `shop` must never see nor touch."""
+    return portal_merchant("other@example.com")
 
 
 def make_intent(merchant, *, livemode=False, amount=1999, status=PaymentIntent.Status.REQUIRES_ACTION,

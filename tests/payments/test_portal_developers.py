@@ -9,20 +9,10 @@ from merchants import services as merchant_services
 from merchants.event_types import TEST_EVENT_TYPE
 from merchants.models import WebhookEndpoint
 from payments.models import Event, WebhookDelivery
-from tests.payments.portal import make_delivery, make_event, portal_merchant
+from tests.payments.portal import make_delivery, make_event, other, shop  # noqa: F401 (fixtures)
 
 URL = "https://1.1.1.1/hooks"  # a public literal: nothing is sent by these tests
 XSS = '<script>alert("x")</script>'
-
-
-@pytest.fixture
-def shop(db, client):
-    return portal_merchant("shop@example.com", client, name="Shop")
-
-
-@pytest.fixture
-def other(db):
-    return portal_merchant("other@example.com")
 
 
 def endpoint_of(merchant, *, url=URL, events=("*",), livemode=False):

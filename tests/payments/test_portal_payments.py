@@ -9,22 +9,12 @@ import pytest
 from django.test import Client
 
 from payments.models import Event, PaymentIntent
-from tests.payments.portal import (
-    make_charge, make_delivery, make_event, make_intent, make_intents, make_unmatched, portal_merchant,
+from tests.payments.portal import (  # noqa: F401 (fixtures: shop, other)
+    make_charge, make_delivery, make_event, make_intent, make_intents, make_unmatched, other, portal_merchant, shop,
 )
 
 XSS = '<script>alert("x")</script>'
 XSS_ATTR = '"><img src=x onerror=alert(1)>'
-
-
-@pytest.fixture
-def shop(db, client):
-    return portal_merchant("shop@example.com", client, name="Shop")
-
-
-@pytest.fixture
-def other(db):
-    return portal_merchant("other@example.com")
 
 
 def ids_of(response) -> list[str]:
