@@ -3,8 +3,8 @@
 
     .venv/bin/python bench/portal_payments.py [--intents 1000000] [--repeat 20] [--no-record] [--label TEXT]
 
-One command, from nothing: drops and re-creates the `gateway_bench_portal` database on 127.0.0.1:5432, migrates it
-(gateway.settings.production, DEBUG off), creates a merchant with a portal login and a TOTP device, and inserts
+One command, from nothing: drops and re-creates the `gateway_bench_portal_payments` database on 127.0.0.1:5432,
+migrates it (gateway.settings.production, DEBUG off), creates a merchant with a portal login and a TOTP device, and inserts
 --intents test-mode payment intents of that merchant with one INSERT ... SELECT FROM generate_series (one a second
 back from now, five statuses, metadata {"order_id": ...}), then ANALYZE. In this process, through Django's test
 client with a session verified by TOTP (the whole request path: middleware, session, view, template):
@@ -29,7 +29,7 @@ from chain_common import (
     BIN, DOC, ROOT, append_doc, bench_env, database_reset, django_setup, machine, machine_line, say,
 )
 
-DB_NAME = "gateway_bench_portal"
+DB_NAME = "gateway_bench_portal_payments"
 EMAIL = "bench-portal@example.com"
 DEEP_ROW = 900_000
 
@@ -39,7 +39,8 @@ INSERT INTO payments_paymentintent (id, merchant_id, livemode, status, amount, a
     created, updated, idempotency_key)
 SELECT 'pi_b' || lpad(g::text, 23, '0'), %(merchant)s, false,
        (ARRAY['requires_action','processing','succeeded','canceled','succeeded'])[1 + g %% 5],
-       100 + (g::bigint * 7919) %% 100000, CASE WHEN g %% 5 IN (2, 4) THEN 100 + (g::bigint * 7919) %% 100000 ELSE 0 END, 0,
+       100 + (g::bigint * 7919) %% 100000,
+       CASE WHEN g %% 5 IN (2, 4) THEN 100 + (g::bigint * 7919) %% 100000 ELSE 0 END, 0,
        'usd', 'Order ' || g, jsonb_build_object('order_id', 'A-' || g), '', '',
        'pi_b' || lpad(g::text, 23, '0') || '_secret_' || md5(g::text), '["bsc"]'::jsonb,
        CASE WHEN g %% 5 = 3 THEN 'abandoned' ELSE '' END,

@@ -83,6 +83,7 @@ def _key(merchant, key_id):
     return key
 
 
+# Permissions for the team roles (docs/portal.md): the dashboard and its API key actions are "developers.keys".
 @portal_required
 def dashboard(request):
     return _dashboard(request, _merchant(request))

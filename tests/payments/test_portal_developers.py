@@ -84,7 +84,8 @@ def test_edit_changes_url_description_and_events(client, shop):
     endpoint.refresh_from_db()
     assert (endpoint.url, endpoint.description, endpoint.enabled_events) == (
         "https://8.8.8.8/new", "new", ["charge.reversed"])
-    refused = client.post(f"/portal/webhooks/{endpoint.id}/edit", {"url": "http://169.254.169.254/", "enabled_events": ["*"]})
+    refused = client.post(f"/portal/webhooks/{endpoint.id}/edit",
+                          {"url": "http://169.254.169.254/", "enabled_events": ["*"]})
     assert refused.status_code == 400 and "url" in refused.context["form"].errors
     endpoint.refresh_from_db()
     assert endpoint.url == "https://8.8.8.8/new"

@@ -177,7 +177,8 @@ def test_the_export_never_holds_another_merchants_rows(client, shop, other):
 def test_script_payloads_render_escaped(client, shop, networks):
     intent = make_intent(shop, description=XSS, metadata={XSS_ATTR[:40]: XSS, "k": XSS_ATTR}, address=True)
     make_charge(intent)
-    for path in ("/portal/payments/", f"/portal/payments/{intent.id}/", f"/portal/payments/?metadata_key=k&q={intent.id}"):
+    for path in ("/portal/payments/", f"/portal/payments/{intent.id}/",
+                 f"/portal/payments/?metadata_key=k&q={intent.id}"):
         page = client.get(path).content.decode()
         assert "<script>alert" not in page and "<img src=x" not in page
         assert "&lt;script&gt;alert" in page
