@@ -1,6 +1,7 @@
 """The portal's filter and action forms: every refusal names its field (never a 500, never a half-written row)."""
 import re
 from datetime import timedelta
+from urllib.parse import urlencode
 
 from django import forms
 
@@ -124,8 +125,6 @@ class PaymentFilterForm(KeysetCursorForm):
 
     def filter_query(self) -> str:
         """The filters as a query string (no cursor), for the page links and the CSV export."""
-        from urllib.parse import urlencode
-
         return urlencode({k: self.data[k] for k in self.FILTERS if self.data.get(k)})
 
 
