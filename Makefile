@@ -22,3 +22,4 @@ bench:        ## every benchmark of bench/ (each one also runs alone: see bench/
 	@.venv/bin/python bench/sender_idle.py
 	@.venv/bin/python bench/sweeps.py
 	@.venv/bin/python bench/sweeps_system.py
+	@.venv/bin/python bench/portal_payments.py

@@ -4,11 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from merchants.urls import urlpatterns as merchants_portal
 from monitoring.views import operations_page
-from payments.home_urls import urlpatterns as payments_portal
+from payments.home_urls import urlpatterns as payments_home
+from payments.portal.urls import urlpatterns as payments_portal
 from settlements.urls import urlpatterns as settlements_portal
 
 # The portal is one namespace (`portal:`) made of each app's pages: merchants cannot import payments.
-portal_urlpatterns = [*payments_portal, *merchants_portal, *settlements_portal]
+portal_urlpatterns = [*payments_home, *payments_portal, *merchants_portal, *settlements_portal]
 
 handler404 = "gateway.api.errors.api_not_found"
 handler500 = "gateway.api.errors.api_server_error"

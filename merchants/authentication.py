@@ -1,13 +1,16 @@
 """API authentication as in Stripe: `Authorization: Bearer <key>` or HTTP Basic with the key as user name."""
 import base64
 import binascii
+import time
 from dataclasses import dataclass
+
+from django.utils import timezone
 
 from rest_framework import authentication, exceptions, permissions
 
 from gateway import ratelimit
 
-from . import selectors
+from . import selectors, services
 from .keys import KEY_RE, hash_key, redact
 from .models import ApiKey, Merchant
 
@@ -53,6 +56,19 @@ def _raw_key_from_header(header: str) -> str:
     )
 
 
+_marked: dict[str, float] = {}  # key id -> when this process last wrote its `last_used` (monotonic)
+
+
+def _mark_used(key_id: str) -> None:
+    now = time.monotonic()
+    if now - _marked.get(key_id, float("-inf")) < services.API_KEY_LAST_USED_PRECISION.total_seconds():
+        return
+    if len(_marked) >= 10_000:
+        _marked.clear()
+    _marked[key_id] = now
+    services.api_key_mark_used(key_id=key_id, now=timezone.now())
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """Also where the API's rate limits are counted (gateway.ratelimit): per key before the key is looked up, and per
     client IP for missing, malformed or unknown keys."""
@@ -68,6 +84,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key is None:
             ratelimit.api_key_failure(request)
             raise exceptions.AuthenticationFailed(f"Invalid API Key provided: {redact(raw)}")
+        _mark_used(key.id)
         caller = ApiCaller(
             merchant=key.merchant, livemode=key.livemode, key_id=key.id, kind=key.kind, permissions=key.permissions
         )

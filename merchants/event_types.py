@@ -24,6 +24,10 @@ EVENT_TYPES: tuple[str, ...] = (
 
 ALL_EVENTS = "*"
 
+# A test event the merchant sends to one endpoint from the portal: delivered to that endpoint only, whatever it
+# subscribes to (no endpoint subscribes to it), so that a receiver's URL and signature check can be tried.
+TEST_EVENT_TYPE = "webhook_endpoint.test"
+
 
 def event_type_enabled(enabled_events: list[str], event_type: str) -> bool:
     """Whether an endpoint subscribed to `enabled_events` gets events of `event_type`."""

@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from gateway import crypto
@@ -207,6 +208,18 @@ def api_key_create(
         permissions=permissions or {},
     )
     return IssuedKey(api_key=key, raw=raw)
+
+
+# "Last used" is a minute's precision: each process writes it at most once a minute per key, and the UPDATE only
+# touches a row whose value is older than that, so a busy key costs one small write a minute, not one per request.
+API_KEY_LAST_USED_PRECISION = timedelta(minutes=1)
+
+
+def api_key_mark_used(*, key_id: str, now) -> bool:
+    """Record that the key was just used (the portal's "Last used"). Returns whether the row was written."""
+    return bool(ApiKey.objects.filter(pk=key_id).filter(
+        Q(last_used__isnull=True) | Q(last_used__lt=now - API_KEY_LAST_USED_PRECISION)
+    ).update(last_used=now))
 
 
 @transaction.atomic

@@ -18,7 +18,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
 from gateway import otp
@@ -116,10 +116,14 @@ def api_key_roll(request, key_id):
 
 
 @portal_required(permission="keys.write")
-@require_POST
+@require_http_methods(["GET", "POST"])
 def api_key_revoke(request, key_id):
+    """GET: the confirmation; POST: the key stops working now."""
     merchant = _merchant(request)
-    key = services.api_key_revoke(api_key=_key(merchant, key_id))
+    key = _key(merchant, key_id)
+    if request.method == "GET":
+        return render(request, "portal/key_revoke.html", {"key": key})
+    key = services.api_key_revoke(api_key=key)
     messages.success(request, f"Key {key.redacted} revoked.")
     return redirect("portal:dashboard")
 

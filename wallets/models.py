@@ -72,6 +72,11 @@ class Network(models.Model):
     def __str__(self):
         return f"{self.display_name} ({self.code})"
 
+    def explorer_link(self, kind: str, value: str) -> str:
+        """The block explorer's page of a transaction (`tx`) or an address (`address`) on this network; empty when
+        the network has no explorer (a local devnet). Etherscan's paths, which the seeded explorers all share."""
+        return f"{self.explorer_url.rstrip('/')}/{kind}/{value}" if self.explorer_url else ""
+
 
 class Token(models.Model):
     network = models.ForeignKey(Network, on_delete=models.CASCADE, related_name="tokens")

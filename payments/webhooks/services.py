@@ -9,11 +9,14 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.db import connection, transaction
 
-from gateway.errors import ConfigurationError
+from gateway.errors import ConfigurationError, DomainError
 from gateway.metrics import WEBHOOK_ATTEMPTS
+from merchants.event_types import TEST_EVENT_TYPE
 from merchants.fields import SealedText
 from merchants.models import WebhookEndpoint
+from merchants.presenters import webhook_endpoint_json
 
+from ..events import event_record
 from ..models import Event, WebhookDelivery
 
 logger = logging.getLogger(__name__)
@@ -279,6 +282,22 @@ def delivery_resend(*, endpoint: WebhookEndpoint, event: Event, now: datetime) -
             delivery.next_attempt_at = now
             delivery.save(update_fields=["status", "next_attempt_at"])
     return delivery
+
+
+def webhook_test_event_send(*, endpoint: WebhookEndpoint, now: datetime) -> WebhookDelivery:
+    """A `webhook_endpoint.test` event (its object: the endpoint, without its secret) delivered to this endpoint
+    only, due now, in one transaction. The event is born fanned out, so no other endpoint gets it; the sender signs
+    and POSTs it as any other, and its attempts are recorded as usual. Refused for a disabled endpoint, which
+    nothing is delivered to."""
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        if endpoint.status != WebhookEndpoint.Status.ENABLED or endpoint.deleted:
+            raise DomainError(code="webhook_endpoint_disabled", param="endpoint",
+                              message="This endpoint is disabled: enable it to send it a test event.")
+        event = event_record(merchant=endpoint.merchant, livemode=endpoint.livemode, type=TEST_EVENT_TYPE,
+                             obj_id=endpoint.id, snapshot=webhook_endpoint_json(endpoint))
+        Event.objects.filter(pk=event.pk).update(fanned_out_at=now)
+        return WebhookDelivery.objects.create(endpoint=endpoint, event=event, next_attempt_at=now)
 
 
 RESEND_SQL = """

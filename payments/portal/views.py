@@ -1,0 +1,132 @@
+"""Portal pages of payments: the filtered list (keyset pages), its CSV export, an intent's detail, cancel."""
+from django.contrib import messages
+from django.http import StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_safe
+
+from gateway.errors import DomainError
+
+from .. import services
+from ..models import PaymentIntent
+from ..views import format_base_units, format_fiat
+from . import selectors
+from .access import found_or_404, portal_page, portal_scope
+from .export import csv_rows
+from .forms import PaymentCancelForm, PaymentFilterForm
+
+
+def _filtered(request):
+    """The form of the list's filters and, when it is valid, the merchant's intents it selects (else None)."""
+    merchant, livemode = portal_scope(request)
+    form = PaymentFilterForm(request.GET)
+    if not form.is_valid():
+        return form, None
+    qs = selectors.payment_intents_filter(
+        selectors.payment_intents_list(merchant=merchant, livemode=livemode), filters=form.cleaned_data,
+        network_ids=selectors.network_ids() if form.cleaned_data.get("q_kind") == "tx" else [],
+    )
+    return form, qs
+
+
+def _rows(intents):
+    for intent in intents:
+        charge = intent.latest_charge
+        yield {"intent": intent, "amount": format_fiat(intent.amount, intent.currency),
+               "network": charge.transfer.network if charge else None,
+               "token": charge.transfer.token.currency.upper() if charge and charge.transfer.token else ""}
+
+
+@require_safe
+@portal_page("payments.view")
+def payment_list(request):
+    form, qs = _filtered(request)
+    page = None
+    if qs is not None:
+        merchant, livemode = portal_scope(request)
+        bounds = form.bounds(PaymentIntent, merchant=merchant, livemode=livemode)
+        if form.is_valid():
+            page = selectors.keyset_page(qs, **bounds)
+    return render(request, "portal/payments/list.html", {
+        "form": form, "page": page, "rows": list(_rows(page.rows)) if page else [],
+        "filter_query": form.filter_query(), "livemode": portal_scope(request)[1],
+    }, status=200 if page is not None else 400)
+
+
+@require_safe
+@portal_page("payments.export")
+def payment_export(request):
+    form, qs = _filtered(request)
+    if qs is None:
+        return render(request, "portal/payments/list.html", {
+            "form": form, "page": None, "rows": [], "filter_query": form.filter_query(),
+            "livemode": portal_scope(request)[1],
+        }, status=400)
+    response = StreamingHttpResponse(csv_rows(qs), content_type="text/csv; charset=utf-8")
+    mode = "live" if portal_scope(request)[1] else "test"
+    response["Content-Disposition"] = (
+        f'attachment; filename="payments-{mode}-{timezone.now():%Y%m%d-%H%M%S}.csv"')
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _intent(request, intent_id: str) -> PaymentIntent:
+    merchant, livemode = portal_scope(request)
+    return found_or_404(intent_id, "pi", lambda pk: selectors.payment_intent_for_portal(
+        merchant=merchant, livemode=livemode, intent_id=pk))
+
+
+def _token_amount(transfer) -> str:
+    if transfer.token is None:
+        return f"{format_base_units(transfer.amount_base_units, transfer.network.native_decimals)} " \
+               f"{transfer.network.native_currency.upper()}"
+    return f"{format_base_units(transfer.amount_base_units, transfer.token.decimals)} {transfer.token.currency.upper()}"
+
+
+def _transfer_view(transfer) -> dict:
+    network = transfer.network
+    return {"network": network, "paid": _token_amount(transfer), "tx_hash": transfer.tx_hash,
+            "tx_url": network.explorer_link("tx", transfer.tx_hash), "block": transfer.block_number,
+            "from_address": transfer.from_address, "from_url": network.explorer_link("address", transfer.from_address),
+            "final": transfer.is_final, "orphaned": transfer.orphaned_at is not None}
+
+
+@require_safe
+@portal_page("payments.view")
+def payment_detail(request, intent_id: str):
+    intent = _intent(request, intent_id)
+    detail = selectors.payment_intent_detail(intent=intent)
+    return render(request, "portal/payments/detail.html", {
+        "intent": intent, "amount": format_fiat(intent.amount, intent.currency),
+        "amount_received": format_fiat(intent.amount_received, intent.currency),
+        "charges": [{"charge": c, "amount": format_fiat(c.amount, c.currency), **_transfer_view(c.transfer)}
+                    for c in detail.charges],
+        "events": detail.events, "deliveries": detail.deliveries,
+        "unmatched": [{"deposit": d, **_transfer_view(d.transfer)} for d in detail.unmatched],
+        "cancelable": intent.status in services.OPEN_STATUSES,
+    })
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+@portal_page("payments.write")
+def payment_cancel(request, intent_id: str):
+    """GET: the confirmation; POST: the cancel, with the same service as `POST /v1/payment_intents/{id}/cancel`."""
+    intent = _intent(request, intent_id)
+    form = PaymentCancelForm(request.POST if request.method == "POST" else None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                services.payment_intent_cancel(intent=intent, reason=form.cleaned_data["cancellation_reason"])
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                messages.success(request, f"Payment {intent.pk} canceled.")
+                return redirect("portal:payment-detail", intent_id=intent.pk)
+        status = 400
+    return render(request, "portal/payments/cancel.html", {
+        "intent": intent, "amount": format_fiat(intent.amount, intent.currency), "form": form,
+        "cancelable": intent.status in services.OPEN_STATUSES,
+    }, status=status)
