@@ -26,7 +26,7 @@ def fresh_marks():
 
 def test_last_used_is_recorded_at_most_once_a_minute_and_shown(client, shop):
     issued = services.api_key_create(merchant=shop)
-    assert b"never" in client.get("/portal/").content
+    assert b"never" in client.get("/portal/developers/").content
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.raw}")
     assert api.get("/v1/payment_intents").status_code == 200
@@ -36,7 +36,7 @@ def test_last_used_is_recorded_at_most_once_a_minute_and_shown(client, shop):
     assert api.get("/v1/payment_intents").status_code == 200
     key.refresh_from_db()
     assert key.last_used == first  # within the minute: not written again
-    assert first.strftime("%Y-%m-%d %H:%M").encode() in client.get("/portal/").content
+    assert first.strftime("%Y-%m-%d %H:%M").encode() in client.get("/portal/developers/").content
 
 
 def test_mark_used_writes_only_an_older_value(shop):

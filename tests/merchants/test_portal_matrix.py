@@ -3,8 +3,8 @@ member's own merchant and one of another merchant -> allowed, 403 or 404 exactly
 
 Data-driven: the routes are read from the URL resolver and each view's permission from `portal_required`
 (`view.portal_permission`), so pages added to the `portal:` namespace join the walk by themselves. A page whose URL
-takes an object id needs an entry in OBJECTS (how to make one for a merchant); a page that needs a login and is not
-guarded by `portal_required` fails the walk."""
+takes an object id needs an entry in OBJECTS (how to make one for a merchant, given the URL's earlier ids); a page
+that needs a login and is not guarded by `portal_required` fails the walk."""
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -36,17 +36,48 @@ def _invitation(merchant):
 
 
 # URL keyword -> a fresh object of the given merchant (its id as the URL takes it).
-def _payout_address(merchant):
+def _intent(merchant, made):
+    from tests.payments.portal import make_intent  # the payments pages are payments'
+
+    return make_intent(merchant).id
+
+
+def _endpoint(merchant, made):
+    from tests.payments.test_portal_developers import endpoint_of
+
+    return endpoint_of(merchant).id
+
+
+def _event(merchant, made):
+    from tests.payments.portal import make_event
+
+    return make_event(merchant).id
+
+
+def _delivery(merchant, made):
+    from merchants.models import WebhookEndpoint
+    from payments.models import Event
+    from tests.payments.portal import make_delivery
+
+    return make_delivery(WebhookEndpoint.objects.get(id=made["endpoint_id"]),
+                         Event.objects.get(id=_event(merchant, made))).pk
+
+
+def _payout_address(merchant, made):
     from tests.settlements.payout_fixtures import usable_address  # the payout pages are settlements'
 
     return usable_address(merchant).pk
 
 
 OBJECTS = {
-    "key_id": lambda merchant: services.api_key_create(merchant=merchant).api_key.pk,
+    "key_id": lambda merchant, made: services.api_key_create(merchant=merchant).api_key.pk,
     "address_id": _payout_address,
-    "member_id": _member,
-    "invitation_id": _invitation,
+    "member_id": lambda merchant, made: _member(merchant),
+    "invitation_id": lambda merchant, made: _invitation(merchant),
+    "intent_id": _intent,
+    "endpoint_id": _endpoint,  # before delivery_id in a URL: a delivery is made for the endpoint made for the URL
+    "delivery_id": _delivery,
+    "event_id": _event,
 }
 
 # POST data an action needs to do what it is for (default: none, so a form error is the allowed answer).
@@ -119,7 +150,9 @@ def test_route_x_role_x_merchant_follows_the_matrix(team, route):
         allowed = role in permissions.MATRIX[permission]
         data = DATA.get(route.name, lambda _: {})(own)
         for merchant in ([own, other] if keywords else [own]):
-            kwargs = {k: OBJECTS[k](merchant) for k in keywords}
+            kwargs = {}
+            for k in keywords:  # in the URL's order; a factory sees what the URL's earlier ones made
+                kwargs[k] = OBJECTS[k](merchant, kwargs)
             path = reverse(f"portal:{route.name}", kwargs=kwargs)
             status = _request(client, path, data).status_code
             if not allowed:
