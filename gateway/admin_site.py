@@ -1,9 +1,14 @@
 """The Django admin behind a second factor: user name + password + a code from the staff member's confirmed TOTP
 device (gateway.otp). A staff user without a confirmed device cannot get in; an operator enrols the first one with
 `manage.py staff_totp_enrol --username U`. Installed as the default admin site by gateway.apps.GatewayAdminConfig,
-so every app's `@admin.register` lands here."""
+so every app's `@admin.register` lands here.
+
+Every model admin registered here records its changes in the audit trail (audit.admin_hooks.AuditedAdminMixin is put
+in front of its class at registration, Django's own User and Group admins included)."""
 from django.contrib import admin
 from django_otp.admin import OTPAdminSite
+
+from audit.admin_hooks import AuditedAdminMixin
 
 from .otp import TotpAdminAuthenticationForm
 
@@ -14,6 +19,13 @@ class GatewayAdminSite(OTPAdminSite):
 
     def __init__(self, name="admin"):
         super().__init__(name)
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, AuditedAdminMixin):
+            admin_class = type(admin_class.__name__, (AuditedAdminMixin, admin_class),
+                               {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
+        super().register(model_or_iterable, admin_class, **options)
 
 
 class ReadOnlyMixin:
