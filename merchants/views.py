@@ -11,6 +11,7 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -18,6 +19,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 
+from audit.services import audit_record
 from gateway import otp
 from gateway.errors import DomainError
 from gateway.ids import id_is_valid
@@ -92,7 +94,7 @@ def api_key_create(request):
         return _dashboard(request, merchant, key_form=form, status=400)
     issued = services.api_key_create(
         merchant=merchant, kind=form.cleaned_data["kind"], livemode=form.cleaned_data["mode"] == "live",
-        name=form.cleaned_data["name"],
+        name=form.cleaned_data["name"], request=request,
     )
     return render(request, "portal/key_created.html", {"merchant": merchant, "raw": issued.raw, "key": issued.api_key})
 
@@ -108,7 +110,8 @@ def api_key_roll(request, key_id):
     form = ApiKeyRollForm(request.POST, auto_id=False)
     if form.is_valid():
         try:
-            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=form.cleaned_data["expires_in_hours"]))
+            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=form.cleaned_data["expires_in_hours"]),
+                                           request=request)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
@@ -124,7 +127,7 @@ def api_key_roll(request, key_id):
 @require_POST
 def api_key_revoke(request, key_id):
     merchant = _merchant(request)
-    key = services.api_key_revoke(api_key=_key(merchant, key_id))
+    key = services.api_key_revoke(api_key=_key(merchant, key_id), request=request)
     messages.success(request, f"Key {key.redacted} revoked.")
     return redirect("portal:dashboard")
 
@@ -140,7 +143,10 @@ def two_factor_setup(request):
     device = otp.totp_device_pending(user=request.user)
     form = TotpConfirmForm(request.POST or None, device=device)
     if request.method == "POST" and form.is_valid():
-        otp.totp_device_confirm(device=device)
+        with transaction.atomic():
+            otp.totp_device_confirm(device=device)
+            audit_record(action="totp_device.enrol", obj=device, after={"name": device.name, "confirmed": True},
+                         request=request)
         otp_login(request, device)
         messages.success(request, "Two-factor authentication is on.")
         return redirect("portal:dashboard")
