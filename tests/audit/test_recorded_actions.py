@@ -67,6 +67,6 @@ def test_commands_are_recorded_as_the_system_with_the_command(shop, capsys):
     call_command("roll_api_key", "--key-id", key_id, "--json")
     call_command("ledger", "rebuild")
 
-    assert [(r.action, r.actor_id) for r in AuditRecord.objects.filter(actor_type="system").order_by("seq")] == [
+    assert [(r.action, r.actor_id) for r in AuditRecord.objects.filter(actor_id__startswith="command:").order_by("seq")] == [
         ("api_key.create", "command:create_api_key"), ("api_key.roll", "command:roll_api_key"),
         ("ledger.rebuild", "command:ledger rebuild")]
