@@ -5,10 +5,15 @@ so every app's `@admin.register` lands here.
 
 Every model admin registered here records its changes in the audit trail (audit.admin_hooks.AuditedAdminMixin is put
 in front of its class at registration, Django's own User and Group admins included)."""
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 from django_otp.admin import OTPAdminSite
 
 from audit.admin_hooks import AuditedAdminMixin
+
+from .errors import DomainError
 
 from .otp import TotpAdminAuthenticationForm
 
@@ -50,3 +55,44 @@ class FactInline(ReadOnlyMixin, admin.TabularInline):
     """The rows of a fact shown inside its parent's page, read-only."""
 
     extra = 0
+
+
+class ReasonForm(forms.Form):
+    """What every manual correction asks for first: why (kept in the audit trail with who did it)."""
+
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                             help_text="Why: kept in the audit trail with your name.")
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why this correction is made.")
+        return reason
+
+
+def action_form(modeladmin, request, queryset, *, form_class, title: str, intro: str = ""):
+    """For an admin action that needs input (a reason first of all): (cleaned data, None) once the form is
+    submitted and valid, else (None, the form's page) to return from the action."""
+    submitted = "apply" in request.POST
+    form = form_class(request.POST if submitted else None)
+    if submitted and form.is_valid():
+        return form.cleaned_data, None
+    return None, TemplateResponse(request, "admin/action_form.html", {
+        **modeladmin.admin_site.each_context(request),
+        "title": title, "intro": intro, "opts": modeladmin.model._meta, "objects": queryset, "form": form,
+        "action": request.POST.get("action", ""), "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+    })
+
+
+def action_run(modeladmin, request, objects, run) -> None:
+    """Run `run(obj)` (one service call) for each object; the refusals (DomainError) shown, the rest counted."""
+    done = 0
+    for obj in objects:
+        try:
+            run(obj)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{obj.pk}: {exc.message}", messages.WARNING)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"Done for {done} of {len(objects)}.", messages.SUCCESS)

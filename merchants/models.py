@@ -49,6 +49,7 @@ class Merchant(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        permissions = [("freeze_merchant", "Can freeze and unfreeze a merchant")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(underpayment_tolerance_bps__gte=0,
