@@ -9,6 +9,8 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models, transaction
 from django.utils import timezone
 
+from gateway.ratelimit import client_address
+
 from .actors import Actor, actor_of
 from .models import GENESIS_HASH, AuditHead, AuditRecord
 
@@ -67,7 +69,8 @@ def record_hash(record: AuditRecord) -> str:
 
 
 def _client_ip(request) -> str:
-    return (request.META.get("REMOTE_ADDR") or "")[:45] if request is not None else ""
+    """As the rate limits and the login lockout read it: past our proxies in X-Forwarded-For (GATEWAY_NUM_PROXIES)."""
+    return (client_address(request) or "")[:45] if request is not None else ""
 
 
 def _request_actor(request):

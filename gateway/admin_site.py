@@ -70,29 +70,26 @@ class ReasonForm(forms.Form):
         return reason
 
 
-def action_form(modeladmin, request, queryset, *, form_class, title: str, intro: str = ""):
-    """For an admin action that needs input (a reason first of all): (cleaned data, None) once the form is
-    submitted and valid, else (None, the form's page) to return from the action."""
+def action_with_form(modeladmin, request, queryset, *, form_class, title: str, run, intro: str = ""):
+    """An admin action that needs input (a reason first of all): first the form's page (returned to Django, which
+    shows it); once submitted and valid, `run(obj, cleaned_data)` (one service call) for each selected object, the
+    refusals (DomainError) shown, the rest counted, and back to the list."""
     submitted = "apply" in request.POST
     form = form_class(request.POST if submitted else None)
-    if submitted and form.is_valid():
-        return form.cleaned_data, None
-    return None, TemplateResponse(request, "admin/action_form.html", {
-        **modeladmin.admin_site.each_context(request),
-        "title": title, "intro": intro, "opts": modeladmin.model._meta, "objects": queryset, "form": form,
-        "action": request.POST.get("action", ""), "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-    })
-
-
-def action_run(modeladmin, request, objects, run) -> None:
-    """Run `run(obj)` (one service call) for each object; the refusals (DomainError) shown, the rest counted."""
-    done = 0
+    if not (submitted and form.is_valid()):
+        return TemplateResponse(request, "admin/action_form.html", {
+            **modeladmin.admin_site.each_context(request),
+            "title": title, "intro": intro, "opts": modeladmin.model._meta, "objects": queryset, "form": form,
+            "action": request.POST.get("action", ""), "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        })
+    objects, done = list(queryset), 0
     for obj in objects:
         try:
-            run(obj)
+            run(obj, form.cleaned_data)
         except DomainError as exc:
             modeladmin.message_user(request, f"{obj.pk}: {exc.message}", messages.WARNING)
         else:
             done += 1
     if done:
         modeladmin.message_user(request, f"Done for {done} of {len(objects)}.", messages.SUCCESS)
+    return None

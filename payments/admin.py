@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from gateway.admin_site import FactAdmin, ReasonForm, action_form, action_run
+from gateway.admin_site import FactAdmin, ReasonForm, action_with_form
 from gateway.ids import id_is_valid
 
 from .corrections import payment_intent_cancel_by_staff, unmatched_deposit_assign
@@ -54,15 +54,13 @@ class PaymentIntentAdmin(FactAdmin):
 
     @admin.action(description="Cancel the selected intents (with a reason)", permissions=["cancel"])
     def cancel_by_staff(self, request, queryset):
-        data, page = action_form(self, request, queryset, form_class=CancelForm, title="Cancel payment intents",
-                                 intro="Only open intents (requires_confirmation, requires_action) can be canceled; "
-                                       "the merchant gets payment_intent.canceled.")
-        if page is not None:
-            return page
-        action_run(self, request, list(queryset), lambda intent: payment_intent_cancel_by_staff(
-            intent=intent, actor=request.user, reason=data["reason"],
-            cancellation_reason=data["cancellation_reason"], request=request))
-        return None
+        return action_with_form(
+            self, request, queryset, form_class=CancelForm, title="Cancel payment intents",
+            intro="Only open intents (requires_confirmation, requires_action) can be canceled; the merchant gets "
+                  "payment_intent.canceled.",
+            run=lambda intent, data: payment_intent_cancel_by_staff(
+                intent=intent, actor=request.user, reason=data["reason"],
+                cancellation_reason=data["cancellation_reason"], request=request))
 
 
 @admin.register(Event)
@@ -94,15 +92,13 @@ class UnmatchedDepositAdmin(FactAdmin):
 
     @admin.action(description="Assign to a payment intent (which it then funds)", permissions=["assign"])
     def assign(self, request, queryset):
-        data, page = action_form(self, request, queryset, form_class=AssignForm, title="Assign deposits",
-                                 intro="Each deposit then counts among the intent's transfers, by the normal rules "
-                                       "(a Charge, processing or succeeded, the merchant's events).")
-        if page is not None:
-            return page
-        action_run(self, request, list(queryset), lambda deposit: unmatched_deposit_assign(
-            deposit=deposit, intent=data["payment_intent"], actor=request.user, reason=data["reason"],
-            request=request))
-        return None
+        return action_with_form(
+            self, request, queryset, form_class=AssignForm, title="Assign deposits",
+            intro="Each deposit then counts among the intent's transfers, by the normal rules (a Charge, processing "
+                  "or succeeded, the merchant's events).",
+            run=lambda deposit, data: unmatched_deposit_assign(
+                deposit=deposit, intent=data["payment_intent"], actor=request.user, reason=data["reason"],
+                request=request))
 
 
 class WebhookAttemptInline(admin.TabularInline):

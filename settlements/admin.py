@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from gateway.admin_site import FactAdmin, FactInline, action_form, action_run
+from gateway.admin_site import FactAdmin, FactInline, action_with_form
 from gateway.errors import DomainError
 from gateway.forms import AsciiIntegerField
 
@@ -127,19 +127,15 @@ class LedgerAdjustmentAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve and post (not your own)", permissions=["approve"])
     def approve(self, request, queryset):
-        data, page = action_form(self, request, queryset, form_class=DecisionForm, title="Approve adjustments",
-                                 intro="Each is posted to the ledger as one adjustment journal transaction.")
-        if page is not None:
-            return page
-        action_run(self, request, list(queryset), lambda adjustment: ledger_adjustment_approve(
-            adjustment=adjustment, actor=request.user, note=data["note"], request=request))
-        return None
+        return action_with_form(
+            self, request, queryset, form_class=DecisionForm, title="Approve adjustments",
+            intro="Each is posted to the ledger as one adjustment journal transaction.",
+            run=lambda adjustment, data: ledger_adjustment_approve(
+                adjustment=adjustment, actor=request.user, note=data["note"], request=request))
 
     @admin.action(description="Reject (not your own)", permissions=["approve"])
     def reject(self, request, queryset):
-        data, page = action_form(self, request, queryset, form_class=DecisionForm, title="Reject adjustments")
-        if page is not None:
-            return page
-        action_run(self, request, list(queryset), lambda adjustment: ledger_adjustment_reject(
-            adjustment=adjustment, actor=request.user, note=data["note"], request=request))
-        return None
+        return action_with_form(
+            self, request, queryset, form_class=DecisionForm, title="Reject adjustments",
+            run=lambda adjustment, data: ledger_adjustment_reject(
+                adjustment=adjustment, actor=request.user, note=data["note"], request=request))

@@ -6,7 +6,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.template.response import TemplateResponse
 
-from gateway.admin_site import FactAdmin, ReasonForm, action_form, action_run
+from gateway.admin_site import FactAdmin, ReasonForm, action_with_form
 from gateway.errors import DomainError
 
 from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve, chain_rescan_request
@@ -70,15 +70,12 @@ class NetworkAdmin(ConfirmedChangeAdmin):
 
     @admin.action(description="Rescan from a block (with a reason)", permissions=["rescan"])
     def rescan(self, request, queryset):
-        data, page = action_form(self, request, queryset, form_class=RescanForm, title="Rescan networks",
-                                 intro="The watcher scans again from this block; transfers already recorded are not "
-                                       "recorded twice.")
-        if page is not None:
-            return page
-        action_run(self, request, list(queryset), lambda network: chain_rescan_request(
-            network=network, from_block=data["from_block"], actor=request.user, reason=data["reason"],
-            request=request))
-        return None
+        return action_with_form(
+            self, request, queryset, form_class=RescanForm, title="Rescan networks",
+            intro="The watcher scans again from this block; transfers already recorded are not recorded twice.",
+            run=lambda network, data: chain_rescan_request(
+                network=network, from_block=data["from_block"], actor=request.user, reason=data["reason"],
+                request=request))
 
     @admin.display(description="lag (blocks)")
     def chain_lag(self, obj):

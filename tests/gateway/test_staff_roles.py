@@ -3,13 +3,13 @@ runs exactly the actions its row of the table says, over every registered model:
 add page, change (POST), delete (POST) and the actions offered. Forbidden is a 403."""
 import pytest
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
 
 from gateway.roles import roles_sync
 from tests.otp import login_verified
+from tests.staff import staff_user
 
 # What every role reads (v); the letters: v view (changelist and change page), a add, c change, d delete.
 READ = {label: "v" for label in [
@@ -76,14 +76,9 @@ def _observed(client) -> dict:
 
 @pytest.fixture
 def staff(db):
-    roles_sync()  # a transactional test elsewhere may have flushed the migration's groups
-
     def make(role):
-        user = get_user_model().objects.create_user(username=f"{role}@ops.example", password="x", is_staff=True)
-        if role != "none":
-            user.groups.add(Group.objects.get(name=role))
         client = Client()
-        login_verified(client, user)
+        login_verified(client, staff_user(role))
         return client
 
     return make

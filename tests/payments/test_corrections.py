@@ -2,18 +2,16 @@
 normal rules, once; an intent canceled by hand with a reason. Each leaves its events and its audit record; a refusal
 changes nothing."""
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from audit.models import AuditRecord
 from gateway.errors import DomainError
-from gateway.roles import roles_sync
 from payments.corrections import payment_intent_cancel_by_staff, unmatched_deposit_assign
 from payments.models import Charge, ChargeLedgerOutbox, DepositAssignment, Event, PaymentIntent, UnmatchedDeposit
 from payments.services import PaymentIntentInput, payment_intent_cancel, payment_intent_create
 from tests.merchants.factories import MerchantFactory
 from tests.otp import login_verified
+from tests.staff import staff_user
 from tests.payments.test_funding import DUE, apply, pay
 
 pytestmark = pytest.mark.usefixtures("ready")
@@ -26,10 +24,7 @@ def new_intent(merchant, amount=1234):
 
 @pytest.fixture
 def finance(db):
-    roles_sync()
-    user = get_user_model().objects.create_user(username="finance@ops.example", is_staff=True)
-    user.groups.add(Group.objects.get(name="finance"))
-    return user
+    return staff_user("finance")
 
 
 @pytest.fixture

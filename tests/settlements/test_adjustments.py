@@ -2,18 +2,16 @@
 approves (one ADJUSTMENT journal transaction); the proposer can never decide their own, in the service nor in the
 database; each step has its audit record."""
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.db import IntegrityError, transaction
 from django.test import Client
 
 from audit.models import AuditRecord
 from gateway.errors import DomainError
-from gateway.roles import roles_sync
 from settlements.adjustments import ledger_adjustment_approve, ledger_adjustment_propose, ledger_adjustment_reject
 from settlements.models import AccountKind, JournalTransaction, LedgerAdjustment
 from settlements.services import ledger_account_get
 from tests.otp import login_verified
+from tests.staff import staff_user
 
 from .conftest import ONE_USDT, balance, bsc, token
 
@@ -22,15 +20,7 @@ pytestmark = pytest.mark.usefixtures("ledger_ready")
 
 @pytest.fixture
 def finance(db):
-    roles_sync()
-    group = Group.objects.get(name="finance")
-
-    def make(name):
-        user = get_user_model().objects.create_user(username=f"{name}@ops.example", is_staff=True)
-        user.groups.add(group)
-        return user
-
-    return make
+    return lambda name: staff_user("finance", name)
 
 
 def accounts(merchant):

@@ -1,14 +1,12 @@
 """Re-scan a block range from the admin (wallets.chain.services.chain_rescan_request): the cursor goes back, never
 forward, with a reason in the audit trail."""
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
 from django.test import Client
 
 from audit.models import AuditRecord
 from gateway.errors import DomainError
-from gateway.roles import roles_sync
 from tests.otp import login_verified
+from tests.staff import staff_user
 from wallets.chain.services import chain_cursor_init, chain_rescan_request
 from wallets.models import ChainCursor, Network
 
@@ -22,10 +20,7 @@ def network(networks):
 
 @pytest.fixture
 def finance(db):
-    roles_sync()
-    user = get_user_model().objects.create_user(username="finance@ops.example", is_staff=True)
-    user.groups.add(Group.objects.get(name="finance"))
-    return user
+    return staff_user("finance")
 
 
 def test_a_rescan_rewinds_the_cursor_with_its_reason(network, finance):
