@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from gateway.ratelimit import client_address
@@ -95,6 +95,35 @@ def _object_ref(obj) -> tuple[str, str]:
     return obj._meta.label_lower, str(obj.pk)
 
 
+_FIELDS = [f for f in AuditRecord._meta.concrete_fields]
+_INSERT = (
+    f"WITH inserted AS (INSERT INTO {AuditRecord._meta.db_table} ({', '.join(f.column for f in _FIELDS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_FIELDS))})) "
+    f"UPDATE {AuditHead._meta.db_table} SET hash = %s WHERE id = 1"
+)
+
+
+def _head_advance() -> tuple[int, str]:
+    """Lock the head and take the next sequence number: (seq, previous hash), one round trip. The lock is held until
+    the caller's transaction ends (that is what keeps the sequence gapless and the chain in commit order)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {AuditHead._meta.db_table} SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+        row = cursor.fetchone()
+        if row is None:  # a fresh database (the migration seeds it; a test flush truncates it)
+            AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
+            cursor.execute(f"UPDATE {AuditHead._meta.db_table} SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
+            row = cursor.fetchone()
+    return row[0], row[1]
+
+
+def _record_insert(record: AuditRecord) -> None:
+    """The record and the head's new hash, one round trip."""
+    values = [f.get_db_prep_save(f.pre_save(record, add=True), connection) for f in _FIELDS]
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT, [*values, record.hash])
+    record._state.adding, record._state.db = False, connection.alias
+
+
 def audit_record(*, actor=None, action: str, obj=None, before: dict | None = None, after: dict | None = None,
                  reason: str = "", request=None) -> AuditRecord:
     """Append one record to the chain, in the caller's transaction (refused outside one: a record must commit or
@@ -108,17 +137,13 @@ def audit_record(*, actor=None, action: str, obj=None, before: dict | None = Non
         raise AuditError("audit_record must run inside the transaction of the change it records")
     who: Actor = actor_of(actor if actor is not None else _request_actor(request))
     object_type, object_id = _object_ref(obj)
-    head = AuditHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:  # a fresh database (the migration seeds it; a test flush truncates it)
-        AuditHead.objects.bulk_create([AuditHead(pk=1, seq=0, hash=GENESIS_HASH)], ignore_conflicts=True)
-        head = AuditHead.objects.select_for_update().get(pk=1)
+    seq, prev_hash = _head_advance()
     record = AuditRecord(
-        seq=head.seq + 1, created=timezone.now(), actor_type=who.type, actor_id=who.id[:100],
+        seq=seq, created=timezone.now(), actor_type=who.type, actor_id=who.id[:100],
         actor_label=who.label[:200], action=action, object_type=object_type, object_id=object_id[:100],
         before=_jsonable(before), after=_jsonable(after), reason=reason or "", ip=_client_ip(request),
-        request_id=(getattr(request, "request_id", "") or "")[:64], prev_hash=head.hash,
+        request_id=(getattr(request, "request_id", "") or "")[:64], prev_hash=prev_hash,
     )
     record.hash = record_hash(record)
-    record.save(force_insert=True)
-    AuditHead.objects.filter(pk=1).update(seq=record.seq, hash=record.hash)
+    _record_insert(record)
     return record
