@@ -87,6 +87,9 @@ def balance_discrepancy_resolve(*, discrepancy: BalanceDiscrepancy, user, note: 
     locked.resolved_by = user
     locked.note = note
     locked.save(update_fields=["resolved_at", "resolved_by", "note"])
+    audit_record(actor=user, action="balance_discrepancy.resolve", obj=locked, before={"resolved_at": None},
+                 after={"resolved_at": locked.resolved_at, "difference_base_units": str(locked.difference_base_units)},
+                 reason=note)
     logger.info("balance discrepancy %d resolved by %s", locked.pk, getattr(user, "pk", None))
     discrepancy.resolved_at, discrepancy.resolved_by, discrepancy.note = locked.resolved_at, user, note
     return locked
