@@ -14,7 +14,6 @@ from django_otp.admin import OTPAdminSite
 from audit.admin_hooks import AuditedAdminMixin
 
 from .errors import DomainError
-
 from .otp import TotpAdminAuthenticationForm
 
 

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 
 from wallets import activity
-from wallets.models import ChainCursor, Transfer
+from wallets.models import AddressActivity, ChainCursor, Transfer
 
 from . import services
 from .events import event_record
@@ -171,7 +171,15 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     if assigned:
         transfers = sorted(transfers + assigned, key=lambda t: (t.block_number, t.log_index, t.id))
     assigned_ids = [t.id for t in assigned]
-    mine = Q(transfer__deposit_address_id=deposit_address_id) | Q(transfer_id__in=assigned_ids)
+    # And the other way: transfers of this address staff assigned to another intent are that intent's; whatever
+    # happens to them here (a reorg) is handed on to its address.
+    handed = list(DepositAssignment.objects.filter(transfer__deposit_address_id=deposit_address_id)
+                  .exclude(payment_intent_id=intent.id if intent else None)
+                  .values_list("transfer_id", "payment_intent__deposit_address_id"))
+    if handed:
+        AddressActivity.objects.bulk_create(AddressActivity(deposit_address_id=a) for a in {a for _, a in handed})
+    mine = ((Q(transfer__deposit_address_id=deposit_address_id) & ~Q(transfer_id__in=[t for t, _ in handed]))
+            | Q(transfer_id__in=assigned_ids))
     accepted = set(intent.options.values_list("token_id", flat=True)) if intent else set()
     charges = {c.transfer_id: c for c in Charge.objects.filter(mine)}
     dust_rows = list(ChargeDust.objects.filter(mine).select_related("charge"))

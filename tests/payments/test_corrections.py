@@ -6,13 +6,14 @@ from django.test import Client
 
 from audit.models import AuditRecord
 from gateway.errors import DomainError
+from payments import funding
 from payments.corrections import payment_intent_cancel_by_staff, unmatched_deposit_assign
 from payments.models import Charge, ChargeLedgerOutbox, DepositAssignment, Event, PaymentIntent, UnmatchedDeposit
 from payments.services import PaymentIntentInput, payment_intent_cancel, payment_intent_create
 from tests.merchants.factories import MerchantFactory
 from tests.otp import login_verified
 from tests.staff import staff_user
-from tests.payments.test_funding import DUE, apply, pay
+from tests.payments.test_funding import DUE, apply, orphan, pay
 
 pytestmark = pytest.mark.usefixtures("ready")
 
@@ -61,9 +62,7 @@ def test_an_assigned_deposit_funds_its_intent_once(merchant, finance, late_depos
     # Twice, and the watcher's applications of both addresses again: nothing more.
     facts = _facts()
     unmatched_deposit_assign(deposit=late_deposit, intent=target, actor=finance, reason="again")
-    pay_again = [late_deposit.transfer.deposit_address_id, target.deposit_address_id]
-    from payments import funding
-    for address_id in pay_again:
+    for address_id in (late_deposit.transfer.deposit_address_id, target.deposit_address_id):
         funding.address_apply(deposit_address_id=address_id)
     assert _facts() == facts
     assert PaymentIntent.objects.get(pk=late_deposit.payment_intent_id).status == "canceled"
@@ -139,3 +138,17 @@ def test_admin_actions_ask_for_a_reason_then_run_the_service(merchant, finance, 
                                                    "apply": "1", "cancellation_reason": "duplicate",
                                                    "reason": "duplicate order"})
     assert PaymentIntent.objects.get(pk=cancel.pk).status == "canceled"
+
+
+def test_a_reorg_of_an_assigned_deposit_reaches_the_intent_it_funds(merchant, finance, late_deposit):
+    target = new_intent(merchant)
+    unmatched_deposit_assign(deposit=late_deposit, intent=target, actor=finance, reason="late, same order")
+
+    orphan(late_deposit.transfer)  # the watcher queues the deposit's own address
+    funding.address_activity_process()  # which hands it on to the intent's address
+    apply()
+
+    target.refresh_from_db()
+    assert target.status == "requires_action" and target.amount_received == 0
+    assert Charge.objects.get(payment_intent=target).status == "reversed"
+    assert Event.objects.filter(type="charge.reversed").count() == 1
