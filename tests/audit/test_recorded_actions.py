@@ -70,3 +70,20 @@ def test_commands_are_recorded_as_the_system_with_the_command(shop, capsys):
     assert [(r.action, r.actor_id) for r in AuditRecord.objects.filter(actor_id__startswith="command:").order_by("seq")] == [
         ("api_key.create", "command:create_api_key"), ("api_key.roll", "command:roll_api_key"),
         ("ledger.rebuild", "command:ledger rebuild")]
+
+
+def test_portal_login_and_logout_are_recorded(shop):
+    from gateway import otp
+    from tests.otp import totp_code, totp_device
+
+    totp_device(shop.user)
+    client = Client()
+    response = client.post("/portal/login/", {"username": "shop@example.com", "password": "correct horse battery staple",
+                                              "otp_token": totp_code(otp.totp_device_confirmed(user=shop.user))})
+    assert response.status_code == 302
+    client.post("/portal/logout/")
+
+    login, = _records("auth.login")
+    assert (login.actor_type, login.actor_id, login.request_id) == ("merchant_user", str(shop.user.pk),
+                                                                    response["Request-Id"])
+    assert [r.actor_id for r in _records("auth.logout")] == [str(shop.user.pk)]
