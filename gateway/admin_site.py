@@ -56,6 +56,16 @@ class FactInline(ReadOnlyMixin, admin.TabularInline):
     extra = 0
 
 
+def staff_permission(name: str):
+    """`has_<verb>_permission` of a model admin for an action guarded by one permission (`app_label.codename`):
+    `has_cancel_permission = staff_permission("payments.cancel_paymentintent")`, then
+    `@admin.action(permissions=["cancel"])`."""
+    def has_permission(modeladmin, request) -> bool:
+        return request.user.has_perm(name)
+
+    return has_permission
+
+
 class ReasonForm(forms.Form):
     """What every manual correction asks for first: why (kept in the audit trail with who did it)."""
 

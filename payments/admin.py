@@ -2,7 +2,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from gateway.admin_site import FactAdmin, ReasonForm, action_with_form
+from gateway.admin_site import FactAdmin, ReasonForm, action_with_form, staff_permission
 from gateway.ids import id_is_valid
 
 from .corrections import payment_intent_cancel_by_staff, unmatched_deposit_assign
@@ -49,8 +49,7 @@ class PaymentIntentAdmin(FactAdmin):
     inlines = [PaymentOptionInline]
     actions = ["cancel_by_staff"]
 
-    def has_cancel_permission(self, request) -> bool:
-        return request.user.has_perm("payments.cancel_paymentintent")
+    has_cancel_permission = staff_permission("payments.cancel_paymentintent")
 
     @admin.action(description="Cancel the selected intents (with a reason)", permissions=["cancel"])
     def cancel_by_staff(self, request, queryset):
@@ -87,8 +86,7 @@ class UnmatchedDepositAdmin(FactAdmin):
     readonly_fields = [f.name for f in UnmatchedDeposit._meta.fields]
     actions = ["assign"]
 
-    def has_assign_permission(self, request) -> bool:
-        return request.user.has_perm("payments.assign_unmatcheddeposit")
+    has_assign_permission = staff_permission("payments.assign_unmatcheddeposit")
 
     @admin.action(description="Assign to a payment intent (which it then funds)", permissions=["assign"])
     def assign(self, request, queryset):
@@ -128,8 +126,7 @@ class WebhookDeliveryAdmin(FactAdmin):
     inlines = [WebhookAttemptInline]
     actions = ["resend"]
 
-    def has_resend_permission(self, request) -> bool:
-        return request.user.has_perm("payments.resend_webhookdelivery")
+    has_resend_permission = staff_permission("payments.resend_webhookdelivery")
 
     @admin.display(description="event type", ordering="event__type")
     def event_type(self, obj):

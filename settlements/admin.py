@@ -1,7 +1,7 @@
 from django import forms
 from django.contrib import admin
 
-from gateway.admin_site import FactAdmin, FactInline, action_with_form
+from gateway.admin_site import FactAdmin, FactInline, action_with_form, staff_permission
 from gateway.errors import DomainError
 from gateway.forms import AsciiIntegerField
 
@@ -113,8 +113,7 @@ class LedgerAdjustmentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def has_approve_permission(self, request) -> bool:
-        return request.user.has_perm("settlements.approve_ledgeradjustment")
+    has_approve_permission = staff_permission("settlements.approve_ledgeradjustment")
 
     def save_model(self, request, obj, form, change):
         """Through the service (with its audit record); the admin's form only carried the input."""

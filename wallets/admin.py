@@ -6,7 +6,7 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.template.response import TemplateResponse
 
-from gateway.admin_site import FactAdmin, ReasonForm, action_with_form
+from gateway.admin_site import FactAdmin, ReasonForm, action_with_form, staff_permission
 from gateway.errors import DomainError
 
 from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve, chain_rescan_request
@@ -65,8 +65,7 @@ class NetworkAdmin(ConfirmedChangeAdmin):
     inlines = [TokenInline]
     actions = ["rescan"]
 
-    def has_rescan_permission(self, request) -> bool:
-        return request.user.has_perm("wallets.rescan_network")
+    has_rescan_permission = staff_permission("wallets.rescan_network")
 
     @admin.action(description="Rescan from a block (with a reason)", permissions=["rescan"])
     def rescan(self, request, queryset):
@@ -162,8 +161,7 @@ class BalanceDiscrepancyAdmin(FactAdmin):
     def token_label(self, obj):
         return obj.token.currency.upper() if obj.token_id else f"{obj.network.native_currency.upper()} (native)"
 
-    def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm("wallets.change_balancediscrepancy")
+    has_resolve_permission = staff_permission("wallets.change_balancediscrepancy")
 
     @admin.action(description="Mark resolved", permissions=["resolve"])
     def mark_resolved(self, request, queryset):
