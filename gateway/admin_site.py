@@ -1,10 +1,19 @@
 """The Django admin behind a second factor: user name + password + a code from the staff member's confirmed TOTP
 device (gateway.otp). A staff user without a confirmed device cannot get in; an operator enrols the first one with
 `manage.py staff_totp_enrol --username U`. Installed as the default admin site by gateway.apps.GatewayAdminConfig,
-so every app's `@admin.register` lands here."""
-from django.contrib import admin
+so every app's `@admin.register` lands here.
+
+Every model admin registered here records its changes in the audit trail (audit.admin_hooks.AuditedAdminMixin is put
+in front of its class at registration, Django's own User and Group admins included)."""
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.template.response import TemplateResponse
 from django_otp.admin import OTPAdminSite
 
+from audit.admin_hooks import AuditedAdminMixin
+
+from .errors import DomainError
 from .otp import TotpAdminAuthenticationForm
 
 
@@ -14,6 +23,13 @@ class GatewayAdminSite(OTPAdminSite):
 
     def __init__(self, name="admin"):
         super().__init__(name)
+
+    def register(self, model_or_iterable, admin_class=None, **options):
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, AuditedAdminMixin):
+            admin_class = type(admin_class.__name__, (AuditedAdminMixin, admin_class),
+                               {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
+        super().register(model_or_iterable, admin_class, **options)
 
 
 class ReadOnlyMixin:
@@ -38,3 +54,51 @@ class FactInline(ReadOnlyMixin, admin.TabularInline):
     """The rows of a fact shown inside its parent's page, read-only."""
 
     extra = 0
+
+
+def staff_permission(name: str):
+    """`has_<verb>_permission` of a model admin for an action guarded by one permission (`app_label.codename`):
+    `has_cancel_permission = staff_permission("payments.cancel_paymentintent")`, then
+    `@admin.action(permissions=["cancel"])`."""
+    def has_permission(modeladmin, request) -> bool:
+        return request.user.has_perm(name)
+
+    return has_permission
+
+
+class ReasonForm(forms.Form):
+    """What every manual correction asks for first: why (kept in the audit trail with who did it)."""
+
+    reason = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                             help_text="Why: kept in the audit trail with your name.")
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why this correction is made.")
+        return reason
+
+
+def action_with_form(modeladmin, request, queryset, *, form_class, title: str, run, intro: str = ""):
+    """An admin action that needs input (a reason first of all): first the form's page (returned to Django, which
+    shows it); once submitted and valid, `run(obj, cleaned_data)` (one service call) for each selected object, the
+    refusals (DomainError) shown, the rest counted, and back to the list."""
+    submitted = "apply" in request.POST
+    form = form_class(request.POST if submitted else None)
+    if not (submitted and form.is_valid()):
+        return TemplateResponse(request, "admin/action_form.html", {
+            **modeladmin.admin_site.each_context(request),
+            "title": title, "intro": intro, "opts": modeladmin.model._meta, "objects": queryset, "form": form,
+            "action": request.POST.get("action", ""), "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        })
+    objects, done = list(queryset), 0
+    for obj in objects:
+        try:
+            run(obj, form.cleaned_data)
+        except DomainError as exc:
+            modeladmin.message_user(request, f"{obj.pk}: {exc.message}", messages.WARNING)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, f"Done for {done} of {len(objects)}.", messages.SUCCESS)
+    return None

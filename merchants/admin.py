@@ -139,16 +139,16 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False  # merchants delete through the API (a soft delete that keeps the delivery history)
 
-    @admin.action(description="Disable the selected endpoints")
+    @admin.action(description="Disable the selected endpoints", permissions=["change"])
     def disable_endpoints(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_endpoint_update(endpoint=endpoint, disabled=True)
+            services.webhook_endpoint_update(endpoint=endpoint, disabled=True, actor=request.user, request=request)
         messages.success(request, f"Disabled {queryset.count()} endpoint(s).")
 
-    @admin.action(description="Enable the selected endpoints (clears the failure clock)")
+    @admin.action(description="Enable the selected endpoints (clears the failure clock)", permissions=["change"])
     def enable_endpoints(self, request, queryset):
         for endpoint in queryset:
-            services.webhook_endpoint_update(endpoint=endpoint, disabled=False)
+            services.webhook_endpoint_update(endpoint=endpoint, disabled=False, actor=request.user, request=request)
         messages.success(request, f"Enabled {queryset.count()} endpoint(s).")
 
 

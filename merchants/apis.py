@@ -99,7 +99,7 @@ class WebhookEndpointListCreateApi(WebhookEndpointApiBase):
         endpoint = services.webhook_endpoint_create(
             merchant=caller.merchant, livemode=caller.livemode, url=data["url"],
             enabled_events=data["enabled_events"], description=data.get("description", ""),
-            metadata=data.get("metadata") or {},
+            metadata=data.get("metadata") or {}, request=request,
         )
         return Response(webhook_endpoint_json(endpoint, include_secret=True))
 
@@ -125,12 +125,14 @@ class WebhookEndpointDetailApi(WebhookEndpointApiBase):
             endpoint=endpoint, url=data.get("url"), enabled_events=data.get("enabled_events"),
             description=data.get("description"), metadata=metadata or {},
             clear_metadata="metadata" in data and metadata is None, disabled=data.get("disabled"),
+            request=request,
         )
         return Response(webhook_endpoint_json(endpoint))
 
     @extend_schema(operation_id="webhook_endpoints_delete", responses={200: DeletedWebhookEndpointSchema, **ERRORS})
     def delete(self, request, endpoint_id: str):
-        endpoint = services.webhook_endpoint_delete(endpoint=self.get_endpoint(request, endpoint_id))
+        endpoint = services.webhook_endpoint_delete(endpoint=self.get_endpoint(request, endpoint_id),
+                                                    request=request)
         return Response(webhook_endpoint_deleted_json(endpoint))
 
 
@@ -148,6 +150,6 @@ class WebhookEndpointRollSecretApi(WebhookEndpointApiBase):
         grace = serializer.validated_data.get("previous_secret_expires_in")
         endpoint = services.webhook_endpoint_secret_roll(
             endpoint=self.get_endpoint(request, endpoint_id),
-            grace=services.WEBHOOK_SECRET_GRACE if grace is None else timedelta(seconds=grace),
+            grace=services.WEBHOOK_SECRET_GRACE if grace is None else timedelta(seconds=grace), request=request,
         )
         return Response(webhook_endpoint_json(endpoint, include_secret=True))

@@ -73,6 +73,7 @@ class Merchant(models.Model):
         return self.limit_per_payment_minor is not None or self.limit_per_day_minor is not None
 
     class Meta:
+        permissions = [("freeze_merchant", "Can freeze and unfreeze a merchant")]
         constraints = [
             models.CheckConstraint(
                 condition=models.Q(underpayment_tolerance_bps__gte=0,

@@ -1,4 +1,6 @@
-"""Writes for merchants, their API keys and their webhook endpoints."""
+"""Writes for merchants, their API keys and their webhook endpoints. Each records itself in the audit trail, in its
+transaction: `actor` (a user, an API key, "command:<name>"; by default the request's) and `request` (IP, request id)
+say who and from where."""
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -10,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit.services import audit_record, model_snapshot
 from gateway import crypto
 from gateway.errors import DomainError
 from gateway.ids import random_token
@@ -30,7 +33,7 @@ class IssuedKey:
 
 
 @transaction.atomic
-def merchant_create(*, email: str, name: str = "", password: str | None = None) -> Merchant:
+def merchant_create(*, email: str, name: str = "", password: str | None = None, actor=None, request=None) -> Merchant:
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -49,6 +52,7 @@ def merchant_create(*, email: str, name: str = "", password: str | None = None) 
     merchant = Merchant.objects.create(email=email, name=name or email.split("@")[0], user=user)
     if user is not None:
         Membership.objects.create(merchant=merchant, user=user, role=Role.OWNER)
+    audit_record(actor=actor, action="merchant.create", obj=merchant, after=model_snapshot(merchant), request=request)
     return merchant
 
 
@@ -198,10 +202,7 @@ def membership_remove(*, membership: Membership, by_role: str) -> None:
     membership.delete()
 
 
-def api_key_create(
-    *, merchant: Merchant, kind: str = ApiKey.Kind.SECRET, livemode: bool = False, name: str = "",
-    permissions: dict | None = None,
-) -> IssuedKey:
+def _api_key_issue(*, merchant: Merchant, kind: str, livemode: bool, name: str, permissions: dict | None) -> IssuedKey:
     raw = generate_key(ApiKey.PREFIXES[ApiKey.Kind(kind)], livemode)
     key = ApiKey.objects.create(
         merchant=merchant, kind=kind, livemode=livemode, name=name, key_hash=hash_key(raw), redacted=redact(raw),
@@ -223,12 +224,26 @@ def api_key_mark_used(*, key_id: str, now) -> bool:
 
 
 @transaction.atomic
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
+def api_key_create(
+    *, merchant: Merchant, kind: str = ApiKey.Kind.SECRET, livemode: bool = False, name: str = "",
+    permissions: dict | None = None, actor=None, request=None,
+) -> IssuedKey:
+    issued = _api_key_issue(merchant=merchant, kind=kind, livemode=livemode, name=name, permissions=permissions)
+    audit_record(actor=actor, action="api_key.create", obj=issued.api_key, after=model_snapshot(issued.api_key),
+                 request=request)
+    return issued
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key: ApiKey, actor=None, request=None) -> ApiKey:
     key = ApiKey.objects.select_for_update().get(pk=api_key.pk)
+    before = model_snapshot(key, ["expires_at"])
     now = timezone.now()
     if key.expires_at is None or key.expires_at > now:
         key.expires_at = now
         key.save(update_fields=["expires_at"])
+        audit_record(actor=actor, action="api_key.revoke", obj=key, before=before,
+                     after=model_snapshot(key, ["expires_at"]), request=request)
     return key
 
 
@@ -237,7 +252,7 @@ API_KEY_ROLL_MAX_GRACE = timedelta(days=7)
 
 
 @transaction.atomic
-def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0)) -> IssuedKey:
+def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0), actor=None, request=None) -> IssuedKey:
     """A new key with the same kind, mode, name and permissions; the old one stops working after `grace`
     (0 to API_KEY_ROLL_MAX_GRACE). A key is rolled once: a key already set to expire
     (rolled before, or its roll submitted twice) is refused, so no second replacement exists that nobody was shown;
@@ -257,9 +272,12 @@ def api_key_roll(*, api_key: ApiKey, grace: timedelta = timedelta(hours=0)) -> I
         )
     old.expires_at = now + grace
     old.save(update_fields=["expires_at"])
-    return api_key_create(
+    issued = _api_key_issue(
         merchant=old.merchant, kind=old.kind, livemode=old.livemode, name=old.name, permissions=old.permissions
     )
+    audit_record(actor=actor, action="api_key.roll", obj=old, before={"expires_at": None},
+                 after={**model_snapshot(old, ["expires_at"]), "replaced_by": issued.api_key.id}, request=request)
+    return issued
 
 
 # Stripe's limit: at most 16 webhook endpoints per account and mode.
@@ -274,7 +292,7 @@ def webhook_secret_generate() -> str:
 @transaction.atomic
 def webhook_endpoint_create(
     *, merchant: Merchant, livemode: bool, url: str, enabled_events: list[str], description: str = "",
-    metadata: dict | None = None,
+    metadata: dict | None = None, actor=None, request=None,
 ) -> WebhookEndpoint:
     """A new endpoint with a fresh signing secret. `url` and `enabled_events` are already validated
     (gateway.ssrf.url_validate, merchants.event_types). The merchant's row lock makes the limit hold under concurrent
@@ -287,11 +305,14 @@ def webhook_endpoint_create(
             message=f"You have reached the maximum of {WEBHOOK_ENDPOINT_LIMIT} {'live' if livemode else 'test'} "
                     "webhook endpoints. Delete one before adding another.",
         )
-    return WebhookEndpoint.objects.create(
+    endpoint = WebhookEndpoint.objects.create(
         merchant=merchant, livemode=livemode, url=url, enabled_events=list(enabled_events),
         description=description, metadata={k: v for k, v in (metadata or {}).items() if v != ""},
         secret=webhook_secret_generate(),
     )
+    audit_record(actor=actor, action="webhook_endpoint.create", obj=endpoint, after=model_snapshot(endpoint),
+                 request=request)
+    return endpoint
 
 
 def _endpoint_locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
@@ -302,12 +323,13 @@ def _endpoint_locked(endpoint: WebhookEndpoint) -> WebhookEndpoint:
 def webhook_endpoint_update(
     *, endpoint: WebhookEndpoint, url: str | None = None, enabled_events: list[str] | None = None,
     description: str | None = None, metadata: dict | None = None, clear_metadata: bool = False,
-    disabled: bool | None = None,
+    disabled: bool | None = None, actor=None, request=None,
 ) -> WebhookEndpoint:
     """Only the given fields change. Metadata merges as in Stripe (an empty value unsets a key, `clear_metadata`
     unsets them all). Enabling again clears the disabled reason and the failure clock, so a fixed endpoint starts
     afresh."""
     endpoint = _endpoint_locked(endpoint)
+    before = model_snapshot(endpoint)
     fields = ["updated"]
     if url is not None:
         endpoint.url = url
@@ -331,22 +353,26 @@ def webhook_endpoint_update(
         endpoint.failing_since = None
         fields += ["status", "disabled_reason", "failing_since"]
     endpoint.save(update_fields=fields)
+    audit_record(actor=actor, action="webhook_endpoint.update", obj=endpoint, before=before,
+                 after=model_snapshot(endpoint), request=request)
     return endpoint
 
 
 @transaction.atomic
-def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> WebhookEndpoint:
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor=None, request=None) -> WebhookEndpoint:
     """Soft delete: no longer listed, retrieved nor delivered to; the row stays for its deliveries' history."""
     endpoint = _endpoint_locked(endpoint)
     if not endpoint.deleted:
         endpoint.deleted = True
         endpoint.save(update_fields=["deleted", "updated"])
+        audit_record(actor=actor, action="webhook_endpoint.delete", obj=endpoint, before={"deleted": False},
+                     after={"deleted": True}, request=request)
     return endpoint
 
 
 @transaction.atomic
 def webhook_endpoint_secret_roll(
-    *, endpoint: WebhookEndpoint, grace: timedelta = WEBHOOK_SECRET_GRACE, now=None
+    *, endpoint: WebhookEndpoint, grace: timedelta = WEBHOOK_SECRET_GRACE, now=None, actor=None, request=None,
 ) -> WebhookEndpoint:
     """A new signing secret; the current one keeps signing beside it for `grace` (none when grace <= 0), so the
     merchant can deploy the new secret without losing a delivery. A second roll within the grace period drops the
@@ -361,6 +387,8 @@ def webhook_endpoint_secret_roll(
         endpoint.previous_secret_expires_at = None
     endpoint.secret = webhook_secret_generate()
     endpoint.save(update_fields=["secret", "previous_secret", "previous_secret_expires_at", "updated"])
+    audit_record(actor=actor, action="webhook_endpoint.secret_roll", obj=endpoint,
+                 after={"previous_secret_expires_at": endpoint.previous_secret_expires_at}, request=request)
     return endpoint
 
 
@@ -372,7 +400,7 @@ class SecretsKekRotation:
 
 
 @transaction.atomic
-def secrets_kek_rotate() -> SecretsKekRotation:
+def secrets_kek_rotate(*, actor=None) -> SecretsKekRotation:
     """Re-wrap the secrets' data keys with the current GATEWAY_SECRETS_KEK; no secret is re-encrypted.
 
     Unwraps with whichever known KEK (current or GATEWAY_SECRETS_KEK_PREVIOUS) wrapped each key. Readers never wait
@@ -392,6 +420,8 @@ def secrets_kek_rotate() -> SecretsKekRotation:
         key.save(update_fields=["wrapped_dek", "kek_fingerprint", "rewrapped"])
         logger.info("Secrets data key %s re-wrapped from KEK %s to %s", key.id, previous, key.kek_fingerprint)
         rewrapped.append(key.id)
+    if rewrapped:
+        audit_record(actor=actor, action="secrets_kek.rotate", after={"kek_fingerprint": current, "rewrapped": rewrapped})
     return SecretsKekRotation(kek_fingerprint=current, rewrapped=rewrapped, unchanged=unchanged)
 
 

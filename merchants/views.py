@@ -13,6 +13,8 @@ from django.contrib import messages
 from django.contrib.auth import views as auth_views
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -21,6 +23,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_otp import login as otp_login
 
+from audit.services import audit_record
 from gateway import otp
 from gateway.errors import DomainError
 from gateway.ratelimit import limit_per_ip
@@ -87,7 +90,7 @@ def api_key_create(request):
         return _dashboard(request, merchant, key_form=form, status=400)
     issued = services.api_key_create(
         merchant=merchant, kind=form.cleaned_data["kind"], livemode=form.cleaned_data["mode"] == "live",
-        name=form.cleaned_data["name"],
+        name=form.cleaned_data["name"], request=request,
     )
     return render(request, "portal/key_created.html", {"merchant": merchant, "raw": issued.raw, "key": issued.api_key})
 
@@ -103,7 +106,8 @@ def api_key_roll(request, key_id):
     form = ApiKeyRollForm(request.POST, auto_id=False)
     if form.is_valid():
         try:
-            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=form.cleaned_data["expires_in_hours"]))
+            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=form.cleaned_data["expires_in_hours"]),
+                                           request=request)
         except DomainError as exc:
             form.add_error(None, exc.message)
         else:
@@ -123,7 +127,7 @@ def api_key_revoke(request, key_id):
     key = _key(merchant, key_id)
     if request.method == "GET":
         return render(request, "portal/key_revoke.html", {"key": key})
-    key = services.api_key_revoke(api_key=key)
+    key = services.api_key_revoke(api_key=key, request=request)
     messages.success(request, f"Key {key.redacted} revoked.")
     return redirect("portal:dashboard")
 
@@ -139,7 +143,10 @@ def two_factor_setup(request):
     device = otp.totp_device_pending(user=request.user)
     form = TotpConfirmForm(request.POST or None, device=device)
     if request.method == "POST" and form.is_valid():
-        otp.totp_device_confirm(device=device)
+        with transaction.atomic():
+            otp.totp_device_confirm(device=device)
+            audit_record(action="totp_device.enrol", obj=device, after={"name": device.name, "confirmed": True},
+                         request=request)
         otp_login(request, device)
         messages.success(request, "Two-factor authentication is on.")
         return redirect("portal:home")

@@ -1,10 +1,30 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from gateway.admin_site import FactAdmin
+from gateway.admin_site import FactAdmin, ReasonForm, action_with_form, staff_permission
+from gateway.ids import id_is_valid
 
+from .corrections import payment_intent_cancel_by_staff, unmatched_deposit_assign
 from .models import Charge, Event, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookAttempt, WebhookDelivery
+from .services import MERCHANT_CANCELLATION_REASONS
 from .webhooks.services import delivery_resend
+
+
+class CancelForm(ReasonForm):
+    cancellation_reason = forms.ChoiceField(choices=[(r, r) for r in MERCHANT_CANCELLATION_REASONS],
+                                            initial="abandoned", help_text="What the merchant and the API will see.")
+
+
+class AssignForm(ReasonForm):
+    payment_intent = forms.CharField(max_length=40, help_text="pi_... of the same merchant, waiting for funds")
+
+    def clean_payment_intent(self):
+        value = self.cleaned_data["payment_intent"].strip()
+        intent = PaymentIntent.objects.filter(pk=value).first() if id_is_valid(value, "pi") else None
+        if intent is None:
+            raise forms.ValidationError(f"No payment intent {value!r}.")
+        return intent
 
 
 class PaymentOptionInline(admin.TabularInline):
@@ -27,6 +47,19 @@ class PaymentIntentAdmin(FactAdmin):
     readonly_fields = [f.name for f in PaymentIntent._meta.fields if f.name != "client_secret"]
     exclude = ("client_secret",)
     inlines = [PaymentOptionInline]
+    actions = ["cancel_by_staff"]
+
+    has_cancel_permission = staff_permission("payments.cancel_paymentintent")
+
+    @admin.action(description="Cancel the selected intents (with a reason)", permissions=["cancel"])
+    def cancel_by_staff(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=CancelForm, title="Cancel payment intents",
+            intro="Only open intents (requires_confirmation, requires_action) can be canceled; the merchant gets "
+                  "payment_intent.canceled.",
+            run=lambda intent, data: payment_intent_cancel_by_staff(
+                intent=intent, actor=request.user, reason=data["reason"],
+                cancellation_reason=data["cancellation_reason"], request=request))
 
 
 @admin.register(Event)
@@ -51,6 +84,19 @@ class UnmatchedDepositAdmin(FactAdmin):
     list_filter = ("reason", "livemode")
     search_fields = ("id", "transfer__tx_hash", "transfer__to_address")
     readonly_fields = [f.name for f in UnmatchedDeposit._meta.fields]
+    actions = ["assign"]
+
+    has_assign_permission = staff_permission("payments.assign_unmatcheddeposit")
+
+    @admin.action(description="Assign to a payment intent (which it then funds)", permissions=["assign"])
+    def assign(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=AssignForm, title="Assign deposits",
+            intro="Each deposit then counts among the intent's transfers, by the normal rules (a Charge, processing "
+                  "or succeeded, the merchant's events).",
+            run=lambda deposit, data: unmatched_deposit_assign(
+                deposit=deposit, intent=data["payment_intent"], actor=request.user, reason=data["reason"],
+                request=request))
 
 
 class WebhookAttemptInline(admin.TabularInline):
@@ -80,11 +126,13 @@ class WebhookDeliveryAdmin(FactAdmin):
     inlines = [WebhookAttemptInline]
     actions = ["resend"]
 
+    has_resend_permission = staff_permission("payments.resend_webhookdelivery")
+
     @admin.display(description="event type", ordering="event__type")
     def event_type(self, obj):
         return obj.event.type
 
-    @admin.action(description="Resend the selected deliveries now")
+    @admin.action(description="Resend the selected deliveries now", permissions=["resend"])
     def resend(self, request, queryset):
         now = timezone.now()
         count = 0

@@ -7,16 +7,17 @@ import math
 from fractions import Fraction
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils.timezone import now
 
 from gateway.metrics import PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, PAYMENT_TRANSITIONS
 from wallets import activity
-from wallets.models import ChainCursor, Transfer
+from wallets.models import AddressActivity, ChainCursor, Transfer
 
 from . import services
 from .events import event_record
 from .ledger_outbox import charge_ledger_fact_record
-from .models import Charge, ChargeDust, ChargeLedgerOutbox, PaymentIntent, UnmatchedDeposit
+from .models import Charge, ChargeDust, ChargeLedgerOutbox, DepositAssignment, PaymentIntent, UnmatchedDeposit
 from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
 from .pricing import FIAT_EXPONENTS
 
@@ -185,13 +186,28 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
         .filter(deposit_address_id=deposit_address_id).first()
     )
     transfers = activity.transfers_of_address(deposit_address_id=deposit_address_id)
+    # Unmatched deposits staff assigned to this intent (payments.corrections) count as its own transfers.
+    assigned = [a.transfer for a in DepositAssignment.objects.filter(payment_intent=intent)
+                .select_related("transfer__network", "transfer__token")] if intent else []
+    if assigned:
+        transfers = sorted(transfers + assigned, key=lambda t: (t.block_number, t.log_index, t.id))
+    assigned_ids = [t.id for t in assigned]
+    # And the other way: transfers of this address staff assigned to another intent are that intent's; whatever
+    # happens to them here (a reorg) is handed on to its address.
+    handed = list(DepositAssignment.objects.filter(transfer__deposit_address_id=deposit_address_id)
+                  .exclude(payment_intent_id=intent.id if intent else None)
+                  .values_list("transfer_id", "payment_intent__deposit_address_id"))
+    if handed:
+        AddressActivity.objects.bulk_create(AddressActivity(deposit_address_id=a) for a in {a for _, a in handed})
+    mine = ((Q(transfer__deposit_address_id=deposit_address_id) & ~Q(transfer_id__in=[t for t, _ in handed]))
+            | Q(transfer_id__in=assigned_ids))
     accepted = set(intent.options.values_list("token_id", flat=True)) if intent else set()
-    charges = {c.transfer_id: c for c in Charge.objects.filter(transfer__deposit_address_id=deposit_address_id)}
-    dust_rows = list(ChargeDust.objects.filter(transfer__deposit_address_id=deposit_address_id).select_related("charge"))
+    charges = {c.transfer_id: c for c in Charge.objects.filter(mine)}
+    dust_rows = list(ChargeDust.objects.filter(mine).select_related("charge"))
     # A transfer announced as an unmatched deposit (funds that came after the intent closed) stays one: crediting it
     # later too (a late remainder that completes an intent whose merchant accepts late payments) would count it twice.
     unmatched = set(UnmatchedDeposit.objects.filter(transfer__deposit_address_id=deposit_address_id)
-                    .values_list("transfer_id", flat=True))
+                    .values_list("transfer_id", flat=True)) - set(assigned_ids)
 
     matched: list[Transfer] = []
     for transfer in transfers:

@@ -61,6 +61,7 @@ class PaymentIntent(models.Model):
     idempotency_key = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
+        permissions = [("cancel_paymentintent", "Can cancel a payment intent by hand, with a reason")]
         indexes = [
             models.Index(fields=["merchant", "livemode", "-created", "-id"], name="pi_list_idx"),
             models.Index(
@@ -203,6 +204,9 @@ class UnmatchedDeposit(models.Model):
     reason = models.CharField(max_length=32, choices=Reason.choices)
     created = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        permissions = [("assign_unmatcheddeposit", "Can assign an unmatched deposit to a payment intent")]
+
 
 class WebhookDelivery(models.Model):
     """One event to one endpoint: created when the event fans out, retried until 2xx or given up after 3 days.
@@ -224,6 +228,7 @@ class WebhookDelivery(models.Model):
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        permissions = [("resend_webhookdelivery", "Can resend webhook deliveries")]
         verbose_name_plural = "webhook deliveries"
         constraints = [models.UniqueConstraint(fields=["endpoint", "event"], name="webhook_delivery_unique")]
         indexes = [
@@ -282,3 +287,15 @@ class PaymentDailyVolume(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["merchant", "livemode", "currency", "day"],
                                                name="payment_daily_volume_unique")]
+
+
+class DepositAssignment(models.Model):
+    """Staff assigned an unmatched deposit's transfer to a payment intent (payments.corrections): from then on
+    `funding.address_apply` counts the transfer among that intent's, by the normal rules. One per transfer."""
+
+    transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="assignment")
+    payment_intent = models.ForeignKey(PaymentIntent, on_delete=models.PROTECT, related_name="assigned_deposits")
+    unmatched_deposit = models.OneToOneField(UnmatchedDeposit, on_delete=models.PROTECT, related_name="assignment")
+    reason = models.TextField()
+    assigned_by = models.CharField(max_length=200, help_text="the staff member (user name)")
+    created = models.DateTimeField(auto_now_add=True)

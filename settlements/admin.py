@@ -1,11 +1,17 @@
+from django import forms
 from django.contrib import admin
 
-from gateway.admin_site import FactAdmin, FactInline
+from gateway.admin_site import FactAdmin, FactInline, action_with_form, staff_permission
+from gateway.errors import DomainError
+from gateway.forms import AsciiIntegerField
 
+from .adjustments import (ledger_adjustment_approve, ledger_adjustment_propose, ledger_adjustment_reject,
+                          ledger_adjustment_validate)
 from .models import (
     FeeSchedule,
     JournalTransaction,
     LedgerAccount,
+    LedgerAdjustment,
     LedgerBalance,
     LedgerEntry,
     MerchantTerms,
@@ -129,3 +135,83 @@ class PayoutScheduleAdmin(admin.ModelAdmin):
     search_fields = ("merchant__id", "merchant__email")
     raw_id_fields = ("merchant",)
     readonly_fields = ("last_run_at",)
+
+
+class LedgerAdjustmentForm(forms.ModelForm):
+    """The proposal: two accounts of one asset, an amount in base units, a reason. Posted only once approved."""
+
+    amount_base_units = AsciiIntegerField(min_value=1, help_text="in base units of the accounts' asset (wei-like)")
+
+    class Meta:
+        model = LedgerAdjustment
+        fields = ("debit_account", "credit_account", "amount_base_units", "reason")
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        try:  # the service's own checks, shown on the form with the field named
+            ledger_adjustment_validate(debit_account=data["debit_account"], credit_account=data["credit_account"],
+                                       amount_base_units=data["amount_base_units"])
+        except DomainError as exc:
+            self.add_error(exc.param, exc.message)
+        return data
+
+
+class DecisionForm(forms.Form):
+    note = forms.CharField(max_length=2000, required=False, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                           help_text="Approve: optional. Reject: say why.")
+
+
+@admin.register(LedgerAdjustment)
+class LedgerAdjustmentAdmin(admin.ModelAdmin):
+    """Maker-checker: "Add" proposes (settlements.adjustments), a second staff member approves (posts the journal
+    transaction) or rejects; nobody decides their own. Never edited or deleted."""
+
+    form = LedgerAdjustmentForm
+    list_display = ("id", "status", "amount_base_units", "debit_account", "credit_account", "proposed_by",
+                    "decided_by", "created", "decided_at")
+    list_filter = ("status",)
+    search_fields = ("id", "reason")
+    raw_id_fields = ("debit_account", "credit_account")
+    actions = ["approve", "reject"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return ()
+        return [f.name for f in LedgerAdjustment._meta.fields]
+
+    def get_fields(self, request, obj=None):
+        return LedgerAdjustmentForm.Meta.fields if obj is None else [f.name for f in LedgerAdjustment._meta.fields]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    has_approve_permission = staff_permission("settlements.approve_ledgeradjustment")
+
+    def save_model(self, request, obj, form, change):
+        """Through the service (with its audit record); the admin's form only carried the input."""
+        data = form.cleaned_data
+        proposed = ledger_adjustment_propose(
+            debit_account=data["debit_account"], credit_account=data["credit_account"],
+            amount_base_units=data["amount_base_units"], reason=data["reason"], actor=request.user, request=request)
+        obj.pk, obj.status, obj.proposed_by, obj.created = proposed.pk, proposed.status, request.user, proposed.created
+        obj._state.adding = False
+
+    @admin.action(description="Approve and post (not your own)", permissions=["approve"])
+    def approve(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=DecisionForm, title="Approve adjustments",
+            intro="Each is posted to the ledger as one adjustment journal transaction.",
+            run=lambda adjustment, data: ledger_adjustment_approve(
+                adjustment=adjustment, actor=request.user, note=data["note"], request=request))
+
+    @admin.action(description="Reject (not your own)", permissions=["approve"])
+    def reject(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=DecisionForm, title="Reject adjustments",
+            run=lambda adjustment, data: ledger_adjustment_reject(
+                adjustment=adjustment, actor=request.user, note=data["note"], request=request))

@@ -423,3 +423,62 @@ class Payout(models.Model):
 
     def __str__(self):
         return f"{self.id} {self.status}"
+
+
+def _ladj_id():
+    from gateway.ids import new_id
+
+    return new_id("ladj")
+
+
+class LedgerAdjustment(models.Model):
+    """A correction of the ledger by hand, maker-checker: one staff member proposes it with a reason, a second one
+    approves it, and only then is it posted (one ADJUSTMENT journal transaction: `debit_account` +amount,
+    `credit_account` -amount). The database refuses an approval by the proposer (settlements.adjustments)."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed"
+        APPROVED = "approved"
+        REJECTED = "rejected"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_ladj_id, editable=False)
+    debit_account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="+")
+    credit_account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="+")
+    amount_base_units = BaseUnitsField(help_text="in base units of the accounts' asset; more than 0")
+    reason = models.TextField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PROPOSED)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    decision_note = models.TextField(blank=True)
+    journal = models.OneToOneField(JournalTransaction, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("approve_ledgeradjustment", "Can approve or reject a ledger adjustment (not one's own)")]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount_base_units__gt=0), name="ledger_adjustment_positive"),
+            models.CheckConstraint(condition=~Q(debit_account=models.F("credit_account")),
+                                   name="ledger_adjustment_two_accounts"),
+            models.CheckConstraint(condition=Q(decided_by__isnull=True) | ~Q(decided_by=models.F("proposed_by")),
+                                   name="ledger_adjustment_four_eyes"),
+            models.CheckConstraint(condition=Q(status="approved", journal__isnull=False, decided_by__isnull=False)
+                                   | Q(status="rejected", journal__isnull=True, decided_by__isnull=False)
+                                   | Q(status="proposed", journal__isnull=True, decided_by__isnull=True),
+                                   name="ledger_adjustment_status_consistent"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} {self.amount_base_units} ({self.status})"
+
+
+class MoneyOutPermissions(models.Model):
+    """No table, no rows: the staff permissions of money out whose models are still to come (payouts, refunds), so
+    the finance role can hold them now (gateway/roles.py)."""
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = [("approve_payout", "Can approve payouts"), ("approve_refund", "Can approve refunds")]

@@ -6,10 +6,10 @@ from django.contrib.admin import helpers
 from django.contrib.admin.models import LogEntry
 from django.template.response import TemplateResponse
 
-from gateway.admin_site import FactAdmin
+from gateway.admin_site import FactAdmin, ReasonForm, action_with_form, staff_permission
 from gateway.errors import DomainError
 
-from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve
+from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve, chain_rescan_request
 from .models import BalanceDiscrepancy, ChainCursor, DepositAddress, MasterSeed, Network, Token, Transfer
 from .outgoing.models import OutgoingAttempt, OutgoingTransaction, OutgoingTransactionEvent, SendingAddress
 
@@ -43,6 +43,11 @@ class ConfirmedChangeAdmin(admin.ModelAdmin):
         return f"{changes.get_change_message() or 'No fields changed.'} Reason: {form.cleaned_data['reason']}"
 
 
+class RescanForm(ReasonForm):
+    from_block = forms.IntegerField(min_value=0, help_text="the first block to scan again (the cursor goes back to "
+                                                           "the block before it; never forward)")
+
+
 class TokenInline(admin.TabularInline):
     model = Token
     extra = 0
@@ -58,6 +63,18 @@ class NetworkAdmin(ConfirmedChangeAdmin):
     list_select_related = ("cursor",)
     search_fields = ("code", "api_name", "display_name")
     inlines = [TokenInline]
+    actions = ["rescan"]
+
+    has_rescan_permission = staff_permission("wallets.rescan_network")
+
+    @admin.action(description="Rescan from a block (with a reason)", permissions=["rescan"])
+    def rescan(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=RescanForm, title="Rescan networks",
+            intro="The watcher scans again from this block; transfers already recorded are not recorded twice.",
+            run=lambda network, data: chain_rescan_request(
+                network=network, from_block=data["from_block"], actor=request.user, reason=data["reason"],
+                request=request))
 
     @admin.display(description="lag (blocks)")
     def chain_lag(self, obj):
@@ -148,8 +165,7 @@ class BalanceDiscrepancyAdmin(FactAdmin):
     def token_label(self, obj):
         return obj.token.currency.upper() if obj.token_id else f"{obj.network.native_currency.upper()} (native)"
 
-    def has_resolve_permission(self, request) -> bool:
-        return request.user.has_perm("wallets.change_balancediscrepancy")
+    has_resolve_permission = staff_permission("wallets.change_balancediscrepancy")
 
     @admin.action(description="Mark resolved", permissions=["resolve"])
     def mark_resolved(self, request, queryset):

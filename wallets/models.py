@@ -62,6 +62,7 @@ class Network(models.Model):
     )
 
     class Meta:
+        permissions = [("rescan_network", "Can rescan a block range of a network")]
         constraints = [
             models.UniqueConstraint(
                 fields=["api_name", "livemode"], condition=models.Q(is_active=True), name="one_active_network_per_mode"

@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "django_celery_beat",
+    "audit",  # the audit trail: the lowest layer, every app records into it
     "merchants",
     "wallets",
     "payments",

@@ -9,6 +9,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from gateway.errors import DomainError
 from wallets.models import BalanceDiscrepancy, ChainCursor, Network, ScannedBlock
 
@@ -86,6 +87,26 @@ def balance_discrepancy_resolve(*, discrepancy: BalanceDiscrepancy, user, note: 
     locked.resolved_by = user
     locked.note = note
     locked.save(update_fields=["resolved_at", "resolved_by", "note"])
+    audit_record(actor=user, action="balance_discrepancy.resolve", obj=locked, before={"resolved_at": None},
+                 after={"resolved_at": locked.resolved_at, "difference_base_units": str(locked.difference_base_units)},
+                 reason=note)
     logger.info("balance discrepancy %d resolved by %s", locked.pk, getattr(user, "pk", None))
     discrepancy.resolved_at, discrepancy.resolved_by, discrepancy.note = locked.resolved_at, user, note
     return locked
+
+
+@transaction.atomic
+def chain_rescan_request(*, network: Network, from_block: int, actor, reason: str, request=None) -> ChainCursor:
+    """Staff asks for a block range to be scanned again (admin: Networks, "Rescan from a block"): the cursor goes
+    back to `from_block - 1` (never forward) and the watcher, or the beat task, rescans from there; recorded
+    transfers are not recorded twice (`manage.py scan` does the same and waits for the scan)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(code="parameter_missing", param="reason", message="Say why: a reason is required.")
+    if from_block < 0:
+        raise DomainError(code="parameter_invalid", param="from_block", message="from_block must be 0 or more.")
+    before = ChainCursor.objects.filter(network=network).values_list("block_number", flat=True).first()
+    cursor = chain_cursor_rewind(network=network, block_number=from_block - 1)
+    audit_record(actor=actor, action="network.rescan", obj=network, before={"cursor": before},
+                 after={"cursor": cursor.block_number, "from_block": from_block}, reason=reason, request=request)
+    return cursor

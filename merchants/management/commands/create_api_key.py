@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from merchants import selectors, services
 from merchants.models import ApiKey
 from merchants.presenters import KEY_FIELDS, issued_key_json
@@ -22,7 +23,8 @@ class Command(BaseCommand):
         if merchant is None:
             raise CommandError(f"No merchant with id or email {options['merchant']!r}")
         issued = services.api_key_create(
-            merchant=merchant, kind=options["kind"], livemode=options["mode"] == "live", name=options["name"]
+            merchant=merchant, kind=options["kind"], livemode=options["mode"] == "live", name=options["name"],
+            actor=command_actor("create_api_key"),
         )
         out = issued_key_json(issued.api_key, issued.raw)
         if options["json"]:

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from gateway.errors import DomainError
 from merchants import services
 
@@ -17,7 +18,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, email, name, password, **options):
         try:
-            merchant = services.merchant_create(email=email, name=name, password=password)
+            merchant = services.merchant_create(email=email, name=name, password=password,
+                                                   actor=command_actor("create_merchant"))
         except DomainError as exc:
             raise CommandError(exc.message) from None
         out = {"merchant_id": merchant.id, "email": merchant.email, "name": merchant.name,

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from gateway.errors import DomainError
 from merchants import services
 from merchants.models import ApiKey
@@ -31,7 +32,8 @@ class Command(BaseCommand):
         if key is None:
             raise CommandError(f"No API key {options['key_id']!r}")
         try:
-            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=hours))
+            issued = services.api_key_roll(api_key=key, grace=timedelta(hours=hours),
+                                           actor=command_actor("roll_api_key"))
         except DomainError as exc:
             raise CommandError(exc.message) from None
         key.refresh_from_db(fields=["expires_at"])

@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from merchants import services
 from merchants.models import WebhookEndpoint
 
@@ -25,7 +26,8 @@ class Command(BaseCommand):
         if endpoint is None:
             raise CommandError(f"No webhook endpoint {options['endpoint']!r}")
         endpoint = services.webhook_endpoint_secret_roll(
-            endpoint=endpoint, grace=timedelta(hours=options["grace_hours"])
+            endpoint=endpoint, grace=timedelta(hours=options["grace_hours"]),
+            actor=command_actor("roll_webhook_secret"),
         )
         expires = endpoint.previous_secret_expires_at
         out = {

@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from gateway.errors import ConfigurationError
 from merchants import services
 
@@ -17,7 +18,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, as_json=False, **options):
         try:
-            result = services.secrets_kek_rotate()
+            result = services.secrets_kek_rotate(actor=command_actor("rotate_secrets_kek"))
         except ConfigurationError as exc:
             raise CommandError(f"{exc.message} [{exc.code}]") from None
         if as_json:

@@ -3,7 +3,10 @@ import io
 import qrcode
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from audit.actors import command_actor
+from audit.services import audit_record
 from gateway import otp
 
 
@@ -26,7 +29,10 @@ class Command(BaseCommand):
             raise CommandError(f"{user.username!r} is not staff; merchants enrol at their first portal login.")
         if otp.totp_device_confirmed(user=user) is not None and not options["replace"]:
             raise CommandError(f"{user.username!r} already has a confirmed device; pass --replace to change it.")
-        device = otp.totp_device_replace(user=user, name=options["name"])
+        with transaction.atomic():
+            device = otp.totp_device_replace(user=user, name=options["name"])
+            audit_record(actor=command_actor("staff_totp_enrol"), action="totp_device.enrol", obj=device,
+                         after={"user": user.get_username(), "name": device.name, "replace": options["replace"]})
         self.stdout.write(f"Scan this with {user.username}'s authenticator app (shown once):\n{device.config_url}")
         if not options["no_qr"]:
             qr = qrcode.QRCode(border=1)

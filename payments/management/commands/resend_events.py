@@ -6,9 +6,12 @@ import datetime as dt
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from audit.actors import command_actor
+from audit.services import audit_record
 from merchants.models import WebhookEndpoint
 from payments.webhooks.services import deliveries_resend_since
 
@@ -32,7 +35,10 @@ class Command(BaseCommand):
             raise CommandError(f"--endpoint: no webhook endpoint {endpoint!r}")
         if target.status != WebhookEndpoint.Status.ENABLED:
             raise CommandError(f"--endpoint: {endpoint} is disabled; enable it first")
-        reset, created = deliveries_resend_since(endpoint=target, since=since_at, now=timezone.now())
+        with transaction.atomic():
+            reset, created = deliveries_resend_since(endpoint=target, since=since_at, now=timezone.now())
+            audit_record(actor=command_actor("resend_events"), action="webhook_endpoint.resend_events", obj=target,
+                         after={"since": since_at.isoformat(), "reset": reset, "created": created})
         result = {"endpoint": target.id, "since": since_at.isoformat(), "reset": reset, "created": created}
         self.stdout.write(json.dumps(result) if as_json else f"{reset + created} deliveries due now "
                                                        f"({reset} sent again, {created} new) to {target.id}")

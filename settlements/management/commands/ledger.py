@@ -2,7 +2,10 @@
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from audit.actors import command_actor
+from audit.services import audit_record
 from gateway.errors import DomainError
 from settlements.hotcold.reconcile import wallets_reconcile
 from settlements.hotcold.services import hot_wallet_topup_record, topup_transaction_verify
@@ -38,7 +41,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         if action == "rebuild":
-            for account_id, was, now in ledger_balances_rebuild():
+            with transaction.atomic():
+                changes = ledger_balances_rebuild()
+                audit_record(actor=command_actor("ledger rebuild"), action="ledger.rebuild",
+                             after={"changed": [{"account": a, "was": str(was), "now": str(now)}
+                                                for a, was, now in changes]})
+            for account_id, was, now in changes:
                 self.stdout.write(f"account {account_id}: running balance {was} -> {now}")
             self.stdout.write("running balances rebuilt from the entries")
         elif action == "topup":

@@ -8,7 +8,10 @@ is shown as it is. Fund the printed address with the chain's native coin to pay 
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from audit.actors import command_actor
+from audit.services import audit_record
 from gateway.errors import DomainError
 from wallets.chain.rpc import RpcError, RpcUnavailable
 from wallets.chain.scanner import rpc_client_or_none
@@ -32,7 +35,10 @@ class Command(BaseCommand):
         if client is None:
             raise CommandError(f"no RPC URL for {row.code}: set {row.rpc_env}")
         try:
-            sending = sending_address_register(network=row, client=client)
+            with transaction.atomic():
+                sending = sending_address_register(network=row, client=client)
+                audit_record(actor=command_actor("hot_wallet"), action="hot_wallet.register", obj=sending,
+                             after={"network": row.code, "address": sending.address, "key_ref": sending.key_ref})
         except DomainError as exc:
             raise CommandError(exc.message) from None
         except (RpcError, RpcUnavailable) as exc:

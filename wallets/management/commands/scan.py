@@ -11,9 +11,10 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from wallets.chain.scanner import BACK_OFF, Status, network_scan, rpc_client_or_none
 from wallets.chain.selectors import chain_cursor_get
-from wallets.chain.services import chain_cursor_rewind
+from wallets.chain.services import chain_rescan_request
 from wallets.models import Network
 
 MAX_BACK_OFFS = 20  # in a row (the RPC unavailable, or another scanner's lock): about a minute, then give up
@@ -33,6 +34,8 @@ class Command(BaseCommand):
         parser.add_argument("--chain", required=True, metavar="NETWORK_CODE", help="bsc, devnet ...")
         parser.add_argument("--from-block", required=True, type=_block, metavar="N")
         parser.add_argument("--to-block", type=_block, default=None, metavar="M", help="default: the node's head")
+        parser.add_argument("--reason", default="backfill or rescan (manage.py scan)",
+                            help="why: kept in the audit trail")
 
     def handle(self, *args, chain, from_block, to_block, **options):
         network = Network.objects.filter(code=chain).first()
@@ -46,7 +49,8 @@ class Command(BaseCommand):
             raise CommandError(f"no RPC URL for {network.code}: set {network.rpc_env}")
 
         before = chain_cursor_get(network=network)
-        cursor = chain_cursor_rewind(network=network, block_number=from_block - 1)
+        cursor = chain_rescan_request(network=network, from_block=from_block, actor=command_actor("scan"),
+                                      reason=options["reason"])
         if cursor.block_number < from_block - 1:
             self.stderr.write(
                 f"scan {network.code}: the cursor is at {cursor.block_number}, below {from_block - 1}; scanning from "

@@ -11,8 +11,11 @@ import sys
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 from django.views.decorators.debug import sensitive_variables
 
+from audit.actors import command_actor
+from audit.services import audit_record
 from gateway.errors import DomainError
 from wallets import hd, selectors, services
 
@@ -55,7 +58,14 @@ class Command(BaseCommand):
             "init": self.init, "import": self.import_, "rotate-kek": self.rotate_kek, "status": self.status,
         }[action]
         try:
-            handler(**options)
+            if action == "status":
+                handler(**options)
+            else:
+                with transaction.atomic():
+                    handler(**options)
+                    seed = selectors.master_seed_get()
+                    audit_record(actor=command_actor(f"wallet {action}"), action=f"wallet.{action.replace('-', '_')}",
+                                 obj=seed, after={"kek_fingerprint": seed.kek_fingerprint})
         except DomainError as exc:
             raise CommandError(f"{exc.message} [{exc.code}]") from None
 

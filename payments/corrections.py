@@ -1,0 +1,92 @@
+"""Manual corrections by staff, each with a reason, its events and its audit record, in one transaction
+(docs/operations.md, "Corrections"). The admin's actions call these; nothing else changes an intent by hand."""
+from django.db import transaction
+
+from audit.services import audit_record, model_snapshot
+from gateway.errors import DomainError
+from wallets import activity
+
+from . import funding, services
+from .models import DepositAssignment, PaymentIntent, UnmatchedDeposit
+
+Status = PaymentIntent.Status
+INTENT_FIELDS = ["status", "amount", "currency", "amount_received", "amount_seen", "cancellation_reason",
+                 "canceled_at", "latest_charge"]
+
+
+def _reason_required(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise DomainError(code="parameter_missing", param="reason", message="Say why: a reason is required.")
+    return reason
+
+
+@transaction.atomic
+def payment_intent_cancel_by_staff(*, intent: PaymentIntent, actor, reason: str,
+                                   cancellation_reason: str = "abandoned", request=None) -> PaymentIntent:
+    """Cancel an open intent (requires_confirmation or requires_action) as the merchant could, with the
+    `payment_intent.canceled` event; refused for any other status (a paid intent is refunded, not canceled)."""
+    reason = _reason_required(reason)
+    if cancellation_reason not in services.MERCHANT_CANCELLATION_REASONS:
+        raise DomainError(code="parameter_invalid", param="cancellation_reason",
+                          message=f"cancellation_reason must be one of {', '.join(services.MERCHANT_CANCELLATION_REASONS)}.")
+    before = model_snapshot(intent, INTENT_FIELDS)
+    intent = services.payment_intent_cancel(
+        intent=intent, reason=cancellation_reason,
+        ctx=services.RequestContext(request_id=getattr(request, "request_id", "") or ""),
+    )
+    audit_record(actor=actor, action="payment_intent.cancel", obj=intent, before=before,
+                 after=model_snapshot(intent, INTENT_FIELDS), reason=reason, request=request)
+    return intent
+
+
+def _assign_refusal(deposit: UnmatchedDeposit, intent: PaymentIntent) -> str:
+    transfer = deposit.transfer
+    if intent.merchant_id != deposit.merchant_id:
+        return "the intent belongs to another merchant"
+    if intent.livemode != deposit.livemode:
+        return "the intent is in the other mode (test / live)"
+    if intent.status != Status.REQUIRES_ACTION or intent.deposit_address_id is None:
+        return f"the intent is {intent.status}; only an intent waiting for funds (requires_action) can be funded"
+    if transfer.network.api_name not in intent.networks:
+        return f"the intent does not accept {transfer.network.api_name}"
+    if transfer.token_id is None or not intent.options.filter(token_id=transfer.token_id).exists():
+        return "the intent does not accept this token"
+    if transfer.orphaned_at is not None:
+        return "its transfer left the chain (a reorg)"
+    return ""
+
+
+@transaction.atomic
+def unmatched_deposit_assign(*, deposit: UnmatchedDeposit, intent: PaymentIntent, actor, reason: str,
+                             request=None) -> DepositAssignment:
+    """Count an unmatched deposit's transfer among the transfers of an open intent of the same merchant, then apply
+    that intent's funds by the normal rules (payments.funding: Charge, processing / succeeded, events, ledger queue).
+    Assigning it again to the same intent changes nothing more; to another intent is refused."""
+    reason = _reason_required(reason)
+    deposit = (UnmatchedDeposit.objects.select_for_update(of=("self",))
+               .select_related("transfer__network", "transfer__token").get(pk=deposit.pk))
+    existing = DepositAssignment.objects.filter(unmatched_deposit=deposit).first()
+    if existing is not None:
+        if existing.payment_intent_id == intent.pk:
+            return existing
+        raise DomainError(code="deposit_already_assigned", param="payment_intent",
+                          message=f"{deposit.id} is already assigned to {existing.payment_intent_id}.")
+    if intent.deposit_address_id is not None:  # the order of funding.address_apply: the address, then the intent
+        activity.deposit_address_lock(deposit_address_id=intent.deposit_address_id)
+    intent = PaymentIntent.objects.select_for_update().select_related("merchant").get(pk=intent.pk)
+    refusal = _assign_refusal(deposit, intent)
+    if refusal:
+        raise DomainError(code="deposit_not_assignable", param="payment_intent",
+                          message=f"{deposit.id} cannot fund {intent.id}: {refusal}.")
+    transfer = deposit.transfer
+    before = model_snapshot(intent, INTENT_FIELDS)
+    assignment = DepositAssignment.objects.create(
+        transfer=transfer, payment_intent=intent, unmatched_deposit=deposit, reason=reason,
+        assigned_by=getattr(actor, "username", "") or str(actor),
+    )
+    intent = funding.address_apply(deposit_address_id=intent.deposit_address_id)
+    audit_record(actor=actor, action="unmatched_deposit.assign", obj=deposit, before=before,
+                 after={"payment_intent": intent.id, "transfer": transfer.id, **model_snapshot(intent, INTENT_FIELDS)},
+                 reason=reason, request=request)
+    return assignment
