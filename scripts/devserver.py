@@ -31,6 +31,7 @@ children: list[tuple[str, subprocess.Popen]] = []
 # watch-only cold address (nobody holds its key here); an alert below 1 ETH of gas. No token floor: the hot wallet
 # starts empty and the sweeps fill it (`manage.py hot_cold set --floor N` to see a token alert).
 HOT_FUNDING_WEI = 100 * 10**18
+DEMO_SWEEP_WINDOW = "10"
 DEMO_COLD_ADDRESS = "0x000000000000000000000000000000000000c01d"
 DEMO_HOT_COLD = ["--floor", "0", "--ceiling", str(1000 * 10**18), "--native-floor", str(10**18),
                  "--cold-address", DEMO_COLD_ADDRESS]
@@ -70,8 +71,13 @@ def hot_and_cold(chain: dict) -> dict:
                "--tx-hash", tx_hash, "--reason", "devnet demo: gas from anvil's first account", capture=True)
     for currency in chain.get("tokens", {}):
         manage("hot_cold", "set", "--network", "devnet", "--token", currency, *DEMO_HOT_COLD, capture=True)
+        # Sweeps: the Sweeper deployed by the hot wallet (queued: the signer and the sender below send it), and
+        # every credited deposit swept within DEMO_SWEEP_WINDOW seconds of its payment.
+        manage("sweep", "--network", "devnet", "--deploy", "--policy", currency, "--window", DEMO_SWEEP_WINDOW,
+               capture=True)
     return {"hot_wallet": hot["address"], "cold_address": DEMO_COLD_ADDRESS,
-            "hot_cold": "manage.py hot_cold (status), admin: Settlements > Hot/cold settings"}
+            "hot_cold": "manage.py hot_cold (status), admin: Settlements > Hot/cold settings",
+            "sweeps": "manage.py sweep --dry-run, admin: Settlements > Sweeps"}
 
 
 def pump(name: str, stream) -> None:

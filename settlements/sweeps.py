@@ -17,6 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
@@ -73,6 +74,23 @@ def sweeper_deploy(*, network: Network) -> str:
         locked.save(update_fields=["sweeper_address"])
     network.sweeper_address = locked.sweeper_address
     return locked.sweeper_address
+
+
+def sweep_policy_set(*, token: Token, min_amount_base_units: int, batch_window_seconds: int, max_batch_size: int,
+                     max_gas_price_wei: int | None = None, is_active: bool = True) -> SweepPolicy:
+    """Create or replace the sweep policy of one token (the admin edits the same row). Bounds are the model's: a
+    value out of them is refused with the field named, nothing written."""
+    policy = SweepPolicy.objects.filter(network_id=token.network_id, token=token).first() or SweepPolicy(
+        network_id=token.network_id, token=token)
+    policy.min_amount_base_units, policy.batch_window_seconds = min_amount_base_units, batch_window_seconds
+    policy.max_batch_size, policy.max_gas_price_wei, policy.is_active = max_batch_size, max_gas_price_wei, is_active
+    try:
+        policy.full_clean(exclude=["network", "token"])
+    except ValidationError as exc:
+        field, messages = next(iter(exc.message_dict.items()))
+        raise DomainError(code="parameter_invalid", param=field, message=" ".join(messages)) from None
+    policy.save()
+    return policy
 
 
 # --- What to sweep ----------------------------------------------------------------------------------------------
