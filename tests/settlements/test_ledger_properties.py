@@ -1,6 +1,6 @@
 """Properties of the ledger under thousands of random operations: credits (through payments' queue), reversals,
-fee schedules and holding periods changing between them, releases, and sweeps with their gas (posted as the sweeps
-to come will post them). After each run every journal transaction balances (checked by the database itself and by
+fee schedules and holding periods changing between them, releases, and sweeps with their gas (posted as
+settlements.sweeps and the hot/cold task post them: sent, settled for what moved, reversed for the rest). After each run every journal transaction balances (checked by the database itself and by
 `ledger check`), every running balance equals its entries, and every balance equals an independent model."""
 import itertools
 import random
@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from payments.ledger_outbox import charge_ledger_fact_record
 from payments.models import Charge
 from settlements.fees import fee_split
-from settlements.models import AccountKind, LedgerBalance
+from settlements.models import AccountKind, JournalTransaction, LedgerBalance
 from settlements.selectors import ledger_problems
 from settlements.services import (Posting, journal_transaction_post, ledger_account_get, ledger_post_charge_facts,
                                   ledger_release_matured)
@@ -148,12 +148,25 @@ def run_operations(rng: random.Random, merchants, intents, tokens):
             amount = rng.randint(1, model.asset["deposits", token_.id])
             gas = rng.randint(1, 10**15)
             n = next(_n)
-            journal_transaction_post(kind="adjustment", source_type="sweep", source_id=str(n), postings=[
-                Posting(account(AccountKind.DEPOSITS, token_=token_), -amount),
-                Posting(account(AccountKind.HOT_WALLET, token_=token_, address=hot), amount)])
-            journal_transaction_post(kind="adjustment", source_type="sweep_gas", source_id=str(n), postings=[
+            moved = rng.randint(0, amount)  # what the final receipt moved (a skipped deposit moves nothing)
+            kinds = JournalTransaction.Kind
+            # as settlements.sweeps posts a sweep: sent (in transit), then settled and the rest reversed; its gas
+            # as the hot/cold task posts every hot wallet transaction's
+            journal_transaction_post(kind=kinds.SWEEP_SEND, source_type="sweep", source_id=str(n), postings=[
+                Posting(account(AccountKind.IN_TRANSIT, token_=token_), amount),
+                Posting(account(AccountKind.DEPOSITS, token_=token_), -amount)])
+            if moved:
+                journal_transaction_post(kind=kinds.SWEEP_SETTLE, source_type="sweep", source_id=str(n), postings=[
+                    Posting(account(AccountKind.HOT_WALLET, token_=token_, address=hot), moved),
+                    Posting(account(AccountKind.IN_TRANSIT, token_=token_), -moved)])
+            if amount - moved:
+                journal_transaction_post(kind=kinds.SWEEP_REVERSAL, source_type="sweep", source_id=str(n), postings=[
+                    Posting(account(AccountKind.DEPOSITS, token_=token_), amount - moved),
+                    Posting(account(AccountKind.IN_TRANSIT, token_=token_), -(amount - moved))])
+            journal_transaction_post(kind=kinds.GAS_SPENT, source_type="outgoing_tx", source_id=str(n), postings=[
                 Posting(account(AccountKind.GAS_SPENT), gas),
                 Posting(account(AccountKind.HOT_WALLET, address=hot), -gas)])
+            amount = moved
             model.asset["deposits", token_.id] -= amount
             model.asset["hot_wallet", token_.id] += amount
             model.asset["gas_spent", None] += gas
