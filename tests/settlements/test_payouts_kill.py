@@ -21,7 +21,7 @@ from wallets.devchain import erc20_balance_of, rpc
 from wallets.outgoing.models import OutgoingTransaction
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ledger_ready"), pytest.mark.timeout(600)]
-ROUNDS = 30
+ROUNDS = 12  # three kills a round (the payout task, the signer, the sender): 36 in all
 LOOPS = ("tests.settlements.payout_loop.advance_forever", "tests.wallets.outgoing.loop.sign_forever",
          "tests.wallets.outgoing.loop.send_forever")
 
