@@ -22,6 +22,7 @@ from django.db.models import Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.services import audit_record
 from gateway.errors import ConfigurationError, DomainError
 from gateway.fields import BaseUnitsField
 from payments.models import Charge, ChargeDust
@@ -53,10 +54,10 @@ class SweepError(DomainError):
 # --- The contract -----------------------------------------------------------------------------------------------
 
 
-def sweeper_deploy(*, network: Network) -> str:
+def sweeper_deploy(*, network: Network, actor=None) -> str:
     """Queue the deployment of the network's Sweeper by its hot wallet (its address fixed in the bytecode) and
-    record the contract's address (CREATE of the hot wallet at that nonce) on the network, in one transaction.
-    Idempotent: a network that has one keeps it. Sweeps wait until its code is on chain."""
+    record the contract's address (CREATE of the hot wallet at that nonce) on the network, in one transaction, with
+    its audit record (`actor`). Idempotent: a network that has one keeps it. Sweeps wait until its code is on chain."""
     with transaction.atomic():
         locked = Network.objects.select_for_update().get(pk=network.pk)
         if locked.sweeper_address:
@@ -71,6 +72,9 @@ def sweeper_deploy(*, network: Network) -> str:
                                          source_reference=f"{network.code}:{hot.address}")
         locked.sweeper_address = sweeper.create_address(tx.from_address, tx.nonce)
         locked.save(update_fields=["sweeper_address"])
+        audit_record(actor=actor, action="network.sweeper_deploy", obj=locked, before={"sweeper_address": ""},
+                     after={"sweeper_address": locked.sweeper_address, "outgoing_transaction": tx.pk,
+                            "hot_wallet": hot.address})
     network.sweeper_address = locked.sweeper_address
     return locked.sweeper_address
 

@@ -3,6 +3,7 @@
 --deploy queues the network's Sweeper contract (by its hot wallet) first."""
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from settlements import sweeps
 from wallets.chain.scanner import rpc_client_or_none
 from wallets.models import Network
@@ -28,7 +29,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{net.code}: no RPC URL configured, skipped")
                 continue
             if deploy and not dry_run:
-                self.stdout.write(f"{net.code}: Sweeper at {sweeps.sweeper_deploy(network=net)} (queued if new)")
+                address = sweeps.sweeper_deploy(network=net, actor=command_actor("sweep --deploy"))
+                self.stdout.write(f"{net.code}: Sweeper at {address} (queued if new)")
             summary = sweeps.sweeps_run(network=net, client=client, dry_run=dry_run)
             for line in summary.plans or [f"{net.code}: no sweep policy"]:
                 self.stdout.write(line)
