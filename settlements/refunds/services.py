@@ -74,6 +74,11 @@ class RefundContext:
     request: object = None
 
 
+def _snapshot(refund: Refund) -> dict:
+    """Its fields but the claim token (the customer's link: whoever holds it says where the money goes)."""
+    return model_snapshot(refund, [f.name for f in Refund._meta.concrete_fields if f.name != "claim_token"])
+
+
 def _audit(refund: Refund, action: str, ctx: RefundContext, *, before=None, after=None) -> None:
     """Last in the transaction (the audit head is held until the commit)."""
     audit_record(actor=ctx.actor, action=action, obj=refund, before=before, after=after, request=ctx.request)
@@ -253,7 +258,7 @@ def refund_create(*, merchant, livemode: bool, charge: Charge, amount: int | Non
     charge_refunded_change(charge=charge, delta_minor=amount, request_id=ctx.request_id,
                            idempotency_key=ctx.idempotency_key)
     _announce(refund, ctx)
-    _audit(refund, "refund.create", ctx, after=model_snapshot(refund))
+    _audit(refund, "refund.create", ctx, after=_snapshot(refund))
     return refund
 
 
@@ -285,7 +290,7 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
     refund.save(force_insert=True)
     _reserve(refund)
     _announce(refund, ctx)
-    _audit(refund, "refund.create", ctx, after=model_snapshot(refund))
+    _audit(refund, "refund.create", ctx, after=_snapshot(refund))
     return refund
 
 

@@ -1,8 +1,5 @@
 """The team, sign-up and freezes leave their audit trail: the portal user who invites, revokes, changes a role or
 removes a member; the newcomer who accepts; "signup" with the IP; staff and the command for freezes."""
-import re
-
-import pytest
 from django.contrib.auth import get_user_model
 from django.core import mail
 from django.core.management import call_command
@@ -10,33 +7,9 @@ from django.test import Client
 
 from audit.models import AuditRecord
 from audit.verify import audit_chain_verify
-from merchants import services
-from merchants.models import Invitation, Membership, Merchant, Role
-from tests.otp import login_verified, totp_device
-
-PASSWORD = "correct horse battery staple"
-
-
-def _records(action):
-    return list(AuditRecord.objects.filter(action=action).order_by("seq"))
-
-
-def _link(message) -> str:
-    return re.search(r"http://[^\s]+", message.body).group(0).removeprefix("http://127.0.0.1:8000")
-
-
-@pytest.fixture
-def shop(db):
-    shop = services.merchant_create(email="owner@example.com", name="Shop", password=PASSWORD)
-    totp_device(shop.user)
-    return shop
-
-
-@pytest.fixture
-def owner(shop):
-    client = Client()
-    login_verified(client, shop.user)
-    return client
+from merchants.models import Invitation, Membership, Merchant
+from tests.audit.records import records
+from tests.merchants.test_portal_team import _link, owner, shop  # noqa: F401 (fixtures)
 
 
 def test_invite_accept_role_change_remove_and_revoke_are_recorded(shop, owner, django_capture_on_commit_callbacks):
@@ -53,11 +26,11 @@ def test_invite_accept_role_change_remove_and_revoke_are_recorded(shop, owner, d
     owner.post(f"/portal/team/invitations/{pending.id}/revoke")
 
     by_owner = ("merchant_user", str(shop.user_id))
-    create, again = _records("invitation.create")
-    accept, = _records("invitation.accept")
-    role, = _records("membership.role_change")
-    remove, = _records("membership.remove")
-    revoke, = _records("invitation.revoke")
+    create, again = records("invitation.create")
+    accept, = records("invitation.accept")
+    role, = records("membership.role_change")
+    remove, = records("membership.remove")
+    revoke, = records("invitation.revoke")
     assert (create.actor_type, create.actor_id) == by_owner and create.object_id == str(invitation.pk)
     assert create.after["email"] == "dev@example.com" and create.after["role"] == "developer"
     assert "token_hash" not in create.after and create.ip == "127.0.0.1"
@@ -89,8 +62,8 @@ def test_sign_up_and_email_verification_are_recorded(db, django_capture_on_commi
 
     merchant = Merchant.objects.get(email="new@example.com")
     user = get_user_model().objects.get(username="new@example.com")
-    signup, = _records("merchant.create")
-    verify, = _records("user.email_verify")
+    signup, = records("merchant.create")
+    verify, = records("user.email_verify")
     assert (signup.actor_type, signup.actor_id, signup.object_id, signup.ip) == ("system", "signup", merchant.id,
                                                                                  "127.0.0.7")
     assert (verify.actor_type, verify.actor_id, verify.object_id) == ("merchant_user", str(user.pk), str(user.pk))
@@ -104,8 +77,8 @@ def test_freeze_and_unfreeze_by_command_and_by_staff(merchant, admin_client):
     admin_client.post("/admin/merchants/merchant/", {"action": "freeze", "_selected_action": [merchant.pk],
                                                      "reason": "card testing pattern"})
 
-    by_command, by_staff = _records("merchant.freeze")
-    unfreeze, = _records("merchant.unfreeze")
+    by_command, by_staff = records("merchant.freeze")
+    unfreeze, = records("merchant.unfreeze")
     assert (by_command.actor_id, by_command.object_id, by_command.reason) == (
         "command:merchant_freeze", merchant.pk, "chargeback wave")
     assert unfreeze.actor_id == "command:merchant_freeze --unfreeze"

@@ -2,23 +2,19 @@
 schedule, the task or the command for automatic payouts; `audit verify` stays clean."""
 import pytest
 from django.core.management import call_command
-from django.test import Client
 
 from audit.models import AuditRecord
 from audit.verify import audit_chain_verify
-from merchants.models import ApiKey
 from settlements.models import PayoutAddress, PayoutSchedule
 from settlements.payouts import payouts_run_automatic
-from tests.otp import login_verified, totp_code
+from tests.audit.records import by_the_key, records
+from tests.otp import totp_code
 from tests.settlements.conftest import ONE_USDT, token
+from tests.settlements.test_payout_addresses import portal  # noqa: F401 (a fixture)
 from tests.settlements.payout_fixtures import RECIPIENT, create_payout, funded, usable_address
 
 pytestmark = pytest.mark.usefixtures("ledger_ready")
 CHECKSUMMED = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
-
-
-def _records(action):
-    return list(AuditRecord.objects.filter(action=action).order_by("seq"))
 
 
 def test_api_payout_create_update_cancel_name_the_key(api, merchant, secret_key):
@@ -33,12 +29,8 @@ def test_api_payout_create_update_cancel_name_the_key(api, merchant, secret_key)
     api.post(f"/v1/payouts/{payout_id}/cancel")
 
     # then three records name the key, the payout and the request
-    key = ApiKey.objects.get(merchant=merchant)
-    create, = _records("payout.create")
-    update, = _records("payout.update")
-    cancel, = _records("payout.cancel")
-    assert {(r.actor_type, r.actor_id, r.object_type, r.object_id) for r in (create, update, cancel)} == {
-        ("api_key", key.id, "settlements.payout", payout_id)}
+    create, update, cancel = by_the_key(merchant, "settlements.payout", payout_id,
+                                        "payout.create", "payout.update", "payout.cancel")
     assert create.request_id == created["Request-Id"] and create.after["amount"] == 500
     assert create.after["address"] == RECIPIENT
     assert (update.before, update.after) == ({"metadata": {}}, {"metadata": {"order": "42"}})
@@ -59,26 +51,18 @@ def test_automatic_payouts_are_recorded_as_the_task_and_the_command_leaves_a_sum
 
     created, = payouts_run_automatic()
 
-    record, = _records("payout.create")
+    record, = records("payout.create")
     assert (record.actor_type, record.actor_id, record.object_id) == ("system", "task:payouts_run_automatic",
                                                                       created.id)
     call_command("payouts", "run")
-    summary, = _records("payouts.run")
+    summary, = records("payouts.run")
     assert summary.actor_id == "command:payouts run" and summary.after["automatic_created"] == []
     assert audit_chain_verify().ok
 
 
-@pytest.fixture
-def portal(merchant, django_user_model):
-    user = django_user_model.objects.create_user(username=merchant.email, email=merchant.email, password="pw-1234567")
-    merchant.user = user
-    merchant.save(update_fields=["user"])
-    client = Client()
-    return client, login_verified(client, user), user
-
-
 def test_portal_address_add_remove_and_schedule_name_the_user(portal, merchant):
-    client, device, user = portal
+    client, device = portal
+    user = merchant.user
     client.post("/portal/payout-addresses/", {"token": str(token().id), "address": CHECKSUMMED,
                                               "otp_token": totp_code(device)})
     row = PayoutAddress.objects.get(merchant=merchant)
@@ -88,9 +72,9 @@ def test_portal_address_add_remove_and_schedule_name_the_user(portal, merchant):
     client.post("/portal/payout-addresses/schedule", {"interval": "daily", "weekly_anchor": "0",
                                                       "minimum_amount": "100"})
 
-    add, = _records("payout_address.add")
-    remove, = _records("payout_address.remove")
-    first, second = _records("payout_schedule.set")
+    add, = records("payout_address.add")
+    remove, = records("payout_address.remove")
+    first, second = records("payout_schedule.set")
     for record in (add, remove, first, second):
         assert (record.actor_type, record.actor_id, record.ip) == ("merchant_user", str(user.pk), "127.0.0.1")
     assert add.object_id == remove.object_id == str(row.pk) and add.after["address"] == CHECKSUMMED.lower()
