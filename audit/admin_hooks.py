@@ -8,7 +8,7 @@ from django.contrib.admin import helpers
 from django.db import transaction
 from django.http import HttpResponseRedirect
 
-from .services import audit_record, model_snapshot
+from .services import audit_batch, audit_record, model_snapshot
 
 _BEFORE = "_audit_before"
 
@@ -23,7 +23,7 @@ def _reason(request, form=None, message="") -> str:
 def _action_recorded(func, name):
     @wraps(func)
     def run(modeladmin, request, queryset):
-        with transaction.atomic():
+        with transaction.atomic(), audit_batch():  # the services' records too, after the action's last lock
             ids = [str(pk) for pk in request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)]
             response = func(modeladmin, request, queryset)
             # An intermediate page (a confirmation, a form asking for a reason) changes nothing yet: recorded when

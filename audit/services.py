@@ -2,6 +2,8 @@
 import hashlib
 import json
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timezone as dt_timezone
 
@@ -124,17 +126,46 @@ def _record_insert(record: AuditRecord) -> None:
     record._state.adding, record._state.db = False, connection.alias
 
 
+_BATCH: ContextVar[list | None] = ContextVar("audit_batch", default=None)
+
+
+@contextmanager
+def audit_batch():
+    """Inside a transaction that changes several objects one after the other (an admin action over a selection, a
+    run over the merchants' schedules), each change's `audit_record` waits here and all are appended, in order, when
+    the block ends without an error: the head is then taken after the last row lock of the loop, never before one
+    (a loop that took it on its first item and then waited for a row held by a transaction waiting for the head
+    would deadlock). Use it around a loop of service calls, each its own savepoint, in one transaction."""
+    if _BATCH.get() is not None:  # nested: the outer block appends
+        yield
+        return
+    pending: list[dict] = []
+    token = _BATCH.set(pending)
+    try:
+        yield
+    finally:
+        _BATCH.reset(token)
+    for kwargs in pending:
+        audit_record(**kwargs)
+
+
 def audit_record(*, actor=None, action: str, obj=None, before: dict | None = None, after: dict | None = None,
-                 reason: str = "", request=None) -> AuditRecord:
+                 reason: str = "", request=None) -> AuditRecord | None:
     """Append one record to the chain, in the caller's transaction (refused outside one: a record must commit or
     roll back with the change it describes). `actor`: a user, an ApiKey / API caller, an `Actor`, "command:name";
     by default the request's API key or user, else the system. `obj`: a model instance or an `ObjectRef`.
     `before` / `after`: JSON (`model_snapshot`), secrets redacted here whatever the caller passes.
 
     Appends are serialised by the head row (FOR UPDATE) until the caller commits: call this last in the
-    transaction, after the slow work, so the head is held for as little as possible (docs/operations.md)."""
+    transaction, after the slow work, so the head is held for as little as possible (docs/operations.md); in a
+    loop over several objects, inside `audit_batch`."""
     if not transaction.get_connection().in_atomic_block:
         raise AuditError("audit_record must run inside the transaction of the change it records")
+    pending = _BATCH.get()
+    if pending is not None:  # in an `audit_batch`: appended when it ends (None here)
+        pending.append(dict(actor=actor, action=action, obj=obj, before=_jsonable(before), after=_jsonable(after),
+                            reason=reason, request=request))
+        return None
     who: Actor = actor_of(actor if actor is not None else _request_actor(request))
     object_type, object_id = _object_ref(obj)
     seq, prev_hash = _head_advance()

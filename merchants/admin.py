@@ -65,7 +65,8 @@ class MerchantAdmin(admin.ModelAdmin):
             })
         for merchant in queryset:
             try:
-                services.merchant_freeze(merchant=merchant, reason=form.cleaned_data["reason"])
+                services.merchant_freeze(merchant=merchant, reason=form.cleaned_data["reason"], actor=request.user,
+                                         request=request)
             except DomainError as exc:
                 self.message_user(request, f"{merchant.pk}: {exc.message}", messages.WARNING)
                 continue
@@ -77,7 +78,7 @@ class MerchantAdmin(admin.ModelAdmin):
     def unfreeze(self, request, queryset):
         for merchant in queryset:
             try:
-                services.merchant_unfreeze(merchant=merchant)
+                services.merchant_unfreeze(merchant=merchant, actor=request.user, request=request)
             except DomainError as exc:
                 self.message_user(request, f"{merchant.pk}: {exc.message}", messages.WARNING)
                 continue

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from audit.services import audit_record, model_snapshot
+from audit.services import ObjectRef, audit_record, model_snapshot
 from gateway import crypto
 from gateway.errors import DomainError
 from gateway.ids import random_token
@@ -33,7 +33,8 @@ class IssuedKey:
 
 
 @transaction.atomic
-def merchant_create(*, email: str, name: str = "", password: str | None = None, actor=None, request=None) -> Merchant:
+def merchant_create(*, email: str, name: str = "", password: str | None = None, actor=None, request=None,
+                    user_active: bool = True) -> Merchant:
     email = email.strip().lower()
     try:
         validate_email(email)
@@ -48,7 +49,8 @@ def merchant_create(*, email: str, name: str = "", password: str | None = None, 
             raise DomainError(
                 code="user_exists", message=f"A login with user name {email} already exists.", param="email"
             )
-        user = get_user_model().objects.create_user(username=email, email=email, password=password)
+        user = get_user_model().objects.create_user(username=email, email=email, password=password,
+                                                    is_active=user_active)
     merchant = Merchant.objects.create(email=email, name=name or email.split("@")[0], user=user)
     if user is not None:
         Membership.objects.create(merchant=merchant, user=user, role=Role.OWNER)
@@ -57,30 +59,32 @@ def merchant_create(*, email: str, name: str = "", password: str | None = None, 
 
 
 @transaction.atomic
-def merchant_signup(*, email: str, name: str, password: str) -> Merchant | None:
+def merchant_signup(*, email: str, name: str, password: str, request=None) -> Merchant | None:
     """Self sign-up: a merchant, its owner's login (inactive until the emailed link is followed) and the owner
-    membership. An email already known gets a mail saying so instead (None): the page answers the same either
-    way, so sign-up never tells whether an address has an account."""
+    membership, recorded as `merchant.create` by the actor "signup" (with the request's IP). An email already known
+    gets a mail saying so instead (None): the page answers the same either way, so sign-up never tells whether an
+    address has an account."""
     email = email.strip().lower()
     if (Merchant.objects.filter(email__iexact=email).exists()
             or get_user_model().objects.filter(username__iexact=email).exists()):
         transaction.on_commit(lambda: emails.signup_existing_send(email=email))
         return None
-    merchant = merchant_create(email=email, name=name, password=password)
+    merchant = merchant_create(email=email, name=name, password=password, user_active=False, actor="signup",
+                               request=request)
     user = merchant.user
-    user.is_active = False
-    user.save(update_fields=["is_active"])
     transaction.on_commit(lambda: emails.signup_verification_send(user=user))
     return merchant
 
 
 @transaction.atomic
-def user_email_verify(*, user_id: int):
+def user_email_verify(*, user_id: int, request=None):
     """The sign-up's email link was followed: the login may log in (and enrols its authenticator app then)."""
     user = get_user_model().objects.select_for_update().filter(pk=user_id).first()
     if user is not None and not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])
+        audit_record(actor=user, action="user.email_verify", obj=user, before={"is_active": False},
+                     after={"is_active": True}, request=request)
     return user
 
 
@@ -108,7 +112,8 @@ def _role_grant_check(*, by_role: str, role: str, param: str = "role") -> None:
 
 
 @transaction.atomic
-def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by, by_role: str) -> IssuedInvitation:
+def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by, by_role: str,
+                      request=None) -> IssuedInvitation:
     """An invitation emailed to `email` (after commit). A pending one to the same address is replaced."""
     email = email.strip().lower()
     _role_grant_check(by_role=by_role, role=role)
@@ -116,23 +121,30 @@ def invitation_create(*, merchant: Merchant, email: str, role: str, invited_by, 
     if Membership.objects.filter(merchant=merchant, user__username__iexact=email).exists():
         raise DomainError(code="member_exists", param="email", message=f"{email} is already in the team.")
     now = timezone.now()
-    Invitation.objects.filter(merchant=merchant, email__iexact=email, accepted_at__isnull=True,
-                              revoked_at__isnull=True).update(revoked_at=now)
+    replaced = list(Invitation.objects.filter(merchant=merchant, email__iexact=email, accepted_at__isnull=True,
+                                              revoked_at__isnull=True).values_list("pk", flat=True))
+    Invitation.objects.filter(pk__in=replaced).update(revoked_at=now)
     token = random_token(32)
     invitation = Invitation.objects.create(
         merchant=merchant, email=email, role=role, token_hash=hash_key(token), invited_by=invited_by,
         expires_at=now + INVITATION_TTL,
     )
     transaction.on_commit(lambda: emails.invitation_send(invitation=invitation, token=token))
+    audit_record(actor=invited_by, action="invitation.create", obj=invitation,
+                 before={"replaced": [str(pk) for pk in replaced]} if replaced else None,
+                 after=model_snapshot(invitation, ["merchant", "email", "role", "invited_by", "expires_at"]),
+                 request=request)
     return IssuedInvitation(invitation=invitation, token=token)
 
 
 @transaction.atomic
-def invitation_revoke(*, invitation: Invitation) -> Invitation:
+def invitation_revoke(*, invitation: Invitation, actor=None, request=None) -> Invitation:
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at is None and invitation.revoked_at is None:
         invitation.revoked_at = timezone.now()
         invitation.save(update_fields=["revoked_at"])
+        audit_record(actor=actor, action="invitation.revoke", obj=invitation, before={"revoked_at": None},
+                     after={"email": invitation.email, "revoked_at": invitation.revoked_at}, request=request)
     return invitation
 
 
@@ -142,7 +154,7 @@ def invitation_usable(invitation: Invitation | None) -> bool:
 
 
 @transaction.atomic
-def invitation_accept(*, token: str, password: str | None = None) -> Membership:
+def invitation_accept(*, token: str, password: str | None = None, request=None) -> Membership:
     """The invited address joins the team: its login if it has one, else a new login with `password` (which
     enrols its authenticator app at the first login). Following the emailed link proves the address, so a login
     waiting for its sign-up verification is verified too. A token is used once."""
@@ -163,6 +175,9 @@ def invitation_accept(*, token: str, password: str | None = None) -> Membership:
         merchant=invitation.merchant, user=user, defaults={"role": invitation.role})
     invitation.accepted_at = timezone.now()
     invitation.save(update_fields=["accepted_at"])
+    audit_record(actor=user, action="invitation.accept", obj=invitation, before={"accepted_at": None},
+                 after={"accepted_at": invitation.accepted_at, "membership": membership.pk, "user": user.pk,
+                        "role": membership.role}, request=request)
     return membership
 
 
@@ -173,7 +188,8 @@ def _last_owner_check(membership: Membership, *, message: str) -> None:
 
 
 @transaction.atomic
-def membership_role_change(*, membership: Membership, role: str, by_role: str) -> Membership:
+def membership_role_change(*, membership: Membership, role: str, by_role: str, actor=None,
+                           request=None) -> Membership:
     """A member's new role. Only an owner changes an owner's role; the last owner stays an owner."""
     _team_locked(membership.merchant)
     membership = Membership.objects.select_for_update().get(pk=membership.pk)
@@ -183,13 +199,16 @@ def membership_role_change(*, membership: Membership, role: str, by_role: str) -
         if role != Role.OWNER:
             _last_owner_check(membership, message="The team needs an owner: make another member owner first.")
     if membership.role != role:
+        before = {"role": membership.role}
         membership.role = role
         membership.save(update_fields=["role"])
+        audit_record(actor=actor, action="membership.role_change", obj=membership, before=before,
+                     after={"role": role, "user": membership.user_id}, request=request)
     return membership
 
 
 @transaction.atomic
-def membership_remove(*, membership: Membership, by_role: str) -> None:
+def membership_remove(*, membership: Membership, by_role: str, actor=None, request=None) -> None:
     """A member leaves the team (their login stays, with their other teams). Only an owner removes an owner; the
     last owner cannot be removed."""
     _team_locked(membership.merchant)
@@ -199,7 +218,10 @@ def membership_remove(*, membership: Membership, by_role: str) -> None:
     if membership.role == Role.OWNER:
         _role_grant_check(by_role=by_role, role=Role.OWNER)
         _last_owner_check(membership, message="The team needs an owner: make another member owner first.")
+    before = model_snapshot(membership)
+    ref = ObjectRef(membership._meta.label_lower, str(membership.pk))
     membership.delete()
+    audit_record(actor=actor, action="membership.remove", obj=ref, before=before, request=request)
 
 
 def _api_key_issue(*, merchant: Merchant, kind: str, livemode: bool, name: str, permissions: dict | None) -> IssuedKey:
@@ -429,7 +451,7 @@ def secrets_kek_rotate(*, actor=None) -> SecretsKekRotation:
 
 
 @transaction.atomic
-def merchant_freeze(*, merchant: Merchant, reason: str) -> Merchant:
+def merchant_freeze(*, merchant: Merchant, reason: str, actor=None, request=None) -> Merchant:
     """Stop the account taking payments (API creation and confirmation refused, checkout closed); reads and webhook
     deliveries go on. Refused when the account is frozen already."""
     merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
@@ -442,16 +464,21 @@ def merchant_freeze(*, merchant: Merchant, reason: str) -> Merchant:
     merchant.frozen_reason = reason.strip()[:500]
     merchant.save(update_fields=["frozen_at", "frozen_reason"])
     logger.warning("merchant %s frozen: %s", merchant.pk, merchant.frozen_reason)
+    audit_record(actor=actor, action="merchant.freeze", obj=merchant, before={"frozen_at": None},
+                 after={"frozen_at": merchant.frozen_at}, reason=merchant.frozen_reason, request=request)
     return merchant
 
 
 @transaction.atomic
-def merchant_unfreeze(*, merchant: Merchant) -> Merchant:
+def merchant_unfreeze(*, merchant: Merchant, actor=None, request=None) -> Merchant:
     merchant = Merchant.objects.select_for_update().get(pk=merchant.pk)
     if not merchant.is_frozen:
         raise DomainError(code="account_not_frozen", message="This account is not frozen.")
+    before = {"frozen_at": merchant.frozen_at, "frozen_reason": merchant.frozen_reason}
     merchant.frozen_at = None
     merchant.frozen_reason = ""
     merchant.save(update_fields=["frozen_at", "frozen_reason"])
     logger.warning("merchant %s unfrozen", merchant.pk)
+    audit_record(actor=actor, action="merchant.unfreeze", obj=merchant, before=before, after={"frozen_at": None},
+                 request=request)
     return merchant

@@ -221,7 +221,7 @@ def invitation_create(request):
         try:
             issued = services.invitation_create(
                 merchant=_merchant(request), email=form.cleaned_data["email"], role=form.cleaned_data["role"],
-                invited_by=request.user, by_role=request.portal_membership.role,
+                invited_by=request.user, by_role=request.portal_membership.role, request=request,
             )
         except DomainError as exc:
             form.add_error(exc.param if exc.param in form.fields else None, exc.message)
@@ -237,7 +237,7 @@ def invitation_revoke(request, invitation_id):
     invitation = selectors.invitation_for_merchant(merchant=_merchant(request), invitation_id=invitation_id)
     if invitation is None:
         raise Http404
-    services.invitation_revoke(invitation=invitation)
+    services.invitation_revoke(invitation=invitation, actor=request.user, request=request)
     messages.success(request, f"Invitation to {invitation.email} revoked.")
     return redirect("portal:team")
 
@@ -259,7 +259,7 @@ def member_role_change(request, member_id):
         return _team(request, status=400)
     try:
         services.membership_role_change(membership=membership, role=form.cleaned_data["role"],
-                                        by_role=request.portal_membership.role)
+                                        by_role=request.portal_membership.role, actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, exc.message)
         return _team(request, status=400)
@@ -272,7 +272,8 @@ def member_role_change(request, member_id):
 def member_remove(request, member_id):
     membership = _member(request, member_id)
     try:
-        services.membership_remove(membership=membership, by_role=request.portal_membership.role)
+        services.membership_remove(membership=membership, by_role=request.portal_membership.role,
+                                   actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, exc.message)
         return _team(request, status=400)
@@ -307,7 +308,8 @@ def invitation_accept(request, token):
     form = None if existing else InvitationAcceptForm(request.POST or None)
     if request.method == "POST" and (form is None or form.is_valid()):
         try:
-            services.invitation_accept(token=token, password=form.cleaned_data["password2"] if form else None)
+            services.invitation_accept(token=token, password=form.cleaned_data["password2"] if form else None,
+                                       request=request)
         except DomainError:
             return render(request, "portal/invitation_invalid.html", status=404)
         messages.success(request, f"You joined {invitation.merchant.name}. Log in to continue.")
@@ -328,7 +330,7 @@ def signup(request):
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.merchant_signup(email=form.cleaned_data["email"], name=form.cleaned_data["name"],
-                                 password=form.cleaned_data["password2"])
+                                 password=form.cleaned_data["password2"], request=request)
         return render(request, "portal/signup_sent.html", {"email": form.cleaned_data["email"]})
     return render(request, "portal/signup.html", {"form": form}, status=400 if form.is_bound else 200)
 
@@ -336,7 +338,7 @@ def signup(request):
 def signup_verify(request, token):
     _signup_enabled()
     user_id = emails.signup_token_user_id(token)
-    user = services.user_email_verify(user_id=user_id) if user_id is not None else None
+    user = services.user_email_verify(user_id=user_id, request=request) if user_id is not None else None
     if user is None:
         return render(request, "portal/signup_invalid.html", status=404)
     messages.success(request, "Your email address is confirmed. Log in to set up two-factor authentication.")

@@ -117,7 +117,7 @@ class PayoutListCreateApi(PayoutApiBase):
         payout = payouts.payout_create(
             merchant=caller.merchant, token=data["token"], amount=data["amount"], currency=data["currency"],
             metadata=data.get("metadata") or {}, description=data.get("description", ""),
-            **self.request_context_args(request))
+            actor=request.auth, request=request, **self.request_context_args(request))
         return Response(payout_json(self.get_payout(request, payout.pk)))
 
 
@@ -134,7 +134,8 @@ class PayoutDetailApi(PayoutApiBase):
         metadata = serializer.validated_data.get("metadata", {})
         payout = self.get_payout(request, payout_id)
         payouts.payout_update(payout=payout, metadata=metadata or {},
-                              clear_metadata="metadata" in serializer.validated_data and metadata is None)
+                              clear_metadata="metadata" in serializer.validated_data and metadata is None,
+                              actor=request.auth, request=request)
         return Response(payout_json(self.get_payout(request, payout_id)))
 
 
@@ -144,5 +145,5 @@ class PayoutCancelApi(PayoutApiBase):
     def post(self, request, payout_id: str):
         PayoutCancelSerializer(data=request.data).is_valid(raise_exception=True)
         payout = self.get_payout(request, payout_id)
-        payouts.payout_cancel(payout=payout, **self.request_context_args(request))
+        payouts.payout_cancel(payout=payout, actor=request.auth, request=request, **self.request_context_args(request))
         return Response(payout_json(self.get_payout(request, payout_id)))

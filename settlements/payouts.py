@@ -25,6 +25,7 @@ from django.utils import timezone
 from eth_abi import encode as abi_encode
 from eth_utils import is_checksum_address
 
+from audit.services import audit_batch, audit_record, model_snapshot
 from gateway.celery import task_wake
 from gateway.errors import DomainError
 from gateway.metadata import metadata_merge
@@ -96,13 +97,16 @@ def _address_email(merchant, row: PayoutAddress, verb: str) -> None:
 
 
 @transaction.atomic
-def payout_address_add(*, merchant, token: Token, address: str, user=None, client_ip: str = "") -> PayoutAddress:
+def payout_address_add(*, merchant, token: Token, address: str, user=None, client_ip: str = "",
+                       request=None) -> PayoutAddress:
     """The merchant's payout address for this token (replacing the current one, which is removed), usable after the
     cooling-off period; the merchant is emailed after the commit. `address` is valid (payout_address_problem)."""
     now = timezone.now()
+    replaced = []
     for old in PayoutAddress.objects.select_for_update().filter(merchant=merchant, network_id=token.network_id,
                                                                 token=token, removed_at__isnull=True):
         _address_remove(old, user=user, client_ip=client_ip, now=now, reason="replaced")
+        replaced.append({"id": old.pk, "address": old.address})
     row = PayoutAddress.objects.create(
         merchant=merchant, network_id=token.network_id, token=token, livemode=token.network.livemode,
         address=address.lower(),
@@ -111,6 +115,8 @@ def payout_address_add(*, merchant, token: Token, address: str, user=None, clien
     PayoutAddressEvent.objects.create(payout_address=row, action=PayoutAddressEvent.Action.ADDED, user=user,
                                       detail={"address": row.address, "client_ip": client_ip})
     transaction.on_commit(lambda: _address_email(merchant, row, "added"))
+    audit_record(actor=user, action="payout_address.add", obj=row, before={"replaced": replaced} if replaced else None,
+                 after=model_snapshot(row), request=request)
     return row
 
 
@@ -122,12 +128,15 @@ def _address_remove(row: PayoutAddress, *, user, client_ip: str, now, reason: st
 
 
 @transaction.atomic
-def payout_address_remove(*, payout_address: PayoutAddress, user=None, client_ip: str = "") -> PayoutAddress:
+def payout_address_remove(*, payout_address: PayoutAddress, user=None, client_ip: str = "",
+                          request=None) -> PayoutAddress:
     """Pending payouts to it are not sent (payout_send fails them and gives the money back)."""
     row = PayoutAddress.objects.select_for_update().get(pk=payout_address.pk)
     if row.removed_at is None:
         _address_remove(row, user=user, client_ip=client_ip, now=timezone.now())
         transaction.on_commit(lambda: _address_email(row.merchant, row, "removed"))
+        audit_record(actor=user, action="payout_address.remove", obj=row, before={"removed_at": None},
+                     after={"address": row.address, "removed_at": row.removed_at}, request=request)
     return row
 
 
@@ -203,10 +212,11 @@ def payout_destination(*, merchant, token: Token, now=None) -> PayoutAddress:
 @transaction.atomic
 def payout_create(*, merchant, token: Token, amount: int, currency: str, metadata: dict | None = None,
                   description: str = "", automatic: bool = False, request_id: str = "",
-                  idempotency_key: str = "") -> Payout:
+                  idempotency_key: str = "", actor=None, request=None) -> Payout:
     """A pending payout of `amount` (minor units of the token's pegged `currency`) to the merchant's payout address:
     the merchant's available balance row is locked, checked and moved to reserved in this transaction, so payouts
-    created at once never overdraw it. `payout.created` in the same transaction."""
+    created at once never overdraw it. `payout.created` in the same transaction, then its audit record (`actor`; the
+    request's API key by default)."""
     destination = payout_destination(merchant=merchant, token=token)
     base_units = amount_due_base_units(amount_minor=amount, currency=currency, token_decimals=token.decimals)
     payout = Payout(merchant=merchant, livemode=token.network.livemode, network=token.network, token=token,
@@ -226,6 +236,7 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
           (accounts[AccountKind.MERCHANT_RESERVED], -base_units))
     _event(payout, "payout.created", request_id=request_id, idempotency_key=idempotency_key)
     transaction.on_commit(_wake)
+    audit_record(actor=actor, action="payout.create", obj=payout, after=model_snapshot(payout), request=request)
     return payout
 
 
@@ -241,23 +252,32 @@ def _give_back(payout: Payout, kind: str) -> None:
 
 
 @transaction.atomic
-def payout_cancel(*, payout: Payout, request_id: str = "", idempotency_key: str = "") -> Payout:
+def payout_cancel(*, payout: Payout, request_id: str = "", idempotency_key: str = "", actor=None,
+                  request=None) -> Payout:
     """A pending payout (nothing sent yet: its send and its cancellation both lock the row) gives its money back."""
     locked = Payout.objects.select_for_update().get(pk=payout.pk)
     if locked.status != Status.PENDING or locked.outgoing_transaction_id is not None:
         raise PayoutError(code="payout_unexpected_state",
                           message=f"You cannot cancel this payout because it has a status of {locked.status}.")
     _give_back(locked, Kind.PAYOUT_CANCEL)
-    return payout_transition(payout=locked, to=Status.CANCELED, request_id=request_id,
-                             idempotency_key=idempotency_key, pending_reason="")
+    canceled = payout_transition(payout=locked, to=Status.CANCELED, request_id=request_id,
+                                 idempotency_key=idempotency_key, pending_reason="")
+    audit_record(actor=actor, action="payout.cancel", obj=canceled, before={"status": Status.PENDING},
+                 after={"status": canceled.status}, request=request)
+    return canceled
 
 
 @transaction.atomic
-def payout_update(*, payout: Payout, metadata: dict | None, clear_metadata: bool = False) -> Payout:
+def payout_update(*, payout: Payout, metadata: dict | None, clear_metadata: bool = False, actor=None,
+                  request=None) -> Payout:
     locked = Payout.objects.select_for_update().get(pk=payout.pk)
     if clear_metadata or metadata:
+        before = dict(locked.metadata)
         locked.metadata = metadata_merge(locked.metadata, metadata, clear=clear_metadata)
-        locked.save(update_fields=["metadata", "updated"])
+        if locked.metadata != before:
+            locked.save(update_fields=["metadata", "updated"])
+            audit_record(actor=actor, action="payout.update", obj=locked, before={"metadata": before},
+                         after={"metadata": locked.metadata}, request=request)
     return locked
 
 
@@ -362,12 +382,20 @@ def payouts_advance(*, limit: int = 500) -> dict[str, int]:
 
 # --- Automatic payouts ----------------------------------------------------------------------------------------------
 
-def payout_schedule_set(*, merchant, interval: str, weekly_anchor: int = 0, minimum_amount: int = 0
-                        ) -> PayoutSchedule:
+SCHEDULE_FIELDS = ["interval", "weekly_anchor", "minimum_amount"]
+
+
+@transaction.atomic
+def payout_schedule_set(*, merchant, interval: str, weekly_anchor: int = 0, minimum_amount: int = 0,
+                        actor=None, request=None) -> PayoutSchedule:
     """The merchant's automatic payouts (portal and admin); the next due run follows the new schedule."""
+    current = PayoutSchedule.objects.select_for_update().filter(merchant=merchant).first()
+    before = model_snapshot(current, SCHEDULE_FIELDS) if current else None
     schedule, _ = PayoutSchedule.objects.update_or_create(
         merchant=merchant, defaults=dict(interval=interval, weekly_anchor=weekly_anchor,
                                          minimum_amount=minimum_amount))
+    audit_record(actor=actor, action="payout_schedule.set", obj=schedule, before=before,
+                 after=model_snapshot(schedule, SCHEDULE_FIELDS), request=request)
     return schedule
 
 
@@ -379,17 +407,19 @@ def schedule_due(schedule: PayoutSchedule, now) -> bool:
     return schedule.last_run_at is None or schedule.last_run_at.date() < now.date()
 
 
-def payouts_run_automatic(*, now=None, merchant=None) -> list[Payout]:
+def payouts_run_automatic(*, now=None, merchant=None, actor="task:payouts_run_automatic") -> list[Payout]:
     """One run per due schedule (daily: once a UTC day; weekly: on its weekday): for every usable payout address of
     the merchant, a payout of the whole available balance of that asset in minor units, when at least the minimum.
-    Each merchant in one transaction under its schedule row's lock (SKIP LOCKED), so two runs never pay twice."""
+    Each merchant in one transaction under its schedule row's lock (SKIP LOCKED), so two runs never pay twice.
+    The payouts' audit records (`actor`) are appended at the end of that transaction (audit_batch), after every
+    balance row it locks."""
     now = now or timezone.now()
     created: list[Payout] = []
     candidates = PayoutSchedule.objects.exclude(interval=PayoutSchedule.Interval.MANUAL)
     if merchant is not None:
         candidates = candidates.filter(merchant=merchant)
     for merchant_id in list(candidates.values_list("merchant_id", flat=True)):
-        with transaction.atomic():
+        with transaction.atomic(), audit_batch():
             schedule = (PayoutSchedule.objects.select_for_update(skip_locked=True).select_related("merchant")
                         .filter(pk=merchant_id).first())
             if schedule is None or not schedule_due(schedule, now):
@@ -408,7 +438,7 @@ def payouts_run_automatic(*, now=None, merchant=None) -> list[Payout]:
                 if amount <= 0 or amount < schedule.minimum_amount:
                     continue
                 created.append(payout_create(merchant=schedule.merchant, token=token, amount=amount,
-                                             currency=currency, automatic=True))
+                                             currency=currency, automatic=True, actor=actor))
             schedule.last_run_at = now
             schedule.save(update_fields=["last_run_at"])
     return created

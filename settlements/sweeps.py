@@ -23,6 +23,7 @@ from django.db.models import Exists, Min, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from audit.services import audit_record, model_snapshot
 from gateway.errors import ConfigurationError, DomainError
 from gateway.fields import BaseUnitsField
 from payments.models import Charge, ChargeDust
@@ -54,10 +55,10 @@ class SweepError(DomainError):
 # --- The contract -----------------------------------------------------------------------------------------------
 
 
-def sweeper_deploy(*, network: Network) -> str:
+def sweeper_deploy(*, network: Network, actor=None) -> str:
     """Queue the deployment of the network's Sweeper by its hot wallet (its address fixed in the bytecode) and
-    record the contract's address (CREATE of the hot wallet at that nonce) on the network, in one transaction.
-    Idempotent: a network that has one keeps it. Sweeps wait until its code is on chain."""
+    record the contract's address (CREATE of the hot wallet at that nonce) on the network, in one transaction, with
+    its audit record (`actor`). Idempotent: a network that has one keeps it. Sweeps wait until its code is on chain."""
     with transaction.atomic():
         locked = Network.objects.select_for_update().get(pk=network.pk)
         if locked.sweeper_address:
@@ -72,16 +73,21 @@ def sweeper_deploy(*, network: Network) -> str:
                                          source_reference=f"{network.code}:{hot.address}")
         locked.sweeper_address = sweeper.create_address(tx.from_address, tx.nonce)
         locked.save(update_fields=["sweeper_address"])
+        audit_record(actor=actor, action="network.sweeper_deploy", obj=locked, before={"sweeper_address": ""},
+                     after={"sweeper_address": locked.sweeper_address, "outgoing_transaction": tx.pk,
+                            "hot_wallet": hot.address})
     network.sweeper_address = locked.sweeper_address
     return locked.sweeper_address
 
 
+@transaction.atomic
 def sweep_policy_set(*, token: Token, min_amount_base_units: int, batch_window_seconds: int, max_batch_size: int,
-                     max_gas_price_wei: int | None = None, is_active: bool = True) -> SweepPolicy:
-    """Create or replace the sweep policy of one token (the admin edits the same row). Bounds are the model's: a
-    value out of them is refused with the field named, nothing written."""
-    policy = SweepPolicy.objects.filter(network_id=token.network_id, token=token).first() or SweepPolicy(
-        network_id=token.network_id, token=token)
+                     max_gas_price_wei: int | None = None, is_active: bool = True, actor=None) -> SweepPolicy:
+    """Create or replace the sweep policy of one token (the admin edits the same row), with its audit record. Bounds
+    are the model's: a value out of them is refused with the field named, nothing written."""
+    policy = SweepPolicy.objects.select_for_update().filter(network_id=token.network_id, token=token).first()
+    before = model_snapshot(policy) if policy else None
+    policy = policy or SweepPolicy(network_id=token.network_id, token=token)
     policy.min_amount_base_units, policy.batch_window_seconds = min_amount_base_units, batch_window_seconds
     policy.max_batch_size, policy.max_gas_price_wei, policy.is_active = max_batch_size, max_gas_price_wei, is_active
     try:
@@ -90,6 +96,7 @@ def sweep_policy_set(*, token: Token, min_amount_base_units: int, batch_window_s
         field, messages = next(iter(exc.message_dict.items()))
         raise DomainError(code="parameter_invalid", param=field, message=" ".join(messages)) from None
     policy.save()
+    audit_record(actor=actor, action="sweep_policy.set", obj=policy, before=before, after=model_snapshot(policy))
     return policy
 
 

@@ -33,7 +33,7 @@ def payout_addresses(request):
         return _page(request, merchant, add_form=form, status=400)
     row = payouts.payout_address_add(merchant=merchant, token=form.cleaned_data["token"],
                                      address=form.cleaned_data["address"], user=request.user,
-                                     client_ip=client_address(request) or "")
+                                     client_ip=client_address(request) or "", request=request)
     messages.success(request, f"Payout address added; payouts can go to it from "
                               f"{row.usable_after:%Y-%m-%d %H:%M} UTC. We emailed {merchant.email}.")
     return redirect("portal:payout-addresses")
@@ -49,7 +49,8 @@ def payout_address_remove(request, address_id: int):
     form = FreshCodeForm(request.POST, user=request.user, auto_id=False)
     if not form.is_valid():
         return _page(request, merchant, remove_form=form, status=400)
-    payouts.payout_address_remove(payout_address=row, user=request.user, client_ip=client_address(request) or "")
+    payouts.payout_address_remove(payout_address=row, user=request.user, client_ip=client_address(request) or "",
+                                  request=request)
     messages.success(request, "Payout address removed.")
     return redirect("portal:payout-addresses")
 
@@ -61,6 +62,6 @@ def payout_schedule(request):
     form = PayoutScheduleForm(request.POST)
     if not form.is_valid():
         return _page(request, merchant, schedule_form=form, status=400)
-    payouts.payout_schedule_set(merchant=merchant, **form.cleaned_data)
+    payouts.payout_schedule_set(merchant=merchant, actor=request.user, request=request, **form.cleaned_data)
     messages.success(request, "Automatic payouts saved.")
     return redirect("portal:payout-addresses")

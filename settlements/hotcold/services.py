@@ -28,6 +28,7 @@ from django.utils import timezone
 from eth_abi import encode as abi_encode
 from eth_utils import function_signature_to_4byte_selector
 
+from audit.services import audit_record, model_snapshot
 from gateway.errors import DomainError
 from wallets.chain.rpc import RpcError, RpcUnavailable
 from wallets.chain.scanner import rpc_client_or_none
@@ -291,7 +292,7 @@ def _hot_wallet_required(network: Network) -> SendingAddress:
 
 @transaction.atomic
 def hot_wallet_topup_record(*, network: Network, token: Token | None, amount_base_units: int, tx_hash: str,
-                            block_number: int, reason: str, from_cold: bool = False) -> HotWalletTopup:
+                            block_number: int, reason: str, from_cold: bool = False, actor=None) -> HotWalletTopup:
     """Record funds that reached the hot wallet from outside the gateway's own sends (an operator's top-up of native
     coin for gas, or of tokens), checked first by `topup_transaction_verify`: a HotWalletTopup row and its posting,
     Dr hot_wallet, Cr operator_funding (or, `from_cold`, Cr cold_wallet of the token's cold address: the operator
@@ -320,9 +321,11 @@ def hot_wallet_topup_record(*, network: Network, token: Token | None, amount_bas
     journal, _ = journal_transaction_post(
         kind=Kind.HOT_TOPUP, source_type=TOPUP_SOURCE, source_id=f"{tx_hash}:{token.currency if token else 'native'}",
         memo=reason[:200], postings=[Posting(hot_account, amount_base_units), Posting(source, -amount_base_units)])
-    return HotWalletTopup.objects.create(network=network, token=token, address=hot.address, tx_hash=tx_hash,
-                                         block_number=block_number, amount_base_units=amount_base_units,
-                                         from_cold=from_cold, reason=reason[:200], journal=journal)
+    topup = HotWalletTopup.objects.create(network=network, token=token, address=hot.address, tx_hash=tx_hash,
+                                          block_number=block_number, amount_base_units=amount_base_units,
+                                          from_cold=from_cold, reason=reason[:200], journal=journal)
+    audit_record(actor=actor, action="hot_wallet_topup.record", obj=topup, after=model_snapshot(topup), reason=reason)
+    return topup
 
 
 # --- Floor alerts --------------------------------------------------------------------------------------------------

@@ -28,9 +28,10 @@ class RefundAdmin(FactAdmin):
     @admin.action(description="Cancel the selected refunds (only those not sent yet)")
     def cancel(self, request, queryset):
         done = 0
+        ctx = services.RefundContext(actor=request.user, request=request)  # recorded after the loop (audit_batch)
         for refund in queryset:
             try:
-                services.refund_cancel(refund=refund)
+                services.refund_cancel(refund=refund, ctx=ctx)
                 done += 1
             except DomainError as exc:
                 self.message_user(request, f"{refund.id}: {exc.message}", messages.WARNING)
@@ -69,11 +70,12 @@ class RefundableUnmatchedDepositAdmin(UnmatchedDepositAdmin):
                 **self.admin_site.each_context(request), "title": "Refund unmatched deposits", "form": form,
                 "deposits": queryset, "action": "refund_deposits", "opts": self.model._meta,
             })
+        ctx = services.RefundContext(actor=request.user, request=request)  # recorded after the loop (audit_batch)
         for deposit in queryset:
             try:
                 refund = services.refund_create_for_deposit(
                     deposit=deposit, description=form.cleaned_data["description"],
-                    destination_address=form.cleaned_data["destination_address"])
+                    destination_address=form.cleaned_data["destination_address"], ctx=ctx)
                 self.message_user(request, f"{deposit.id}: refund {refund.id} ({refund.status}).")
             except DomainError as exc:
                 self.message_user(request, f"{deposit.id}: {exc.message}", messages.WARNING)

@@ -27,7 +27,7 @@ class RefundApiBase(StripeApiView):
         return refund
 
     def context(self, request) -> services.RefundContext:
-        return services.RefundContext(**self.request_context_args(request))
+        return services.RefundContext(**self.request_context_args(request), actor=request.auth, request=request)
 
     def present(self, request, refund_id: str) -> Response:
         return Response(refund_json(self.get_refund(request, refund_id)))

@@ -18,6 +18,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Sum
 
+from audit.services import audit_record, model_snapshot
 from gateway.errors import DomainError
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
@@ -64,10 +65,23 @@ CHAIN_UNAVAILABLE = "chain_unavailable"
 
 @dataclass(frozen=True)
 class RefundContext:
-    """Where a change came from, recorded on its events."""
+    """Where a change came from, recorded on its events and its audit record: `actor` (the API key, a staff user;
+    default the request's, else the system) and `request` (IP, request id)."""
 
     request_id: str = ""
     idempotency_key: str = ""
+    actor: object = None
+    request: object = None
+
+
+def _snapshot(refund: Refund) -> dict:
+    """Its fields but the claim token (the customer's link: whoever holds it says where the money goes)."""
+    return model_snapshot(refund, [f.name for f in Refund._meta.concrete_fields if f.name != "claim_token"])
+
+
+def _audit(refund: Refund, action: str, ctx: RefundContext, *, before=None, after=None) -> None:
+    """Last in the transaction (the audit head is held until the commit)."""
+    audit_record(actor=ctx.actor, action=action, obj=refund, before=before, after=after, request=ctx.request)
 
 
 class RefundTransitionError(DomainError):
@@ -244,6 +258,7 @@ def refund_create(*, merchant, livemode: bool, charge: Charge, amount: int | Non
     charge_refunded_change(charge=charge, delta_minor=amount, request_id=ctx.request_id,
                            idempotency_key=ctx.idempotency_key)
     _announce(refund, ctx)
+    _audit(refund, "refund.create", ctx, after=_snapshot(refund))
     return refund
 
 
@@ -275,6 +290,7 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
     refund.save(force_insert=True)
     _reserve(refund)
     _announce(refund, ctx)
+    _audit(refund, "refund.create", ctx, after=_snapshot(refund))
     return refund
 
 
@@ -315,13 +331,19 @@ def refund_update(*, refund: Refund, metadata: dict, clear_metadata: bool = Fals
     locked.metadata = merged
     locked.save(update_fields=["metadata", "updated"])
     _event(locked, "refund.updated", ctx, previous_attributes={"metadata": previous})
+    _audit(locked, "refund.update", ctx, before={"metadata": previous}, after={"metadata": merged})
     return locked
 
 
 @transaction.atomic
-def refund_claim(*, refund: Refund, destination_address: str) -> Refund:
-    """The customer's address (checked by the claim form): requires_action -> pending."""
-    return refund_transition(refund=refund, to=Status.PENDING, destination_address=destination_address)
+def refund_claim(*, refund: Refund, destination_address: str, request=None) -> Refund:
+    """The customer's address (checked by the claim form): requires_action -> pending. Recorded as the customer
+    (with the request's IP)."""
+    claimed = refund_transition(refund=refund, to=Status.PENDING, destination_address=destination_address)
+    audit_record(actor="customer", action="refund.claim", obj=claimed,
+                 before={"status": Status.REQUIRES_ACTION, "destination_address": ""},
+                 after={"status": claimed.status, "destination_address": destination_address}, request=request)
+    return claimed
 
 
 @transaction.atomic
@@ -332,8 +354,11 @@ def refund_cancel(*, refund: Refund, ctx: RefundContext = RefundContext()) -> Re
               .get(pk=refund.pk))
     if locked.status in CLOSED or locked.outgoing_transaction_id is not None:
         raise RefundTransitionError(refund=locked, action="cancel")
+    before = {"status": locked.status}
     _give_back(locked, ctx)
-    return refund_transition(refund=locked, to=Status.CANCELED, ctx=ctx, pending_reason="")
+    canceled = refund_transition(refund=locked, to=Status.CANCELED, ctx=ctx, pending_reason="")
+    _audit(canceled, "refund.cancel", ctx, before=before, after={"status": canceled.status})
+    return canceled
 
 
 def _give_back(refund: Refund, ctx: RefundContext) -> None:

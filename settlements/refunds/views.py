@@ -64,7 +64,7 @@ def claim_page(request: HttpRequest, claim_token: str) -> HttpResponse:
         form = ClaimForm(request.POST if request.method == "POST" else None)
         if request.method == "POST" and form.is_valid():
             try:
-                refund_claim(refund=refund, destination_address=form.cleaned_data["address"])
+                refund_claim(refund=refund, destination_address=form.cleaned_data["address"], request=request)
             except DomainError:  # claimed meanwhile (another tab): show what it is now
                 pass
             return HttpResponseRedirect(reverse("refund_claim:page", args=[claim_token]))

@@ -3,6 +3,7 @@ account taking payments (merchants.services.merchant_freeze); also Django admin 
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
+from audit.actors import command_actor
 from gateway.errors import DomainError
 from merchants import services
 from merchants.models import Merchant
@@ -23,9 +24,9 @@ class Command(BaseCommand):
             raise CommandError(f"No merchant {merchant!r}")
         try:
             if unfreeze:
-                services.merchant_unfreeze(merchant=found)
+                services.merchant_unfreeze(merchant=found, actor=command_actor("merchant_freeze --unfreeze"))
             else:
-                services.merchant_freeze(merchant=found, reason=reason)
+                services.merchant_freeze(merchant=found, reason=reason, actor=command_actor("merchant_freeze"))
         except DomainError as exc:
             raise CommandError(exc.message) from None
         self.stdout.write(f"{found.pk} {'unfrozen' if unfreeze else 'frozen'}")

@@ -6,7 +6,10 @@ ceilings, the cold addresses, transfers in flight and open alerts.
 import json
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
+from audit.actors import command_actor
+from audit.services import audit_record, model_snapshot
 from settlements.hotcold.forms import HotColdSettingForm
 from settlements.hotcold.models import HotColdSetting
 from settlements.hotcold.selectors import hot_cold_positions
@@ -77,11 +80,15 @@ class Command(BaseCommand):
                 ("transfer_gas_limit", gas_limit, instance.transfer_gas_limit if instance else 100_000)):
             data[name] = value if value is not None else current if current is not None else (
                 0 if name.endswith("floor_base_units") else "")
+        before = model_snapshot(instance) if instance is not None else None  # validating changes the instance
         form = HotColdSettingForm(data=data, instance=instance)
         if not form.is_valid():
             errors = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in form.errors.items())
             raise CommandError(f"refused: {errors}")
-        row = form.save()
+        with transaction.atomic():
+            row = form.save()
+            audit_record(actor=command_actor("hot_cold set"), action="hot_cold_setting.set", obj=row, before=before,
+                         after=model_snapshot(row))
         summary = {"token": token_row.currency, "network": network.code, "floor": str(row.hot_floor_base_units),
                    "ceiling": str(row.hot_ceiling_base_units), "native_floor": str(row.native_floor_base_units),
                    "cold_address": row.cold_address, "transfer_gas_limit": row.transfer_gas_limit,

@@ -90,7 +90,7 @@ class Command(BaseCommand):
                                                     amount_base_units=amount, check_amount=not no_amount_check)
             topup = hot_wallet_topup_record(network=network, token=token_row, amount_base_units=amount,
                                             tx_hash=tx_hash, block_number=block_number, reason=reason,
-                                            from_cold=source == "cold")
+                                            from_cold=source == "cold", actor=command_actor("ledger topup"))
         except DomainError as exc:
             raise CommandError(f"--{(exc.param or 'network').replace('_', '-')}: {exc.message}") from None
         except (RpcError, RpcUnavailable) as exc:

@@ -1,6 +1,10 @@
 import json
 
 from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from audit.actors import command_actor
+from audit.services import audit_record
 
 from settlements.models import Payout
 from settlements.payouts import payouts_advance, payouts_run_automatic
@@ -16,8 +20,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, action, **options):
         if action == "run":
-            created = payouts_run_automatic()
+            actor = command_actor("payouts run")
+            created = payouts_run_automatic(actor=actor)
             result = {"automatic_created": [p.id for p in created], **payouts_advance()}
+            with transaction.atomic():  # a summary: each payout created has its own record already
+                audit_record(actor=actor, action="payouts.run", after=result)
         else:
             result = {"open": [
                 {"id": p.id, "merchant": p.merchant_id, "status": p.status, "amount": p.amount,

@@ -1,6 +1,10 @@
 import json
 
 from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from audit.actors import command_actor
+from audit.services import audit_record
 
 from settlements.refunds.presenters import refund_json
 from settlements.refunds.selectors import refunds_open
@@ -21,6 +25,8 @@ class Command(BaseCommand):
     def handle(self, *args, action, status=None, limit=50, json=False, **options):
         if action == "send":
             summary = refunds_advance().as_json()
+            with transaction.atomic():  # a summary of the pass
+                audit_record(actor=command_actor("refunds send"), action="refunds.send", after=summary)
             self.stdout.write(_dumps(summary) if json else
                               ", ".join(f"{k} {v}" for k, v in summary.items()) or "nothing to do")
             return

@@ -4,8 +4,8 @@
 sweep policy on --network first (also editable in admin)."""
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.actors import command_actor
 from gateway.errors import DomainError
-
 from settlements import sweeps
 from wallets.chain.scanner import rpc_client_or_none
 from wallets.models import Network, Token
@@ -26,6 +26,8 @@ class Command(BaseCommand):
         policy.add_argument("--max-gas-price", type=int, default=None, help="Gas price ceiling in wei (none).")
 
     def handle(self, *args, network=None, dry_run=False, deploy=False, policy=None, **options):
+        if policy and dry_run:
+            raise CommandError("--policy writes the policy: run it without --dry-run")
         if policy:
             token = Token.objects.filter(network__code=network, currency=policy.lower()).first() if network else None
             if token is None:
@@ -34,7 +36,8 @@ class Command(BaseCommand):
                 row = sweeps.sweep_policy_set(token=token, min_amount_base_units=options["min_amount"],
                                               batch_window_seconds=options["window"],
                                               max_batch_size=options["max_batch"],
-                                              max_gas_price_wei=options["max_gas_price"])
+                                              max_gas_price_wei=options["max_gas_price"],
+                                              actor=command_actor("sweep --policy"))
             except DomainError as exc:
                 raise CommandError(f"--policy: {exc.param}: {exc.message}") from None
             self.stdout.write(f"{network}: sweep policy of {policy}: min {row.min_amount_base_units}, window "
@@ -50,7 +53,8 @@ class Command(BaseCommand):
                 self.stdout.write(f"{net.code}: no RPC URL configured, skipped")
                 continue
             if deploy and not dry_run:
-                self.stdout.write(f"{net.code}: Sweeper at {sweeps.sweeper_deploy(network=net)} (queued if new)")
+                address = sweeps.sweeper_deploy(network=net, actor=command_actor("sweep --deploy"))
+                self.stdout.write(f"{net.code}: Sweeper at {address} (queued if new)")
             summary = sweeps.sweeps_run(network=net, client=client, dry_run=dry_run)
             for line in summary.plans or [f"{net.code}: no sweep policy"]:
                 self.stdout.write(line)

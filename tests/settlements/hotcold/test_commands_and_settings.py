@@ -7,6 +7,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from eth_utils import to_checksum_address
 
+from audit.models import AuditRecord
+from audit.verify import audit_chain_verify
 from settlements.hotcold.forms import HotColdSettingForm
 from settlements.hotcold.models import HotColdSetting, HotWalletTopup
 from settlements.hotcold.reconcile import wallets_reconcile
@@ -86,6 +88,10 @@ def test_ledger_topup_is_checked_on_the_chain_and_recorded_once(chain, network, 
     again = json.loads(run(*base, "--amount", str(5 * ONE), "--json"))
     assert first == again and first["amount"] == str(5 * ONE)
     assert JournalTransaction.objects.filter(kind="hot_topup", token=usdt).count() == 1
+    # recorded once in the audit trail, as the command, with its reason
+    record, = AuditRecord.objects.filter(action="hot_wallet_topup.record", object_id=str(first["topup"]))
+    assert (record.actor_id, record.reason) == ("command:ledger topup", "ops")
+    assert audit_chain_verify().ok
 
     # Native coin: the transaction's own value; a recorded top-up not final yet keeps the hot wallet out of the check
     native_hash = fund_native(chain, hot.address, ETH)
@@ -109,6 +115,10 @@ def test_hot_cold_set_and_status(network, client, hot, usdt):
     row = HotColdSetting.objects.get()
     assert (row.hot_floor_base_units, row.hot_ceiling_base_units, row.native_floor_base_units, row.cold_address) == (
         1, 20, ETH, COLD)
+    created, changed = AuditRecord.objects.filter(action="hot_cold_setting.set").order_by("seq")
+    assert {created.actor_id, changed.actor_id} == {"command:hot_cold set"} and created.before is None
+    assert (str(changed.before["hot_ceiling_base_units"]), str(changed.after["hot_ceiling_base_units"])) == ("9", "20")
+    assert audit_chain_verify().ok
     [token_position, native_position] = json.loads(run("hot_cold", "--json"))
     assert token_position["asset"] == "usdt" and token_position["hot_balance"] == "0"
     assert native_position["asset"] == "native" and native_position["hot_balance"] == str(10 * ETH)
