@@ -5,17 +5,27 @@ model admins (a read-only fact stays read-only whoever looks); tests/gateway/tes
 page and action by action."""
 
 # What every role may read: the operational models (not the staff's own accounts, their second factors or the
-# Celery schedule).
+# Celery schedule), with the rows their pages show inline (a merchant's team, an outgoing transaction's attempts...).
 OPERATIONS_VIEW = [
-    "merchants.view_merchant", "merchants.view_apikey", "merchants.view_webhookendpoint",
-    "merchants.view_idempotencyrecord",
+    "merchants.view_merchant", "merchants.view_membership", "merchants.view_apikey",
+    "merchants.view_webhookendpoint", "merchants.view_idempotencyrecord",
     "wallets.view_network", "wallets.view_token", "wallets.view_masterseed", "wallets.view_depositaddress",
     "wallets.view_chaincursor", "wallets.view_transfer", "wallets.view_balancediscrepancy",
-    "wallets.view_sendingaddress", "wallets.view_outgoingtransaction",
-    "payments.view_paymentintent", "payments.view_event", "payments.view_charge", "payments.view_unmatcheddeposit",
-    "payments.view_webhookdelivery",
-    "settlements.view_journaltransaction", "settlements.view_ledgeraccount", "settlements.view_ledgerbalance",
-    "settlements.view_merchantterms", "settlements.view_feeschedule", "settlements.view_ledgeradjustment",
+    "wallets.view_sendingaddress", "wallets.view_outgoingtransaction", "wallets.view_outgoingattempt",
+    "wallets.view_outgoingtransactionevent",
+    "payments.view_paymentintent", "payments.view_paymentoption", "payments.view_event", "payments.view_charge",
+    "payments.view_unmatcheddeposit", "payments.view_webhookdelivery", "payments.view_webhookattempt",
+    "settlements.view_journaltransaction", "settlements.view_ledgerentry", "settlements.view_ledgeraccount",
+    "settlements.view_ledgerbalance", "settlements.view_merchantterms", "settlements.view_feeschedule",
+    "settlements.view_ledgeradjustment",
+    # hot / cold, sweeps, refunds, payouts
+    "settlements.view_hotcoldsetting", "settlements.view_coldtransfer", "settlements.view_coldtransferevent",
+    "settlements.view_hotwalletalert", "settlements.view_hotwallettopup",
+    "settlements.view_sweeppolicy", "settlements.view_sweep", "settlements.view_sweepitem",
+    "settlements.view_sweepevent",
+    "settlements.view_refund",
+    "settlements.view_payout", "settlements.view_payoutaddress", "settlements.view_payoutaddressevent",
+    "settlements.view_payoutschedule",
 ]
 
 ROLES: dict[str, list[str]] = {
@@ -30,6 +40,10 @@ ROLES: dict[str, list[str]] = {
         "settlements.add_ledgeradjustment", "settlements.approve_ledgeradjustment",
         "settlements.add_merchantterms", "settlements.change_merchantterms",
         "settlements.add_feeschedule", "settlements.change_feeschedule",
+        "settlements.add_hotcoldsetting", "settlements.change_hotcoldsetting",
+        "settlements.add_sweeppolicy", "settlements.change_sweeppolicy",
+        # Payouts and refunds (MoneyOutPermissions). approve_refund also guards the refunds staff start or stop:
+        # "Refund" on unmatched deposits, "Cancel" on refunds not sent yet.
         "settlements.approve_payout", "settlements.approve_refund",
     ],
     # Access: merchants (active, freeze), their keys and webhook endpoints, second factors, lockouts, the trail.

@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.db import models
 from django.template.response import TemplateResponse
 
+from gateway.admin_site import staff_permission
 from gateway.errors import DomainError
 from gateway.forms import AsciiIntegerField
 
@@ -50,11 +51,12 @@ class MerchantAdmin(admin.ModelAdmin):
     readonly_fields = ("id", "created", "frozen_at", "frozen_reason")
     inlines = [MembershipInline, ApiKeyInline]
     actions = ["freeze", "unfreeze"]
+    has_freeze_permission = staff_permission("merchants.freeze_merchant")
     # The bounds of the money settings come from the model's validators; the digits must be ASCII.
     formfield_overrides = {models.PositiveIntegerField: {"form_class": AsciiIntegerField},
                            models.PositiveBigIntegerField: {"form_class": AsciiIntegerField}}
 
-    @admin.action(description="Freeze: stop taking payments (asks for a reason)")
+    @admin.action(description="Freeze: stop taking payments (asks for a reason)", permissions=["freeze"])
     def freeze(self, request, queryset):
         form = FreezeForm(request.POST if "reason" in request.POST else None)
         if not form.is_valid():
@@ -74,7 +76,7 @@ class MerchantAdmin(admin.ModelAdmin):
             self.message_user(request, f"{merchant.pk} frozen.")
         return None
 
-    @admin.action(description="Unfreeze: take payments again")
+    @admin.action(description="Unfreeze: take payments again", permissions=["freeze"])
     def unfreeze(self, request, queryset):
         for merchant in queryset:
             try:

@@ -5,7 +5,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 
-from gateway.admin_site import FactAdmin
+from gateway.admin_site import FactAdmin, staff_permission
 from gateway.errors import DomainError
 from payments.admin import UnmatchedDepositAdmin
 from payments.models import UnmatchedDeposit
@@ -24,8 +24,9 @@ class RefundAdmin(FactAdmin):
     exclude = ("claim_token",)
     list_select_related = ("merchant", "network", "token")
     actions = ["cancel"]
+    has_cancel_permission = staff_permission("settlements.approve_refund")
 
-    @admin.action(description="Cancel the selected refunds (only those not sent yet)")
+    @admin.action(description="Cancel the selected refunds (only those not sent yet)", permissions=["cancel"])
     def cancel(self, request, queryset):
         done = 0
         ctx = services.RefundContext(actor=request.user, request=request)  # recorded after the loop (audit_batch)
@@ -60,9 +61,13 @@ admin.site.unregister(UnmatchedDeposit)
 
 @admin.register(UnmatchedDeposit)
 class RefundableUnmatchedDepositAdmin(UnmatchedDepositAdmin):
-    actions = ["refund_deposits"]
+    """payments' admin (its "Assign" kept) plus "Refund"; each action behind its own permission."""
 
-    @admin.action(description="Refund the selected deposits (whole, in their own token and network)")
+    actions = [*UnmatchedDepositAdmin.actions, "refund_deposits"]
+    has_refund_permission = staff_permission("settlements.approve_refund")
+
+    @admin.action(description="Refund the selected deposits (whole, in their own token and network)",
+                  permissions=["refund"])
     def refund_deposits(self, request, queryset):
         form = DepositRefundForm(request.POST if "apply" in request.POST else None)
         if not form.is_valid():

@@ -19,6 +19,9 @@ READ = {label: "v" for label in [
     "payments.paymentintent", "payments.event", "payments.charge", "payments.unmatcheddeposit",
     "payments.webhookdelivery", "settlements.journaltransaction", "settlements.ledgeraccount",
     "settlements.ledgerbalance", "settlements.merchantterms", "settlements.feeschedule", "settlements.ledgeradjustment",
+    "settlements.hotcoldsetting", "settlements.coldtransfer", "settlements.hotwalletalert", "settlements.hotwallettopup",
+    "settlements.sweeppolicy", "settlements.sweep", "settlements.refund", "settlements.payout",
+    "settlements.payoutaddress", "settlements.payoutschedule",
 ]}
 
 EXPECTED = {
@@ -28,8 +31,10 @@ EXPECTED = {
     },
     "finance": {
         "pages": {**READ, "audit.auditrecord": "v", "settlements.merchantterms": "vac",
-                  "settlements.feeschedule": "vac", "settlements.ledgeradjustment": "va"},
-        "actions": {"payments.paymentintent": ["cancel_by_staff"], "payments.unmatcheddeposit": ["assign"],
+                  "settlements.feeschedule": "vac", "settlements.ledgeradjustment": "va",
+                  "settlements.hotcoldsetting": "vac", "settlements.sweeppolicy": "vac"},
+        "actions": {"payments.paymentintent": ["cancel_by_staff"],
+                    "payments.unmatcheddeposit": ["assign", "refund_deposits"], "settlements.refund": ["cancel"],
                     "wallets.network": ["rescan"], "wallets.balancediscrepancy": ["mark_resolved"],
                     "settlements.ledgeradjustment": ["approve", "reject"]},
     },
@@ -38,7 +43,8 @@ EXPECTED = {
                   "merchants.merchant": "vc", "merchants.apikey": "vc", "merchants.webhookendpoint": "vc",
                   "merchants.encryptedtotpdevice": "vd", "axes.accessattempt": "vd", "axes.accesslog": "v",
                   "axes.accessfailurelog": "v"},
-        "actions": {"merchants.webhookendpoint": ["disable_endpoints", "enable_endpoints"],
+        "actions": {"merchants.merchant": ["freeze", "unfreeze"],
+                    "merchants.webhookendpoint": ["disable_endpoints", "enable_endpoints"],
                     "merchants.encryptedtotpdevice": ["delete_selected"],
                     "axes.accessattempt": ["cleanup_expired_attempts", "delete_selected"]},
     },
@@ -104,3 +110,26 @@ def test_the_roles_are_seeded_with_exact_permissions(db):
         == {"approve_payout", "approve_refund", "approve_ledgeradjustment"}
     support = set(Group.objects.get(name="support").permissions.values_list("codename", flat=True))
     assert {p for p in support if not p.startswith("view_")} == {"resend_webhookdelivery"}
+
+
+def test_every_action_of_ours_requires_a_permission():
+    """An action without `permissions=[...]` is offered to whoever may view the list: each of ours names one."""
+    ours = {"audit", "merchants", "wallets", "payments", "settlements"}
+    for model, model_admin in admin.site._registry.items():
+        if model._meta.app_label not in ours:
+            continue
+        for func, name, _ in model_admin._get_base_actions():
+            assert getattr(func, "allowed_permissions", None), (model._meta.label_lower, name)
+
+
+def test_every_inline_row_a_role_reads_is_in_its_permissions():
+    """A page's inline rows (a merchant's team, a sweep's items...) are shown only with their own view permission:
+    whoever reads the page reads its rows."""
+    from gateway.roles import OPERATIONS_VIEW
+
+    for model, model_admin in admin.site._registry.items():
+        if f"{model._meta.app_label}.view_{model._meta.model_name}" not in OPERATIONS_VIEW:
+            continue
+        for inline in model_admin.inlines:
+            meta = inline.model._meta
+            assert f"{meta.app_label}.view_{meta.model_name}" in OPERATIONS_VIEW, (model._meta.label_lower, meta.label)

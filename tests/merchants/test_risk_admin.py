@@ -2,6 +2,9 @@
 import pytest
 from django.contrib.admin.models import LogEntry
 
+from tests.otp import login_verified
+from tests.staff import staff_user
+
 pytestmark = pytest.mark.django_db
 CHANGELIST = "/admin/merchants/merchant/"
 
@@ -23,3 +26,14 @@ def test_freeze_asks_for_a_reason_then_freezes_and_unfreeze_lifts_it(admin_clien
     admin_client.post(CHANGELIST, {"action": "unfreeze", "_selected_action": [merchant.pk]})
     merchant.refresh_from_db()
     assert not merchant.is_frozen
+
+
+@pytest.mark.parametrize("role", ["support", "finance"])
+def test_freeze_is_refused_without_the_freeze_permission(client, merchant, role):
+    # Given staff in a role without merchants.freeze_merchant (the security role has it)
+    login_verified(client, staff_user(role))
+    # When they post "Freeze" with a reason anyway
+    client.post(CHANGELIST, {"action": "freeze", "_selected_action": [merchant.pk], "reason": "no right to"})
+    # Then nothing changed
+    merchant.refresh_from_db()
+    assert not merchant.is_frozen and not LogEntry.objects.filter(object_id=merchant.pk).exists()

@@ -7,7 +7,9 @@ from settlements.models import AccountKind, JournalTransaction
 from settlements.refunds.models import Refund
 from settlements.selectors import ledger_problems
 from tests.merchants.factories import MerchantFactory
+from tests.otp import login_verified
 from tests.settlements.conftest import ONE_USDT, balance, owed
+from tests.staff import staff_user
 
 from .conftest import CUSTOMER, unmatched_deposit, written
 
@@ -73,3 +75,16 @@ def test_staff_refund_an_unmatched_deposit_from_the_admin_with_a_reason(admin_cl
     refund = Refund.objects.get(unmatched_deposit=deposit)
     assert (refund.status, refund.description, refund.destination_address) == (
         "pending", "customer paid after expiry, ticket 42", CUSTOMER)
+
+
+def test_support_cannot_refund_an_unmatched_deposit_from_the_admin(client, merchant):
+    # Given a support user (reads unmatched deposits; refunds need settlements.approve_refund, the finance role)
+    deposit = unmatched_deposit(merchant)
+    login_verified(client, staff_user("support"))
+    before = written()
+    # When they post the action, reason and address included
+    client.post("/admin/payments/unmatcheddeposit/", {
+        "action": "refund_deposits", "_selected_action": [deposit.pk], "apply": "1",
+        "description": "no right to", "destination_address": CUSTOMER})
+    # Then nothing is written
+    assert written() == before and not Refund.objects.filter(unmatched_deposit=deposit).exists()
