@@ -64,6 +64,8 @@ class NetworkAdmin(ConfirmedChangeAdmin):
     search_fields = ("code", "api_name", "display_name")
     inlines = [TokenInline]
     actions = ["rescan"]
+    # Set by `manage.py sweep --deploy` only: another sweeper would re-authorize every deposit key to it.
+    readonly_fields = ("sweeper_address", "eip7702")
 
     has_rescan_permission = staff_permission("wallets.rescan_network")
 

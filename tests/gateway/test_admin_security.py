@@ -229,3 +229,19 @@ def test_a_finality_change_needs_a_reason_too_and_tokens_cannot_be_deleted(clien
     token = network.tokens.first()
     assert client.post(f"/admin/wallets/token/{token.pk}/delete/", {"post": "yes"}).status_code == 403
     assert client.post(f"/admin/wallets/network/{network.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+def test_the_sweeper_address_and_eip7702_cannot_be_changed_in_the_admin(client, staff, networks):
+    network = Network.objects.filter(livemode=True).first()
+    before = (network.sweeper_address, network.eip7702)
+    login_verified(client, staff)
+    url = f"/admin/wallets/network/{network.pk}/change/"
+    data = form_data(client.get(url))
+    assert "sweeper_address" not in data and "eip7702" not in data
+
+    done = client.post(url, {**data, "sweeper_address": "0x" + "ab" * 20, "eip7702": "" if network.eip7702 else "on",
+                             "reason": "try to move the sweeper", "confirm": "on"})
+
+    assert done.status_code == 302
+    network.refresh_from_db()
+    assert (network.sweeper_address, network.eip7702) == before
