@@ -21,7 +21,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import CharField, Exists, OuterRef, Q
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -118,8 +118,9 @@ def cold_transfer_start(*, setting: HotColdSetting, onchain_balance: int | None 
     """Send the hot wallet's surplus above the token's ceiling to the cold address, or None (nothing above the
     ceiling, one already in flight, the last one failed less than COLD_RETRY_SECONDS ago, no hot wallet, setting
     off, or the chain holds less than the amount). The amount is the ledger's hot_wallet balance (what arrived and
-    is final; what left is deducted when it was sent) minus the ceiling, read under the lock of that balance's row,
-    so a payout posting meanwhile waits for us. `onchain_balance` (the hot wallet's token balance at the latest
+    is final; what left is deducted when it was sent) minus the ceiling, read under the lock of that balance's row
+    (taken after the hot SendingAddress's, the order payouts and refunds lock in), so a payout posting meanwhile
+    waits for us. `onchain_balance` (the hot wallet's token balance at the latest
     block, read by the caller before this transaction) guards against a ledger that is wrong: no transaction is sent
     that would revert. In ONE database transaction: the ColdTransfer (`sent`) and its event, the
     OutgoingTransaction (purpose "cold", ERC-20 transfer from the hot wallet), and the posting Dr in_transit,
@@ -132,7 +133,9 @@ def cold_transfer_start(*, setting: HotColdSetting, onchain_balance: int | None 
     if (last is not None and last.status != ColdTransfer.Status.COMPLETED
             and timezone.now() - last.updated < timedelta(seconds=COLD_RETRY_SECONDS)):
         return None  # a reverted or cancelled transfer is not retried at once: an operator looks first
-    hot = hot_wallet_of(network)
+    # The hot SendingAddress before the balance row, like payouts and refunds (no lock-order deadlock with them).
+    hot = (SendingAddress.objects.select_for_update()
+           .filter(network=network, purpose=SendingAddress.Purpose.HOT).first())
     if hot is None:
         return None
     hot_account = wallet_account(kind=AccountKind.HOT_WALLET, network=network, token_id=token.id,
@@ -210,10 +213,13 @@ def cold_transfers_settle(*, limit: int = 100) -> int:
 
 
 def gas_unposted_transactions():
-    """The hot wallets' ended transactions whose gas is not posted yet."""
+    """The hot wallets' ended transactions whose gas is not posted yet. One that ended without gas recorded (never
+    mined: cancelled before broadcast) has none to post and is left out, so it does not hold back forever what waits
+    for gas to be posted (the hot wallet's reconciliation)."""
     posted = JournalTransaction.objects.filter(source_type=GAS_SOURCE, kind=Kind.GAS_SPENT,
                                                source_id=Cast(OuterRef("id"), CharField()))
-    return (OutgoingTransaction.objects.filter(status__in=ENDED, sending_address__purpose=SendingAddress.Purpose.HOT)
+    return (OutgoingTransaction.objects.filter(status__in=ENDED, sending_address__purpose=SendingAddress.Purpose.HOT,
+                                               gas_used__gt=0, effective_gas_price__gt=0)
             .exclude(Exists(posted)))
 
 
@@ -231,8 +237,7 @@ def outgoing_gas_post(*, limit: int = 500) -> int:
             if tx is None:
                 continue
             gas = (tx.gas_used or 0) * (tx.effective_gas_price or 0)
-            if gas == 0:
-                logger.warning("outgoing transaction %s ended without gas recorded: no gas posted", tx.id)
+            if gas == 0:  # changed since the query: left out of it from now on
                 continue
             gas_account = operator_account(kind=AccountKind.GAS_SPENT, network=tx.network, token_id=None)
             hot_account = wallet_account(kind=AccountKind.HOT_WALLET, network=tx.network, token_id=None,
@@ -426,11 +431,22 @@ def _token_balance(token: Token, address: str) -> int:
     return int(result[:66], 16) if result and result != "0x" else 0
 
 
+def _step(what: str, step, default):
+    """Run one step of the run; a deadlock or serialization failure (OperationalError: its own transaction rolled
+    back) is logged and the run goes on, the next run tries again."""
+    try:
+        return step()
+    except OperationalError as exc:
+        logger.warning("hot/cold: %s skipped this run: %s", what, exc)
+        return default
+
+
 def hot_cold_run() -> HotColdRun:
     """Settle ended cold transfers, post gas, then per active setting start a cold transfer of the surplus, then
     check the floors of every network with a setting. Each step commits on its own; a row that fails is logged and
     left for the next run."""
-    run = HotColdRun(settled=cold_transfers_settle(), gas_posted=outgoing_gas_post())
+    run = HotColdRun(settled=_step("settling cold transfers", cold_transfers_settle, 0),
+                     gas_posted=_step("posting gas", outgoing_gas_post, 0))
     for setting in (HotColdSetting.objects.filter(is_active=True, token__network__is_active=True)
                     .select_related("token__network").order_by("id")):
         hot = hot_wallet_of(setting.token.network)
@@ -445,11 +461,15 @@ def hot_cold_run() -> HotColdRun:
         except DomainError as exc:
             logger.error("hot/cold %s: no cold transfer: %s", setting.token, exc.message)
             continue
+        except OperationalError as exc:  # deadlock or serialization failure: rolled back, the next run tries again
+            logger.warning("hot/cold %s: no cold transfer this run: %s", setting.token, exc)
+            continue
         if cold is not None:
             run.cold_transfers.append(cold.id)
     for network in Network.objects.filter(Q(is_active=True), Exists(
             HotColdSetting.objects.filter(token__network=OuterRef("pk"), is_active=True))).order_by("id"):
-        changes = hot_wallet_alerts_check(network=network)
+        changes = _step(f"checking the floors of {network.code}",
+                        lambda network=network: hot_wallet_alerts_check(network=network), [])
         if changes:
             run.alerts[network.code] = changes
     return run

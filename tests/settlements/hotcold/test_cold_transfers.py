@@ -1,9 +1,11 @@
 """The surplus of the hot wallet above its ceiling goes to the cold address through the transaction manager, posted
 per the money-out conventions; a reverted one is reversed; the ledger equals the chain afterwards."""
+import threading
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
+from django.db import connection, transaction
 
 from settlements.hotcold.models import ColdTransfer, ColdTransferEvent
 from settlements.hotcold.reconcile import wallets_reconcile
@@ -13,7 +15,8 @@ from settlements.selectors import ledger_problems
 from tests.settlements.test_concurrency import side_by_side
 from wallets.models import BalanceDiscrepancy
 from wallets.outgoing import services as outgoing
-from wallets.outgoing.models import OutgoingTransaction
+from tests.wallets.outgoing.conftest import ETH
+from wallets.outgoing.models import OutgoingTransaction, SendingAddress
 
 from .conftest import ONE, drive, ledger, mint, native_balance, record_topup, token_balance
 
@@ -149,3 +152,47 @@ def test_two_runs_at_once_start_one_cold_transfer(chain, network, client, hot, u
     assert cold.amount_base_units == 300 * ONE and OutgoingTransaction.objects.count() == 1
     assert ledger(HOT, network, usdt, hot.address) == 100 * ONE and ledger(IN_TRANSIT, network, usdt) == 300 * ONE
     assert ledger_problems() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_goes_on_when_a_cold_transfer_cannot_take_the_hot_wallets_lock(chain, network, client, hot, usdt,
+                                                                             setting):
+    # Given a surplus of 150 USDT, a native floor above the hot wallet's 10 ETH, and another transaction (a payout)
+    # holding the hot SendingAddress's lock
+    setting.native_floor_base_units = 50 * ETH
+    setting.save()
+    tx_hash = mint(chain, token=usdt.contract_address, to=hot.address, amount=250 * ONE)
+    record_topup(network, client, usdt, 250 * ONE, tx_hash)
+    held, release = threading.Event(), threading.Event()
+
+    def payout():
+        try:
+            with transaction.atomic():
+                SendingAddress.objects.select_for_update().get(pk=hot.pk)
+                held.set()
+                release.wait(30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=payout)
+    holder.start()
+    assert held.wait(30)
+
+    # When the beat task runs and its cold transfer gives up on that lock (an OperationalError, like a deadlock)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '200ms'")
+        run = hot_cold_run()
+    finally:
+        release.set()
+        holder.join()
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+
+    # Then nothing was half-written, the floors were still checked, and the next run sends the surplus
+    assert run.cold_transfers == [] and run.alerts == {network.code: ["raised native"]}
+    assert not ColdTransfer.objects.exists() and not OutgoingTransaction.objects.exists()
+    assert ledger(HOT, network, usdt, hot.address) == 250 * ONE and ledger(IN_TRANSIT, network, usdt) == 0
+    started = hot_cold_run().cold_transfers
+    [cold] = ColdTransfer.objects.all()
+    assert started == [cold.id] and cold.amount_base_units == 150 * ONE and ledger(IN_TRANSIT, network, usdt) == 150 * ONE

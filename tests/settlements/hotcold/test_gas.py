@@ -2,8 +2,8 @@
 often and however concurrently the task runs; afterwards the hot wallet's native balance equals the chain's."""
 import pytest
 
-from settlements.hotcold.reconcile import wallets_reconcile
-from settlements.hotcold.services import GAS_SOURCE, outgoing_gas_post
+from settlements.hotcold.reconcile import _hot_busy, wallets_reconcile
+from settlements.hotcold.services import GAS_SOURCE, gas_unposted_transactions, outgoing_gas_post
 from settlements.models import AccountKind, JournalTransaction
 from settlements.selectors import ledger_problems
 from tests.settlements.test_concurrency import side_by_side
@@ -45,3 +45,23 @@ def test_gas_is_posted_once_even_when_the_task_runs_twice_at_once(chain, network
     assert native_balance(chain, hot.address) == ledger(AccountKind.HOT_WALLET, network, None, hot.address)
     summary = wallets_reconcile(network=network, client=client)
     assert (summary.status, summary.differences) == ("reconciled", 0)
+
+
+def test_a_transaction_ended_without_gas_recorded_does_not_wait_for_gas_forever(chain, network, client, hot):
+    # Given a final transaction of the hot wallet whose gas was not recorded (zero), next to one whose gas was
+    for i in range(2):
+        outgoing.outgoing_transaction_create(network=network, to_address="0x" + "5e" * 20, gas_limit=21_000,
+                                             purpose="test", value_base_units=0, source_reference=f"gas-{i}")
+    drive(chain, network, client)
+    without, with_gas = OutgoingTransaction.objects.order_by("id")
+    OutgoingTransaction.objects.filter(pk=without.pk).update(gas_used=None)
+
+    # When the gas is posted
+    posted = outgoing_gas_post()
+
+    # Then only the one with gas is posted, and nothing is left waiting for gas (the reconciliation is not held back)
+    assert posted == 1
+    assert list(JournalTransaction.objects.filter(source_type=GAS_SOURCE).values_list("source_id", flat=True)) == [
+        str(with_gas.id)]
+    assert not gas_unposted_transactions().exists() and outgoing_gas_post() == 0
+    assert "gas" not in _hot_busy(network, hot.address, with_gas.block_number)
