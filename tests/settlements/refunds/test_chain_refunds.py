@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from payments.models import Charge, Event
+from settlements.hotcold.services import hot_wallet_topup_record
 from settlements.models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
 from settlements.refunds import services as refunds
 from settlements.refunds.models import Refund
@@ -47,10 +48,13 @@ def hot_wallet(devnet, chain, *, tokens: int):
     client = RpcClient([chain.rpc_url], name="refund-test", retry_budget=1.0)
     hot = outgoing.sending_address_register(network=devnet, client=client)
     rpc(chain.rpc_url, "anvil_setBalance", [hot.address, hex(10 * ONE)])
-    if tokens:
+    if tokens:  # sent to the hot wallet and recorded as a top-up: the ledger's hot_wallet holds what refunds may send
         token = devnet.tokens.get(currency="usdt")
-        mined(chain.rpc_url, faucet_send(network=devnet, token=token, to_address=hot.address,
-                                         amount_base_units=tokens))
+        receipt = mined(chain.rpc_url, faucet_send(network=devnet, token=token, to_address=hot.address,
+                                                   amount_base_units=tokens))
+        hot_wallet_topup_record(network=devnet, token=token, amount_base_units=tokens,
+                                tx_hash=receipt["transactionHash"], block_number=int(receipt["blockNumber"], 16),
+                                reason="refund test top-up")
     return hot, client
 
 
@@ -99,7 +103,7 @@ def test_a_claimed_refund_is_sent_from_the_hot_wallet_and_succeeds_at_finality(a
     assert (tx.purpose, tx.source_reference, tx.from_address, tx.to_address) == (
         "refund", refund.id, hot.address, token.contract_address)
     assert ledger(AccountKind.IN_TRANSIT, refund) == 4 * ONE
-    assert ledger(AccountKind.HOT_WALLET, refund, address=hot.address) == -4 * ONE
+    assert ledger(AccountKind.HOT_WALLET, refund, address=hot.address) == (50 - 4) * ONE
 
     run_manager(devnet, client, chain)
     assert OutgoingTransaction.objects.get(pk=tx.pk).status == "final"
@@ -144,7 +148,7 @@ def test_a_reverted_send_fails_the_refund_and_gives_the_money_back(api, chain_en
     [mine] = ledger_balances(merchant=refund.merchant, livemode=False)
     assert (mine.available, mine.reserved) == (10 * ONE, 0)
     assert ledger(AccountKind.IN_TRANSIT, refund) == 0
-    assert ledger(AccountKind.HOT_WALLET, refund, address=refund.outgoing_transaction.from_address) == 0
+    assert ledger(AccountKind.HOT_WALLET, refund, address=refund.outgoing_transaction.from_address) == 50 * ONE
     assert api.get(f"/v1/charges/{charge.id}").json()["amount_refunded"] == 0
     types = list(Event.objects.filter(object_id=refund.id).order_by("sequence").values_list("type", flat=True))
     assert types == ["refund.created", "refund.failed"]
