@@ -11,7 +11,7 @@ from settlements.models import AccountKind, JournalTransaction, LedgerAccount, L
 from settlements.refunds import services as refunds
 from settlements.refunds.models import Refund
 from settlements.selectors import ledger_balances, ledger_problems
-from settlements.services import ledger_post_charge_facts
+from settlements.services import Posting, journal_transaction_post, ledger_account_get, ledger_post_charge_facts
 from tests.payments.conftest import create, mined, settle, simulate
 from wallets.chain.rpc import RpcClient
 from wallets.devchain import rpc
@@ -174,3 +174,23 @@ def test_a_short_hot_wallet_keeps_the_refund_pending_with_a_reason(api, chain_en
     # still cancelable: nothing was sent
     assert api.post(f"/v1/refunds/{body['id']}/cancel").json()["status"] == "canceled"
     assert ledger_problems() == []
+
+
+def test_another_features_send_in_flight_leaves_the_hot_wallet_short_for_a_refund(api, chain_env, anvil_chain):
+    devnet, chain = chain_env, anvil_chain
+    charge = paid(api, devnet, chain)
+    hot, _client = hot_wallet(devnet, chain, tokens=12 * ONE)  # on chain and in the ledger: 12 USDT
+    token = devnet.tokens.get(currency="usdt")
+    # a payout of 5 USDT recorded and posted, not mined yet: the chain still shows 12, the ledger's hot wallet 7
+    accounts = [ledger_account_get(kind=kind, network_id=devnet.id, token_id=token.id, livemode=False,
+                                   address=hot.address if kind == AccountKind.HOT_WALLET else "")
+                for kind in (AccountKind.IN_TRANSIT, AccountKind.HOT_WALLET)]
+    journal_transaction_post(kind=JournalTransaction.Kind.PAYOUT_SEND, source_type="payout", source_id="po_inflight",
+                             postings=[Posting(accounts[0], 5 * ONE), Posting(accounts[1], -5 * ONE)])
+    body = api.post("/v1/refunds", {"charge": charge.id, "crypto[destination_address]": CHECKSUMMED}).json()
+
+    assert refunds.refunds_advance().as_json() == {"waiting": 1}  # $10 = 10 USDT > 7
+
+    waiting = api.get(f"/v1/refunds/{body['id']}").json()
+    assert waiting["status"] == "pending" and waiting["crypto"]["pending_reason"] == "hot_wallet_insufficient_funds"
+    assert not OutgoingTransaction.objects.filter(purpose="refund").exists()
