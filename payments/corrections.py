@@ -72,6 +72,10 @@ def unmatched_deposit_assign(*, deposit: UnmatchedDeposit, intent: PaymentIntent
             return existing
         raise DomainError(code="deposit_already_assigned", param="payment_intent",
                           message=f"{deposit.id} is already assigned to {existing.payment_intent_id}.")
+    if deposit.refund_reference:
+        raise DomainError(code="deposit_not_assignable", param="payment_intent",
+                          message=f"{deposit.id} is being refunded ({deposit.refund_reference}): it cannot fund "
+                                  "an intent unless that refund fails or is canceled.")
     if intent.deposit_address_id is not None:  # the order of funding.address_apply: the address, then the intent
         activity.deposit_address_lock(deposit_address_id=intent.deposit_address_id)
     intent = PaymentIntent.objects.select_for_update().select_related("merchant").get(pk=intent.pk)
@@ -90,3 +94,12 @@ def unmatched_deposit_assign(*, deposit: UnmatchedDeposit, intent: PaymentIntent
                  after={"payment_intent": intent.id, "transfer": transfer.id, **model_snapshot(intent, INTENT_FIELDS)},
                  reason=reason, request=request)
     return assignment
+
+
+def unmatched_deposit_refund_mark(*, deposit_id: str, refund_id: str) -> None:
+    """Record (refund_id) or clear ("") the refund giving an unmatched deposit back, under the deposit's row lock:
+    the refunds call it in their transaction, so a deposit is never both refunded and assigned."""
+    deposit = UnmatchedDeposit.objects.select_for_update(of=("self",)).get(pk=deposit_id)
+    if deposit.refund_reference != refund_id:
+        deposit.refund_reference = refund_id
+        deposit.save(update_fields=["refund_reference"])

@@ -202,6 +202,9 @@ class UnmatchedDeposit(models.Model):
                                        related_name="unmatched_deposits")
     transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="unmatched_deposit")
     reason = models.CharField(max_length=32, choices=Reason.choices)
+    # The refund giving it back, while that refund is not failed or canceled (set and cleared by the refunds, under
+    # this row's lock): such a deposit cannot be assigned to an intent (payments.corrections). "" when none.
+    refund_reference = models.CharField(max_length=40, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -23,13 +23,14 @@ from gateway.errors import DomainError
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
 from payments.charge_refunds import charge_lock_for_refund, charge_refunded_change
+from payments.corrections import unmatched_deposit_refund_mark
 from payments.events import event_record
-from payments.models import Charge, ChargeDust, UnmatchedDeposit
-from wallets.chain.rpc import RpcError, RpcUnavailable
+from payments.models import Charge, ChargeDust, DepositAssignment, UnmatchedDeposit
 from wallets.chain.scanner import rpc_client_or_none
 from wallets.outgoing.models import OutgoingTransaction, SendingAddress
-from wallets.outgoing.services import NOT_MINED, outgoing_transaction_create
+from wallets.outgoing.services import outgoing_transaction_create
 
+from ..payouts import _lock_balances
 from ..models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
 from ..services import Posting, journal_transaction_post, ledger_account_get
 from .amounts import refund_base_units
@@ -273,6 +274,11 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
     if Refund.objects.filter(unmatched_deposit=deposit).exclude(status__in=[Status.FAILED, Status.CANCELED]).exists():
         raise DomainError(code="charge_already_refunded", param="crypto[unmatched_deposit]",
                           message=f"Deposit {deposit.id} has already been refunded.")
+    assignment = DepositAssignment.objects.filter(unmatched_deposit=deposit).first()
+    if assignment is not None:
+        raise DomainError(code="deposit_already_assigned", param="crypto[unmatched_deposit]",
+                          message=f"Deposit {deposit.id} was assigned to {assignment.payment_intent_id}: it paid "
+                                  "that intent, refund its charge instead.")
     transfer = deposit.transfer
     token = transfer.token
     if token is not None and token.pegged_currency:
@@ -288,6 +294,7 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
         receipt_email=deposit.payment_intent.receipt_email if deposit.payment_intent else "",
     )
     refund.save(force_insert=True)
+    unmatched_deposit_refund_mark(deposit_id=deposit.pk, refund_id=refund.id)
     _reserve(refund)
     _announce(refund, ctx)
     _audit(refund, "refund.create", ctx, after=_snapshot(refund))
@@ -361,10 +368,19 @@ def refund_cancel(*, refund: Refund, ctx: RefundContext = RefundContext()) -> Re
     return canceled
 
 
-def _give_back(refund: Refund, ctx: RefundContext) -> None:
-    _release(refund)
+def _lock_source(refund: Refund) -> Charge | None:
+    """Lock what the refund gives back before any ledger balance (the order of refund_create): the Charge, or the
+    unmatched deposit, whose refund mark is cleared (it may be assigned to an intent again)."""
     if refund.charge_id:
-        charge = charge_lock_for_refund(charge_id=refund.charge_id)
+        return charge_lock_for_refund(charge_id=refund.charge_id)
+    unmatched_deposit_refund_mark(deposit_id=refund.unmatched_deposit_id, refund_id="")
+    return None
+
+
+def _give_back(refund: Refund, ctx: RefundContext) -> None:
+    charge = _lock_source(refund)
+    _release(refund)
+    if charge is not None:
         charge_refunded_change(charge=charge, delta_minor=-refund.amount, request_id=ctx.request_id,
                                idempotency_key=ctx.idempotency_key)
 
@@ -376,21 +392,6 @@ def refund_approval_required(*, refund: Refund) -> bool:
     """Where the approval step (issue 10, item 5: limits per merchant and operator, maker-checker) slots in: return
     True to hold the refund `pending` with reason `awaiting_approval` until staff approve it. No limits yet."""
     return False
-
-
-def _hot_wallet_spare(*, refund: Refund, hot: SendingAddress, client) -> int:
-    """What the hot wallet holds in the refund's token at the node's latest block, less what refunds queued from it
-    and not mined yet will take (a mined one is in the balance already)."""
-    if refund.token_id is None:
-        onchain = int(client.call("eth_getBalance", [hot.address, "latest"]), 16)
-    else:
-        data = "0x70a08231" + hot.address[2:].rjust(64, "0")
-        raw = client.call("eth_call", [{"to": refund.token.contract_address, "data": data}, "latest"])
-        onchain = int(raw, 16) if raw and raw != "0x" else 0
-    queued = (Refund.objects.filter(network_id=refund.network_id, token_id=refund.token_id,
-                                    outgoing_transaction__status__in=NOT_MINED)
-              .aggregate(s=Sum("amount_base_units"))["s"] or 0)
-    return onchain - int(queued)
 
 
 def _wait(refund: Refund, reason: str) -> Refund:
@@ -416,7 +417,7 @@ def refund_send(*, refund_id: str, client_for=rpc_client_or_none) -> Refund | No
     """Send one pending refund that has an address and no transaction yet: in ONE database transaction, the
     OutgoingTransaction (purpose refund, source_reference its id: it can never pay twice) and the ledger's
     Dr in_transit, Cr hot_wallet. Waits instead (pending, with `pending_reason`) when approval is needed, the
-    network has no hot wallet, the chain cannot be read, or the hot wallet holds too little (a warning is logged:
+    network has no hot wallet, or the ledger's hot wallet (net of every send in flight) holds too little (logged:
     the floor alert). None when another process holds it or there is nothing to do."""
     with transaction.atomic():
         refund = (Refund.objects.select_for_update(skip_locked=True, of=("self",))
@@ -427,27 +428,25 @@ def refund_send(*, refund_id: str, client_for=rpc_client_or_none) -> Refund | No
             return None
         if refund_approval_required(refund=refund):
             return _wait(refund, AWAITING_APPROVAL)
-        hot = SendingAddress.objects.filter(network=refund.network, purpose=SendingAddress.Purpose.HOT).first()
-        client = client_for(refund.network)
-        if hot is None or client is None:
+        # The sending address first, then the balances in account id order (as payout_send and every sender that
+        # records a send and posts it in one transaction): none of them deadlock, and each sees the others' sends.
+        hot = SendingAddress.objects.select_for_update().filter(network=refund.network,
+                                                                purpose=SendingAddress.Purpose.HOT).first()
+        if hot is None or client_for(refund.network) is None:
             return _wait(refund, HOT_WALLET_MISSING)
-        try:
-            spare = _hot_wallet_spare(refund=refund, hot=hot, client=client)
-        except (RpcError, RpcUnavailable) as exc:
-            logger.warning("refund %s waits: the hot wallet's balance could not be read (%s)", refund.id, exc)
-            return _wait(refund, CHAIN_UNAVAILABLE)
-        if spare < refund.amount_base_units:
-            logger.warning("hot wallet floor: %s on %s holds %s spare base units of %s, refund %s needs %s",
-                           hot.address, refund.network.code, spare,
+        accounts = _accounts(refund, AccountKind.IN_TRANSIT)
+        hot_account = ledger_account_get(kind=AccountKind.HOT_WALLET, network_id=refund.network_id,
+                                         token_id=refund.token_id, address=hot.address,
+                                         livemode=refund.network.livemode)
+        held = _lock_balances(hot_account, accounts[AccountKind.IN_TRANSIT])[hot_account.id]
+        if held < refund.amount_base_units:  # the ledger's hot wallet: net of every feature's sends in flight
+            logger.warning("hot wallet floor: %s on %s holds %s base units of %s in the ledger, refund %s needs %s",
+                           hot.address, refund.network.code, held,
                            refund.token.currency if refund.token else "native", refund.id, refund.amount_base_units)
             return _wait(refund, HOT_WALLET_INSUFFICIENT)
         to, value, data, gas = _transfer_call(refund)
         tx = outgoing_transaction_create(network=refund.network, to_address=to, value_base_units=value, data=data,
                                          gas_limit=gas, purpose=PURPOSE, source_reference=refund.id)
-        accounts = _accounts(refund, AccountKind.IN_TRANSIT)
-        hot_account = ledger_account_get(kind=AccountKind.HOT_WALLET, network_id=refund.network_id,
-                                         token_id=refund.token_id, address=hot.address,
-                                         livemode=refund.network.livemode)
         journal_transaction_post(kind=Kind.REFUND_SEND, source_type=SOURCE, source_id=refund.id, memo=str(tx.pk),
                                  postings=[Posting(accounts[AccountKind.IN_TRANSIT], refund.amount_base_units),
                                            Posting(hot_account, -refund.amount_base_units)])
@@ -476,6 +475,7 @@ def refund_settle(*, refund_id: str) -> Refund | None:
                                                Posting(accounts[AccountKind.IN_TRANSIT], -amount)])
             return refund_transition(refund=refund, to=Status.SUCCEEDED)
         if tx.status in (OutStatus.FAILED, OutStatus.CANCELLED):
+            _lock_source(refund)  # before the balances the reversal posts to
             accounts = _accounts(refund, AccountKind.IN_TRANSIT)
             hot_account = ledger_account_get(kind=AccountKind.HOT_WALLET, network_id=refund.network_id,
                                              token_id=refund.token_id, address=tx.from_address,

@@ -152,3 +152,25 @@ def test_a_reorg_of_an_assigned_deposit_reaches_the_intent_it_funds(merchant, fi
     assert target.status == "requires_action" and target.amount_received == 0
     assert Charge.objects.get(payment_intent=target).status == "reversed"
     assert Event.objects.filter(type="charge.reversed").count() == 1
+
+
+def test_a_deposit_being_refunded_cannot_be_assigned_until_its_refund_is_canceled(merchant, finance, late_deposit):
+    from settlements.refunds.services import refund_cancel, refund_create_for_deposit
+
+    refund = refund_create_for_deposit(deposit=late_deposit)
+    target = new_intent(merchant)
+    facts = _facts()
+
+    with pytest.raises(DomainError, match="being refunded") as refused:
+        unmatched_deposit_assign(deposit=late_deposit, intent=target, actor=finance, reason="paid twice?")
+
+    assert refused.value.param == "payment_intent"
+    assert _facts() == facts
+    target.refresh_from_db()
+    assert target.status == "requires_action"
+    # the refund canceled: the deposit can fund an intent again
+    refund_cancel(refund=refund)
+    late_deposit.refresh_from_db()
+    assert late_deposit.refund_reference == ""
+    unmatched_deposit_assign(deposit=late_deposit, intent=target, actor=finance, reason="customer asked")
+    assert PaymentIntent.objects.get(pk=target.pk).status == "succeeded"

@@ -6,11 +6,12 @@ import pytest
 from django.test import Client
 
 from payments.models import Charge, Event
+from settlements.hotcold.services import hot_wallet_topup_record
 from settlements.models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
 from settlements.refunds import services as refunds
 from settlements.refunds.models import Refund
 from settlements.selectors import ledger_balances, ledger_problems
-from settlements.services import ledger_post_charge_facts
+from settlements.services import Posting, journal_transaction_post, ledger_account_get, ledger_post_charge_facts
 from tests.payments.conftest import create, mined, settle, simulate
 from wallets.chain.rpc import RpcClient
 from wallets.devchain import rpc
@@ -47,10 +48,13 @@ def hot_wallet(devnet, chain, *, tokens: int):
     client = RpcClient([chain.rpc_url], name="refund-test", retry_budget=1.0)
     hot = outgoing.sending_address_register(network=devnet, client=client)
     rpc(chain.rpc_url, "anvil_setBalance", [hot.address, hex(10 * ONE)])
-    if tokens:
+    if tokens:  # sent to the hot wallet and recorded as a top-up: the ledger's hot_wallet holds what refunds may send
         token = devnet.tokens.get(currency="usdt")
-        mined(chain.rpc_url, faucet_send(network=devnet, token=token, to_address=hot.address,
-                                         amount_base_units=tokens))
+        receipt = mined(chain.rpc_url, faucet_send(network=devnet, token=token, to_address=hot.address,
+                                                   amount_base_units=tokens))
+        hot_wallet_topup_record(network=devnet, token=token, amount_base_units=tokens,
+                                tx_hash=receipt["transactionHash"], block_number=int(receipt["blockNumber"], 16),
+                                reason="refund test top-up")
     return hot, client
 
 
@@ -99,7 +103,7 @@ def test_a_claimed_refund_is_sent_from_the_hot_wallet_and_succeeds_at_finality(a
     assert (tx.purpose, tx.source_reference, tx.from_address, tx.to_address) == (
         "refund", refund.id, hot.address, token.contract_address)
     assert ledger(AccountKind.IN_TRANSIT, refund) == 4 * ONE
-    assert ledger(AccountKind.HOT_WALLET, refund, address=hot.address) == -4 * ONE
+    assert ledger(AccountKind.HOT_WALLET, refund, address=hot.address) == (50 - 4) * ONE
 
     run_manager(devnet, client, chain)
     assert OutgoingTransaction.objects.get(pk=tx.pk).status == "final"
@@ -144,7 +148,7 @@ def test_a_reverted_send_fails_the_refund_and_gives_the_money_back(api, chain_en
     [mine] = ledger_balances(merchant=refund.merchant, livemode=False)
     assert (mine.available, mine.reserved) == (10 * ONE, 0)
     assert ledger(AccountKind.IN_TRANSIT, refund) == 0
-    assert ledger(AccountKind.HOT_WALLET, refund, address=refund.outgoing_transaction.from_address) == 0
+    assert ledger(AccountKind.HOT_WALLET, refund, address=refund.outgoing_transaction.from_address) == 50 * ONE
     assert api.get(f"/v1/charges/{charge.id}").json()["amount_refunded"] == 0
     types = list(Event.objects.filter(object_id=refund.id).order_by("sequence").values_list("type", flat=True))
     assert types == ["refund.created", "refund.failed"]
@@ -170,3 +174,23 @@ def test_a_short_hot_wallet_keeps_the_refund_pending_with_a_reason(api, chain_en
     # still cancelable: nothing was sent
     assert api.post(f"/v1/refunds/{body['id']}/cancel").json()["status"] == "canceled"
     assert ledger_problems() == []
+
+
+def test_another_features_send_in_flight_leaves_the_hot_wallet_short_for_a_refund(api, chain_env, anvil_chain):
+    devnet, chain = chain_env, anvil_chain
+    charge = paid(api, devnet, chain)
+    hot, _client = hot_wallet(devnet, chain, tokens=12 * ONE)  # on chain and in the ledger: 12 USDT
+    token = devnet.tokens.get(currency="usdt")
+    # a payout of 5 USDT recorded and posted, not mined yet: the chain still shows 12, the ledger's hot wallet 7
+    accounts = [ledger_account_get(kind=kind, network_id=devnet.id, token_id=token.id, livemode=False,
+                                   address=hot.address if kind == AccountKind.HOT_WALLET else "")
+                for kind in (AccountKind.IN_TRANSIT, AccountKind.HOT_WALLET)]
+    journal_transaction_post(kind=JournalTransaction.Kind.PAYOUT_SEND, source_type="payout", source_id="po_inflight",
+                             postings=[Posting(accounts[0], 5 * ONE), Posting(accounts[1], -5 * ONE)])
+    body = api.post("/v1/refunds", {"charge": charge.id, "crypto[destination_address]": CHECKSUMMED}).json()
+
+    assert refunds.refunds_advance().as_json() == {"waiting": 1}  # $10 = 10 USDT > 7
+
+    waiting = api.get(f"/v1/refunds/{body['id']}").json()
+    assert waiting["status"] == "pending" and waiting["crypto"]["pending_reason"] == "hot_wallet_insufficient_funds"
+    assert not OutgoingTransaction.objects.filter(purpose="refund").exists()

@@ -58,6 +58,26 @@ def test_an_amount_or_another_merchants_deposit_is_refused(api, merchant):
     assert written() == before
 
 
+def test_a_deposit_assigned_to_an_intent_cannot_be_refunded(api, merchant):
+    from payments.corrections import unmatched_deposit_assign
+    from tests.settlements.conftest import intent_for
+
+    deposit = unmatched_deposit(merchant)
+    unmatched_deposit_assign(deposit=deposit, intent=intent_for(merchant), actor=staff_user("finance"),
+                             reason="the customer paid the old order")
+    before = written()
+
+    refused = api.post("/v1/refunds", {"crypto[unmatched_deposit]": deposit.id,
+                                       "crypto[destination_address]": CUSTOMER})
+
+    assert refused.status_code == 400
+    assert (refused.json()["error"]["param"], refused.json()["error"]["code"]) == ("crypto[unmatched_deposit]",
+                                                                                   "deposit_already_assigned")
+    assert written() == before
+    deposit.refresh_from_db()
+    assert deposit.refund_reference == ""
+
+
 def test_staff_refund_an_unmatched_deposit_from_the_admin_with_a_reason(admin_client, merchant):
     deposit = unmatched_deposit(merchant)
     url = "/admin/payments/unmatcheddeposit/"
