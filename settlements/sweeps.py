@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, Min, OuterRef, Q, Sum
+from django.db.models import Exists, Max, Min, OuterRef, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -43,6 +43,7 @@ DEPLOY = "sweeper_deploy"
 Status = Sweep.Status
 TxStatus = OutgoingTransaction.Status
 ENDED = (TxStatus.FINAL, TxStatus.FAILED, TxStatus.CANCELLED)
+SKIPPED_RETRY_SECONDS = 3600  # an address its last sweep skipped (token blacklist, reverting token) waits this long
 TRANSITIONS = {Status.SENT: frozenset({Status.SETTLED, Status.FAILED}), Status.SETTLED: frozenset(),
                Status.FAILED: frozenset()}
 
@@ -167,6 +168,26 @@ def sweep_balances(*, token: Token, deposit_address_ids=None) -> dict[int, tuple
     return {address_id: value for address_id, value in totals.items() if value[0] > 0}
 
 
+def sweep_cooling_down(*, token: Token, deposit_address_ids, now: datetime) -> set[int]:
+    """The addresses whose latest sweep of `token` skipped them (moved less than asked: the token blacklisted the
+    address, or reverts) less than SKIPPED_RETRY_SECONDS ago, and where no credit became final since that sweep was
+    sent: offered again at once they would only burn gas again."""
+    latest = (SweepItem.objects.filter(sweep__token=token, deposit_address_id__in=list(deposit_address_ids), open=False)
+              .order_by("deposit_address_id", "-id").distinct("deposit_address_id")
+              .values("deposit_address_id", "amount_base_units", "swept_base_units", "sweep__created",
+                      "sweep__updated"))
+    skipped = {row["deposit_address_id"]: row["sweep__created"] for row in latest
+               if (row["swept_base_units"] or 0) < row["amount_base_units"]
+               and now - row["sweep__updated"] < timedelta(seconds=SKIPPED_RETRY_SECONDS)}
+    if not skipped:
+        return set()
+    newest = dict(_credited_transfers(token).filter(deposit_address_id__in=list(skipped))
+                  .values("deposit_address_id").annotate(last=Max("finalized_at"))
+                  .values_list("deposit_address_id", "last"))
+    return {address_id for address_id, sent in skipped.items()
+            if newest.get(address_id) is None or newest[address_id] <= sent}
+
+
 def sweeps_by_delegation(network: Network) -> bool:
     """EIP-7702 batches need the chain's 7702 (`Network.eip7702`) and EIP-1559 fees (the manager signs type 4 only
     there): a legacy-fee network (BSC, as the manager runs it) uses the top-up fallback."""
@@ -184,14 +205,19 @@ def sweep_plan(*, network: Network, token: Token, client, now: datetime | None =
         plan.waiting = "no active sweep policy"
         return plan
     balances = sweep_balances(token=token)
+    cooling = sweep_cooling_down(token=token, deposit_address_ids=balances, now=now)
     ready = sorted(((address_id, amount, since) for address_id, (amount, since) in balances.items()
-                    if amount >= max(policy.min_amount_base_units, 1)), key=lambda r: (r[2], r[0]))
+                    if amount >= max(policy.min_amount_base_units, 1) and address_id not in cooling),
+                   key=lambda r: (r[2], r[0]))
     chosen = ready[:policy.max_batch_size]
     addresses = DepositAddress.objects.in_bulk([address_id for address_id, _, _ in chosen])
     plan.items = [PlannedItem(deposit_address=addresses[a], amount_base_units=amount, since=since)
                   for a, amount, since in chosen]
     if not plan.items:
         plan.waiting = "nothing to sweep"
+        if cooling:
+            plan.waiting += (f" ({len(cooling)} address(es) skipped by their last sweep wait "
+                             f"{SKIPPED_RETRY_SECONDS}s or a new credit)")
         return plan
     if len(plan.items) < policy.max_batch_size and now - plan.items[0].since < timedelta(
             seconds=policy.batch_window_seconds):
@@ -392,6 +418,9 @@ def sweep_settle(*, sweep: Sweep, client) -> Sweep | None:
             item.open = False
             swept_total += item.swept_base_units
             if item.swept_base_units < item.amount_base_units:
+                logger.warning("sweep %s skipped %s (%s of %s %s moved): not offered again for %ss unless a new "
+                               "credit arrives", sweep.pk, item.deposit_address.address, item.swept_base_units,
+                               item.amount_base_units, sweep.token.currency, SKIPPED_RETRY_SECONDS)
                 OutgoingTransfer.objects.create(
                     transaction=sweep.transaction or item.transaction, kind=OutgoingTransfer.Kind.SKIPPED,
                     deposit_address=item.deposit_address, token=sweep.token, to_address=sweep.hot_address,

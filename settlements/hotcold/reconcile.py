@@ -27,7 +27,7 @@ from wallets.chain.rpc import RpcClient, RpcError, RpcUnavailable
 from wallets.models import BalanceDiscrepancy, Network, Token
 from wallets.outgoing.models import OutgoingTransaction
 
-from ..models import AccountKind
+from ..models import AccountKind, Sweep
 from .models import ColdTransfer, HotColdSetting, HotWalletTopup
 from .services import ENDED, gas_unposted_transactions, hot_wallet_of, wallet_balance
 
@@ -64,6 +64,8 @@ def _hot_busy(network: Network, address: str, block_number: int) -> str:
         return "gas not posted yet"
     if ColdTransfer.objects.filter(network=network, status=ColdTransfer.Status.SENT).exists():
         return "a cold transfer is not settled yet"
+    if Sweep.objects.filter(network=network, status=Sweep.Status.SENT).exists():
+        return "a sweep is not settled yet"
     if HotWalletTopup.objects.filter(network=network, address=address, block_number__gt=block_number).exists():
         return "a recorded top-up is above the block read"
     return ""

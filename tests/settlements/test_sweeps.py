@@ -1,7 +1,10 @@
 """Sweeps end to end on anvil (Prague): paid intents, batches of type-4 transactions through the transaction
 manager, the ledger and reconciliation (docs/money-out.md, "Sweeps")."""
+from datetime import timedelta
+
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from settlements import sweeps
 from settlements.models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance, Sweep, SweepItem
@@ -12,6 +15,7 @@ from wallets.chain.reconcile import network_reconcile
 from wallets.devchain import rpc
 from wallets.models import BalanceDiscrepancy, OutgoingTransaction, OutgoingTransfer, Token
 
+from .sweeper_chain import call_data
 from .sweeps_helpers import client_for, drive, hot_wallet, paid_intents, policy, sweeper_ready, token_balance
 
 pytestmark = pytest.mark.usefixtures("ledger_ready")
@@ -149,3 +153,48 @@ def test_the_policy_decides_when_a_batch_is_worth_sending(api, merchant, devnet,
     assert (OutgoingTransaction.objects.count(), JournalTransaction.objects.count()) == before
     assert Sweep.objects.count() == 1
     assert len(plan(max_batch_size=10).items) == 1  # what is left
+
+
+def drain(chain, token: str, owner: str, amount: int) -> None:
+    """Move `amount` of `token` out of `owner` behind the gateway's back (anvil impersonation): its next sweep is
+    skipped for that address, as a token that blacklisted it or reverts would skip it."""
+    rpc(chain.rpc_url, "anvil_impersonateAccount", [owner])
+    rpc(chain.rpc_url, "anvil_setBalance", [owner, hex(10**18)])
+    data = call_data("transfer(address,uint256)", ["address", "uint256"], [chain.accounts[1], amount])
+    tx_hash = rpc(chain.rpc_url, "eth_sendTransaction", [{"from": owner, "to": token, "data": "0x" + data.hex()}])
+    rpc(chain.rpc_url, "anvil_mine", ["0x1"])
+    assert int(rpc(chain.rpc_url, "eth_getTransactionReceipt", [tx_hash])["status"], 16) == 1
+    rpc(chain.rpc_url, "anvil_stopImpersonatingAccount", [owner])
+
+
+def test_an_address_its_sweep_skipped_is_not_swept_again_until_its_cool_down_ends(api, merchant, devnet, anvil_chain,
+                                                                                 caplog):
+    # given two paid intents, one of whose addresses no longer holds its tokens (the token refuses to move them)
+    hot_wallet(devnet, anvil_chain)
+    sweeper_ready(devnet, anvil_chain)
+    policy(devnet)
+    usdt = Token.objects.get(network=devnet, currency="usdt")
+    stuck, fine = paid_intents(api, devnet, anvil_chain, 2)
+    stuck_address = stuck.transfer.deposit_address
+    drain(anvil_chain, usdt.contract_address, stuck_address.address, stuck.transfer.amount_base_units)
+
+    # when a sweep runs and settles: the stuck address is skipped (swept 0), the other one swept, a warning logged
+    client = client_for(devnet)
+    assert len(sweeps.sweeps_run(network=devnet, client=client).sent) == 1
+    drive(devnet, anvil_chain)
+    assert sweeps.sweeps_run(network=devnet, client=client).settled == 1
+    swept = {i.deposit_address_id: i.swept_base_units for i in SweepItem.objects.all()}
+    assert swept == {stuck_address.id: 0, fine.transfer.deposit_address_id: fine.transfer.amount_base_units}
+    assert any("skipped" in r.getMessage() and stuck_address.address in r.getMessage() for r in caplog.records)
+    transactions = OutgoingTransaction.objects.count()
+
+    # then the next runs do not offer it again (no gas burnt on it), and the plan says why
+    for _ in range(2):
+        assert sweeps.sweeps_run(network=devnet, client=client).sent == []
+    assert OutgoingTransaction.objects.count() == transactions and Sweep.objects.count() == 1
+    plan = sweeps.sweep_plan(network=devnet, token=usdt, client=client)
+    assert plan.items == [] and "skipped by their last sweep" in plan.waiting
+    # and once its cool-down has passed it is offered again
+    later = timezone.now() + timedelta(seconds=sweeps.SKIPPED_RETRY_SECONDS + 1)
+    plan = sweeps.sweep_plan(network=devnet, token=usdt, client=client, now=later)
+    assert [i.deposit_address.id for i in plan.items] == [stuck_address.id]

@@ -24,11 +24,12 @@ from tests.otp import login_verified
 from wallets import tasks
 from wallets.chain import scanner
 from wallets.chain.rpc import RpcClient
-from wallets.chain.reconcile import network_reconcile, reconcile_block_number
+from wallets.chain.reconcile import network_reconcile, outgoing_base_units, reconcile_block_number
 from wallets.chain.scanner import ScanSummary, log_ranges_forget, scan_step
 from wallets.chain.services import balance_discrepancy_resolve
 from wallets.devchain import erc20_balance_of, rpc
-from wallets.models import BalanceDiscrepancy, ChainCursor, Token, Transfer
+from wallets.models import (BalanceDiscrepancy, ChainCursor, OutgoingTransaction, OutgoingTransfer, SendingAddress,
+                            Token, Transfer)
 from wallets.services import deposit_address_allocate
 
 TOKEN_BALANCES_SLOT = 3  # TestToken: name, symbol, totalSupply, then `mapping(address => uint256) balanceOf`
@@ -362,3 +363,35 @@ def test_the_admin_shows_the_chain_lag(anvil_chain, devnet, client, staff):
     cursor_id = ChainCursor.objects.get(network=devnet).pk
     detail = browser.get(f"/admin/wallets/chaincursor/{cursor_id}/change/")
     assert detail.status_code == 200 and b"Lag (blocks)" in detail.content
+
+
+def test_gas_paid_by_a_reverted_or_cancelled_transaction_counts_its_tokens_do_not(devnet, addresses):
+    # given an address's own transactions: one reverted (mined, failed), one whose nonce a cancellation used
+    # (cancelled, with a receipt), one mined not final, and one not mined; each paid gas, the first also meant tokens
+    address = addresses[0]
+    usdt = Token.objects.get(network=devnet, currency="usdt")
+    sender = SendingAddress.objects.create(network=devnet, address=address.address, key_ref="m/d", next_nonce=4,
+                                           purpose=SendingAddress.Purpose.DEPOSIT)
+    Status = OutgoingTransaction.Status
+
+    def tx(nonce, status, receipt_status, block_number):
+        row = OutgoingTransaction.objects.create(
+            network=devnet, sending_address=sender, from_address=address.address, nonce=nonce,
+            to_address="0x" + "1" * 40, gas_limit=100_000, tx_type=2, status=status, purpose="sweep",
+            receipt_status=receipt_status, block_number=block_number)
+        OutgoingTransfer.objects.create(transaction=row, kind=OutgoingTransfer.Kind.GAS, deposit_address=address,
+                                        token=None, to_address=row.to_address, amount_base_units=10 + nonce)
+        return row
+
+    failed = tx(0, Status.FAILED, 0, 5)
+    OutgoingTransfer.objects.create(transaction=failed, kind=OutgoingTransfer.Kind.SWEEP, deposit_address=address,
+                                    token=usdt, to_address=failed.to_address, amount_base_units=1000)
+    tx(1, Status.CANCELLED, 1, 6)
+    tx(2, Status.MINED, 1, 7)
+    tx(3, Status.BROADCAST, None, None)
+
+    # when reconciliation reads what the gateway moved out, then the gas of every mined one counts, no tokens
+    assert outgoing_base_units(network=devnet, deposit_address_ids=[address.id], up_to_block=10) == {
+        (address.id, None): 10 + 11 + 12}
+    assert outgoing_base_units(network=devnet, deposit_address_ids=[address.id], up_to_block=5) == {
+        (address.id, None): 10}

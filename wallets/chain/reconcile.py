@@ -113,13 +113,18 @@ def outgoing_base_units(*, network: Network, deposit_address_ids: list[int], up_
     `OutgoingTransfer` facts the sweeps write with their transactions (tokens swept, less a planned sweep the batch
     skipped; for the non-7702 fallback, the native coin: gas the address paid, less the top-up the hot wallet sent
     it), counted once their transaction is mined, succeeded and at or below that block (which is final: a mined
-    transaction whose final status the manager has not written yet counts too)."""
+    transaction whose final status the manager has not written yet counts too). Gas is paid by a reverted
+    transaction too: a `gas` fact counts once its transaction is mined at all (mined, final, failed or cancelled
+    with a receipt)."""
+    Status, Kind = OutgoingTransaction.Status, OutgoingTransfer.Kind
+    succeeded = Q(transaction__receipt_status=1, transaction__status__in=[Status.MINED, Status.FINAL])
+    paid_gas = Q(kind=Kind.GAS, transaction__receipt_status__isnull=False,
+                 transaction__status__in=[Status.MINED, Status.FINAL, Status.FAILED, Status.CANCELLED])
     rows = (
         OutgoingTransfer.objects.filter(
             transaction__network=network, deposit_address_id__in=deposit_address_ids,
-            transaction__receipt_status=1, transaction__block_number__lte=up_to_block,
-            transaction__status__in=[OutgoingTransaction.Status.MINED, OutgoingTransaction.Status.FINAL],
-        )
+            transaction__block_number__lte=up_to_block,
+        ).filter(succeeded | paid_gas)
         .values("deposit_address_id", "token_id")
         .annotate(total=Sum("amount_base_units"))
     )

@@ -42,7 +42,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from gateway.celery import task_wake
-from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, Token, Transfer
+from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, SendingAddress, Token, Transfer
 
 from . import finality, reorg
 from .decode import TRANSFER_TOPIC, decode_transfer_log
@@ -409,7 +409,7 @@ def _range_scan(*, network: Network, client, cursor: ChainCursor, start: int, en
     # recipient (and checks block hashes); only the logs paying one of our addresses are decoded in full.
     recipients = _log_recipients(logs=logs, hashes=hashes)
     logs = []  # the parsed answer is the largest thing a step holds: let the logs nobody wants go
-    natives = _native_candidates(bodies=bodies) if bodies else []
+    natives = _native_candidates(bodies=bodies, ours=_sending_addresses(network)) if bodies else []
     address_ids = deposit_address_ids_by_address(
         addresses={recipient for recipient, _ in recipients} | {c.to_address for c in natives}
     )
@@ -531,12 +531,19 @@ def _log_candidates(*, logs: list[dict], tokens: dict[str, Token], hashes: dict[
     return candidates
 
 
-def _native_candidates(*, bodies: list[Header]) -> list[_Candidate]:
+def _sending_addresses(network: Network) -> set[str]:
+    """The network's own sending addresses (the hot wallet, deposit sending addresses), lowercase."""
+    return {a.lower() for a in SendingAddress.objects.filter(network=network).values_list("address", flat=True)}
+
+
+def _native_candidates(*, bodies: list[Header], ours: frozenset[str] | set[str] = frozenset()) -> list[_Candidate]:
+    """Native value transfers of the bodies, except those sent by one of `ours` (the gateway's own sending addresses:
+    the top-up fallback's gas top-ups to a deposit address are not a customer's deposit)."""
     candidates = []
     for body in bodies:
         for tx in body.transactions:
             to, value = tx.get("to"), int(tx.get("value") or "0x0", 16)
-            if not to or value <= 0:
+            if not to or value <= 0 or tx["from"].lower() in ours:
                 continue
             candidates.append(_Candidate(
                 token=None, tx_hash=tx["hash"].lower(), log_index=-1, block_number=body.number, block_hash=body.hash,

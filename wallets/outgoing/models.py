@@ -151,7 +151,8 @@ class OutgoingTransfer(models.Model):
     """A movement of funds out of (or into) one of our deposit addresses that the gateway itself causes, written in
     the database transaction that creates its outgoing transaction (append-only). Reconciliation
     (wallets/chain/reconcile.py `outgoing_base_units`) counts it once the transaction is mined, succeeded and at or
-    below the reconciliation block. A planned movement that did not happen (a deposit the batch skipped) gets a
+    below the reconciliation block (a `gas` fact once it is mined at all: a reverted transaction paid its gas too).
+    A planned movement that did not happen (a deposit the batch skipped) gets a
     second row with the opposite amount (`kind = skipped`), written when the upper layer settles the transaction.
     `amount_base_units` is what leaves `deposit_address`: negative for a gas top-up sent to it."""
 

@@ -22,7 +22,7 @@ from wallets.chain.scanner import PAYMENTS_ACTIVITY_TASK, Status, log_ranges_for
 from wallets.chain.selectors import chain_cursor_get, transfers_for_address
 from wallets.chain.services import chain_cursor_rewind
 from wallets.devchain import rpc
-from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, Token, Transfer
+from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, SendingAddress, Token, Transfer
 from wallets.services import deposit_address_allocate
 
 STRANGER = "0x" + "ab" * 20  # an address that is not ours
@@ -155,6 +155,29 @@ def test_transfers_to_our_addresses_are_recorded_with_exact_amounts(chain, netwo
     cursor = chain_cursor_get(network=network)
     assert cursor.block_number == cursor.head_number == head(chain) and cursor.lag == 0
     assert list(transfers_for_address(address=ours).values_list("log_index", flat=True)) == [0, -1]
+
+
+def test_native_coin_sent_by_our_own_sending_addresses_is_not_a_deposit(chain, network, client, addresses):
+    # Given a network that reads native coin, whose hot wallet and a deposit sending address are known
+    network.scan_native = True
+    network.save(update_fields=["scan_native"])
+    hot, depositor = chain.accounts[5], chain.accounts[6]
+    SendingAddress.objects.create(network=network, address=hot.lower(), key_ref="m/hot", next_nonce=0)
+    SendingAddress.objects.create(network=network, address=depositor.lower(), key_ref="m/dep", next_nonce=0,
+                                  purpose=SendingAddress.Purpose.DEPOSIT)
+    scan_until_caught_up(network, client)
+    ours = addresses[0].address
+
+    # When the hot wallet tops the address up with gas (the non-7702 fallback), a sending address sends it coin too,
+    # and a customer pays native coin
+    send(chain, {"from": hot, "to": ours, "value": hex(10**16)})
+    send(chain, {"from": depositor, "to": ours, "value": hex(10**15)})
+    paid = send(chain, {"from": chain.accounts[3], "to": ours, "value": hex(10**17 + 7)})
+    scan_until_caught_up(network, client)
+
+    # Then only the customer's payment is recorded: no top-up is a deposit
+    assert list(Transfer.objects.values_list("tx_hash", "amount_base_units")) == [(paid["transactionHash"],
+                                                                                   10**17 + 7)]
 
 
 def test_finality_is_set_only_at_or_under_the_finalized_tag(chain, network, client, addresses):
