@@ -14,6 +14,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = str(ROOT / ".venv" / "bin" / "python")
+CHAIN_STATE = ROOT / ".local" / "devchain-state.json"  # the local chain, kept between runs (anvil --state)
 WEB_PORT = os.environ.get("GATEWAY_PORT", "8000")
 CHAIN_PORT = os.environ.get("DEVCHAIN_PORT", "8545")
 # A block every second, so that a demo payment becomes final (finalized = head - 2) without other traffic.
@@ -119,9 +120,16 @@ def stop_all(*_):
 def main():
     signal.signal(signal.SIGINT, stop_all)
     signal.signal(signal.SIGTERM, stop_all)
+    if not CHAIN_STATE.exists():
+        # A new chain: a database left by an earlier one would describe blocks, nonces, contracts and balances that
+        # no longer exist (the scanner would wait for the old block numbers, the hot wallet's nonces would be
+        # wrong). Start both afresh; from now on the chain is kept in CHAIN_STATE beside the database.
+        subprocess.run(["dropdb", "-h", "127.0.0.1", "--if-exists", "--force", "gateway"], check=False)
     subprocess.run(["createdb", "-h", "127.0.0.1", "gateway"], stderr=subprocess.DEVNULL, check=False)
     manage("migrate", "--no-input", "-v", "0")
-    chain = start("chain", PY, "manage.py", "devchain", "--port", CHAIN_PORT, "--block-time", BLOCK_TIME, first_line_json=True)
+    CHAIN_STATE.parent.mkdir(exist_ok=True)
+    chain = start("chain", PY, "manage.py", "devchain", "--port", CHAIN_PORT, "--block-time", BLOCK_TIME,
+                  "--state", str(CHAIN_STATE), first_line_json=True)
     status = json.loads(manage("wallet", "status", "--json", capture=True) or "null")
     if not status.get("initialized"):
         print(manage("wallet", "init", "--json", capture=True).strip())

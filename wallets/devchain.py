@@ -206,11 +206,16 @@ def _parse_solc_output(stdout: str) -> dict:
 # --- anvil ------------------------------------------------------------------------------------------------------
 
 
-def anvil_command(port: int, block_time: float | None = None, *, chain_id: int = CHAIN_ID) -> list[str]:
+def anvil_command(port: int, block_time: float | None = None, *, chain_id: int = CHAIN_ID,
+                  state: Path | None = None) -> list[str]:
+    """With `state`, the chain is loaded from that file when it exists and written back every few seconds and on
+    exit (anvil's --state), so a restarted chain goes on where it stopped, as the database that describes it does."""
     command = [
         str(ANVIL_BIN), "--host", "127.0.0.1", "--port", str(port), "--hardfork", "prague",
         "--slots-in-an-epoch", "1", "--chain-id", str(chain_id), "--silent",
     ]
+    if state is not None:
+        command += ["--state", str(state), "--state-interval", "5", "--preserve-historical-states"]
     if block_time is not None:
         if block_time <= 0:
             raise ValueError("block_time must be positive (or None for one block per transaction)")
@@ -219,7 +224,7 @@ def anvil_command(port: int, block_time: float | None = None, *, chain_id: int =
 
 
 def start_anvil(port: int, block_time: float | None = None, *, timeout: float = 20.0,
-                chain_id: int = CHAIN_ID) -> subprocess.Popen:
+                chain_id: int = CHAIN_ID, state: Path | None = None) -> subprocess.Popen:
     """Start anvil on 127.0.0.1:`port` in its own session (kill it with `stop_anvil`) and wait until it answers.
     `chain_id`: another chain than the devchain's (tests of a misconfigured RPC URL)."""
     if not ANVIL_BIN.exists() or shutil.which("node") is None:
@@ -228,7 +233,7 @@ def start_anvil(port: int, block_time: float | None = None, *, timeout: float = 
     log = tempfile.TemporaryFile()
     try:
         process = subprocess.Popen(
-            anvil_command(port, block_time, chain_id=chain_id), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            anvil_command(port, block_time, chain_id=chain_id, state=state), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=log, cwd=REPO_ROOT, start_new_session=True,
         )
     except OSError as exc:

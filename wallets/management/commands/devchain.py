@@ -2,6 +2,7 @@
 import json
 import signal
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -41,8 +42,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-wait", action="store_true", help="exit after printing the summary and leave anvil running",
         )
+        parser.add_argument(
+            "--state", type=Path, default=None, metavar="FILE",
+            help="keep the chain in FILE: loaded when it exists, saved every 5 s and on exit (anvil --state)",
+        )
 
-    def handle(self, *args, port, block_time, no_wait, **options):
+    def handle(self, *args, port, block_time, no_wait, state=None, **options):
         # Before anvil exists, so a SIGTERM at any later line still stops it.
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _raise_stop)
@@ -54,7 +59,7 @@ class Command(BaseCommand):
             raise CommandError(f"{url} answers with chain id {chain_id}, not the devchain {devchain.CHAIN_ID}")
         try:
             if chain_id is None:
-                process = devchain.start_anvil(port, block_time)
+                process = devchain.start_anvil(port, block_time, state=state)
             elif block_time is not None:
                 self.stderr.write(f"devchain: reusing the chain at {url}; --block-time does not change it")
             tokens = devchain.deploy_test_tokens(url)
