@@ -96,9 +96,9 @@ class BusinessCollector:
                        wallet_labels)
         for row in snapshot.hot_wallets:
             key = [row.network, str(row.livemode).lower(), row.asset, row.address]
-            balance.add_metric(key, float(row.balance))
+            balance.add_metric(key, row.balance)  # a Decimal of whole tokens: exact until the exposition writes it
             if row.floor is not None:
-                floor.add_metric(key, float(row.floor))
+                floor.add_metric(key, row.floor)
         yield balance
         yield floor
 

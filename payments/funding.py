@@ -80,7 +80,7 @@ def _observe(intent: PaymentIntent, status: str, live: list[Transfer], *, revers
         if first is not None:
             PAYMENT_BLOCK_TO_STATUS.labels(network, status).observe(max(0.0, (now() - first.seen_at).total_seconds()))
         if status == Status.SUCCEEDED:
-            PAYMENT_SUCCEEDED_AMOUNT.labels(intent.currency).observe(float(amount))
+            PAYMENT_SUCCEEDED_AMOUNT.labels(intent.currency).observe(int(amount))  # minor units
 
     transaction.on_commit(observe)
 
