@@ -15,6 +15,7 @@ from audit.admin_hooks import AuditedAdminMixin
 
 from .errors import DomainError
 from .otp import TotpAdminAuthenticationForm
+from .ratelimit import login_limited
 
 
 class GatewayAdminSite(OTPAdminSite):
@@ -23,6 +24,9 @@ class GatewayAdminSite(OTPAdminSite):
 
     def __init__(self, name="admin"):
         super().__init__(name)
+
+    def login(self, request, extra_context=None):
+        return login_limited(super().login)(request, extra_context)
 
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin

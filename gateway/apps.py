@@ -14,6 +14,17 @@ class GatewayConfig(AppConfig):
 
     def ready(self):
         recursion_limit_restore()
+        from django.contrib.auth.signals import user_login_failed
+
+        user_login_failed.connect(_login_failed, dispatch_uid="gateway.ratelimit.login_failure")
+
+
+def _login_failed(sender, credentials=None, request=None, **kwargs) -> None:
+    """Every failed login with a request (portal, admin) counts against its client IP (gateway.ratelimit)."""
+    if request is not None:
+        from gateway import ratelimit
+
+        ratelimit.login_failure(request)
 
 
 def recursion_limit_restore() -> None:

@@ -13,7 +13,11 @@ What is counted (see docs/architecture.md, "Rate limits"):
 - per client IP, the requests whose key is missing, malformed or unknown: `GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP`; an IP
   over it gets 429 before its key is looked up, good keys included, until its window ends;
 - per API key, the test helpers (`GATEWAY_RATE_LIMIT_TEST_HELPERS`), a DRF throttle on their views;
-- per client IP, the hosted checkout page and its status poll (`GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP`).
+- per client IP, the hosted checkout page and its status poll (`GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP`);
+- per client IP, failed logins to the portal and the admin, whatever the account
+  (`GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP`): against password spraying, one guess for each of many accounts, which
+  django-axes' lockout per (account, IP) never sees. An IP over it gets 429 on its login POSTs until its window ends;
+  other addresses log in as before.
 
 The client IP is DRF's (`REST_FRAMEWORK["NUM_PROXIES"]`, set from `GATEWAY_NUM_PROXIES`: how many proxies of
 ours append to X-Forwarded-For); an IPv6 client is counted by its /64, which one host usually holds whole.
@@ -213,3 +217,38 @@ def limit_per_ip(setting: str, scope: str, *, json: bool):
         return wrapped
 
     return decorator
+
+
+# --- Logins: failures per client IP, whatever the account (password spraying) ------------------------------------
+
+def _login_failures_counter(request) -> tuple[str, Rate] | None:
+    r = rate("GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP")
+    return (f"loginfail:{client_ip(request)}", r) if r else None
+
+
+def login_failure(request) -> None:
+    """Count one failed login against the client's IP (connected to Django's `user_login_failed` signal)."""
+    counter = _login_failures_counter(request)
+    if counter is not None:
+        count([counter])
+
+
+def login_limited(view):
+    """Decorator for a login view: a POST from an IP that has failed GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP logins
+    in the window gets 429 with Retry-After before any password is hashed; GETs and other IPs go through."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        counter = _login_failures_counter(request) if request.method == "POST" else None
+        wait = count([], [counter]) if counter is not None else None
+        if wait is None:
+            return view(request, *args, **kwargs)
+        minutes = -(-wait // 60)
+        response = HttpResponse(
+            f"Too many failed sign-ins from your network. Please try again in {minutes} minute"
+            f"{'s' if minutes != 1 else ''}.\n", content_type="text/plain; charset=utf-8", status=429)
+        response["Retry-After"] = str(wait)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    return wrapped

@@ -1,11 +1,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from gateway.ratelimit import login_limited
+
 from . import views
 
 app_name = "portal"
 urlpatterns = [
-    path("login/", views.LoginView.as_view(), name="login"),
+    path("login/", login_limited(views.LoginView.as_view()), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="portal:login"), name="logout"),
     path("two-factor/", views.two_factor_setup, name="two-factor"),
     path("signup/", views.signup, name="signup"),

@@ -394,6 +394,9 @@ GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP = env("GATEWAY_RATE_LIMIT_BAD_KEYS_PER_IP", d
 GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP = env("GATEWAY_RATE_LIMIT_CHECKOUT_PER_IP", default="60/10s")
 # The portal's forms that send an email (sign-up, password reset), per client IP.
 GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP = env("GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP", default="5/m")
+# Failed logins (portal and admin) per client IP, whatever the account: against password spraying, which the lockout
+# per (account, IP) above never sees. High enough for an office behind one address.
+GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP = env("GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP", default="30/15m")
 
 # Content-Security-Policy (django-csp) on every page but the API's JSON and the API docs (drf-spectacular's pages
 # carry inline scripts); templates put `nonce="{{ request.csp_nonce }}"` on their inline <style> and <script>. The

@@ -246,3 +246,16 @@ def test_the_sweeper_address_and_eip7702_cannot_be_changed_in_the_admin(client, 
     assert done.status_code == 302
     network.refresh_from_db()
     assert (network.sweeper_address, network.eip7702) == before
+
+
+def test_the_admin_login_shares_the_limit_of_failed_logins_per_address(client, staff, rate_limits):
+    rate_limits.GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP = "3/h"
+    device = totp_device(staff)
+    for user in ("ops", "nobody", "root"):
+        client.post("/admin/login/?next=/admin/", {"username": user, "password": "guess", "otp_token": ""})
+
+    refused = admin_login(client, code=totp_code(device))
+
+    assert refused.status_code == 429 and b"Too many failed sign-ins" in refused.content
+    assert client.get("/admin/").status_code == 302
+    assert admin_login(Client(REMOTE_ADDR="198.51.100.7"), code=totp_code(device)).status_code == 302

@@ -171,3 +171,25 @@ def test_staff_never_log_in_to_the_portal_on_a_password_alone(client, newcomer):
     assert response.status_code == 200 and LOGIN_ERROR in response.content.decode()
     assert client.get("/portal/two-factor/").status_code == 302  # no session to enrol from
     assert otp.totp_device_confirmed(user=newcomer.user) is None
+
+
+def test_one_address_spraying_many_accounts_is_held_back_and_others_are_not(client, shop, rate_limits):
+    # Given a limit of 4 failed logins per address, below django-axes' 5 per (account, address)
+    rate_limits.GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP = "4/h"
+    for other in ("a@example.com", "b@example.com"):
+        services.merchant_create(email=other, name="Other", password="their password 1")
+
+    # When one address tries one password on each account, twice
+    for user in ("a@example.com", "b@example.com") * 2:
+        response = client.post("/portal/login/", {"username": user, "password": "Summer2026!", "otp_token": ""})
+        assert response.status_code == 200  # each a plain failure: no account reached its own lockout
+
+    # Then its next try is refused before any password is checked, even with the right password and code
+    refused = post_login(client, code=right_code(shop))
+    assert refused.status_code == 429 and b"Too many failed sign-ins" in refused.content
+    assert 1 <= int(refused["Retry-After"]) <= 3600 and refused["Cache-Control"] == "no-store"
+    assert client.get("/portal/").status_code == 302
+    assert client.get("/portal/login/").status_code == 200  # the page itself still opens
+    # And the merchant, from another address, logs in as before
+    elsewhere = Client(REMOTE_ADDR="198.51.100.7")
+    assert post_login(elsewhere, code=right_code(shop)).status_code == 302
