@@ -4,18 +4,48 @@ device (gateway.otp). A staff user without a confirmed device cannot get in; an 
 so every app's `@admin.register` lands here.
 
 Every model admin registered here records its changes in the audit trail (audit.admin_hooks.AuditedAdminMixin is put
-in front of its class at registration, Django's own User and Group admins included)."""
+in front of its class at registration, Django's own User and Group admins included), and its JSON fields, its
+inlines' too, follow the input rule (SafeInputAdminMixin)."""
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.db import models
+from django.forms.fields import InvalidJSONInput
 from django.template.response import TemplateResponse
 from django_otp.admin import OTPAdminSite
 
 from audit.admin_hooks import AuditedAdminMixin
 
+from .api.input import tree_is_allowed
 from .errors import DomainError
 from .otp import TotpAdminAuthenticationForm
 from .ratelimit import login_limited
+
+
+class SafeJSONFormField(forms.JSONField):
+    """The admin's JSON fields under the input rule (gateway.api.input): a `\\u0000` escape decodes to a NUL that
+    PostgreSQL's jsonb refuses (a 500); it is a form error naming the field instead."""
+
+    def to_python(self, value):
+        decoded = super().to_python(value)
+        if not tree_is_allowed(decoded):
+            raise forms.ValidationError("This value contains a disallowed character (a NUL, a control character or "
+                                        "a lone surrogate).", code="disallowed_character")
+        return decoded
+
+    def bound_data(self, data, initial):
+        # Shown again as typed (escapes and all): a decoded lone surrogate cannot be written out as UTF-8
+        bound = super().bound_data(data, initial)
+        return bound if tree_is_allowed(bound) else InvalidJSONInput(data)
+
+
+class SafeInputAdminMixin:
+    """Put in front of every model admin and its inlines: the JSON fields' form field is SafeJSONFormField."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, models.JSONField):
+            kwargs.setdefault("form_class", SafeJSONFormField)
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
 
 class GatewayAdminSite(OTPAdminSite):
@@ -31,8 +61,12 @@ class GatewayAdminSite(OTPAdminSite):
     def register(self, model_or_iterable, admin_class=None, **options):
         admin_class = admin_class or admin.ModelAdmin
         if not issubclass(admin_class, AuditedAdminMixin):
-            admin_class = type(admin_class.__name__, (AuditedAdminMixin, admin_class),
-                               {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__})
+            inlines = [inline if issubclass(inline, SafeInputAdminMixin) else
+                       type(inline.__name__, (SafeInputAdminMixin, inline), {"__module__": inline.__module__})
+                       for inline in admin_class.inlines]
+            admin_class = type(admin_class.__name__, (SafeInputAdminMixin, AuditedAdminMixin, admin_class),
+                               {"__module__": admin_class.__module__, "__doc__": admin_class.__doc__,
+                                "inlines": inlines})
         super().register(model_or_iterable, admin_class, **options)
 
 

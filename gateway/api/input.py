@@ -27,6 +27,15 @@ def validate_text(value) -> None:
                               code="disallowed_character")
 
 
+def tree_is_allowed(data) -> bool:
+    """Every key and string value in a decoded JSON tree passes the rule (the admin's JSON fields)."""
+    if isinstance(data, dict):
+        return all((not isinstance(k, str) or text_is_allowed(k)) and tree_is_allowed(v) for k, v in data.items())
+    if isinstance(data, list):
+        return all(tree_is_allowed(v) for v in data)
+    return not isinstance(data, str) or text_is_allowed(data)
+
+
 def printable(value: str) -> str:
     """`value` with its disallowed characters written as escapes, safe to echo in an error message."""
     return _DISALLOWED.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), value)

@@ -354,3 +354,19 @@ def test_admin_lists_refuse_a_nul_in_the_query(staff, query):
     for url in ("/admin/merchants/merchant/", "/admin/payments/paymentintent/"):
         response = staff.get(f"{url}?{query}")
         assert response.status_code == 400, (url, query, response.status_code)
+
+
+@pytest.mark.parametrize("value", ['["bsc\\u0000"]', '{"k\\u0000": 1}', '["\\u0001"]', '["\\ud800"]'])
+def test_admin_json_fields_refuse_an_escaped_nul_with_a_form_error(staff, value):
+    # A "\u0000" escape passes the form's own NUL check (the text has none) and decodes to one, which jsonb refuses
+    merchant = merchant_services.merchant_create(email="m@example.com", name="M")
+    form = {"name": "M", "email": "m@example.com", "user": "", "payment_expiry_minutes": "60",
+            "underpayment_tolerance_bps": "0", "limit_currency": "usd", "enabled_networks": value,
+            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
+            "api_keys-TOTAL_FORMS": "0", "api_keys-INITIAL_FORMS": "0"}
+
+    response = staff.post(f"/admin/merchants/merchant/{merchant.id}/change/", form)
+
+    assert response.status_code == 200 and b"disallowed character" in response.content
+    merchant.refresh_from_db()
+    assert merchant.enabled_networks == Merchant._meta.get_field("enabled_networks").get_default()
