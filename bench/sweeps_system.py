@@ -52,6 +52,7 @@ def main() -> None:
     from wallets.devchain import rpc
     from wallets.models import AddressActivity, OutgoingTransaction, Token, Transfer
     from wallets.outgoing import services as outgoing
+    from wallets.signer import step as signer_step
     from wallets.services import wallet_init
 
     anvil, url = cc.start_anvil()
@@ -69,7 +70,7 @@ def main() -> None:
         rpc(url, "anvil_setBalance", [hot.address, hex(10**24)])
 
         def manager_round() -> None:
-            while outgoing.outgoing_transaction_sign_next() is not None:
+            while signer_step.outgoing_transaction_sign_next() is not None:
                 pass
             outgoing.outgoing_transactions_process(network=network, client=client)
             rpc(url, "anvil_mine", ["0x3"])

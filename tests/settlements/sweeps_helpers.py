@@ -15,6 +15,7 @@ from wallets.chain.rpc import RpcClient
 from wallets.devchain import rpc
 from wallets.models import OutgoingTransaction, Token
 from wallets.outgoing import services as outgoing
+from wallets.signer import step as signer_step
 from wallets.signer import signer_reset
 
 ETH = 10**18
@@ -39,7 +40,7 @@ def drive(network, chain, *, until=None, rounds: int = 200) -> None:
     `until()` holds)."""
     client = client_for(network)
     for _ in range(rounds):
-        while outgoing.outgoing_transaction_sign_next() is not None:
+        while signer_step.outgoing_transaction_sign_next() is not None:
             pass
         outgoing.outgoing_transactions_process(network=network, client=client)
         if until is not None and until():

@@ -21,7 +21,9 @@ SIGN_BUDGET_SECONDS = 20.0
 def sign_outgoing_transactions() -> int:
     """Sign what waits for a signature (queued or to be replaced), one database transaction each, for a few
     seconds at most; a row that fails is logged and skipped. Returns how many were signed."""
-    return services.outgoing_transactions_sign(budget_seconds=SIGN_BUDGET_SECONDS)
+    from wallets.signer import step  # the signing step lives with the signer (wallets/signer/step.py)
+
+    return step.outgoing_transactions_sign(budget_seconds=SIGN_BUDGET_SECONDS)
 
 
 @shared_task(name="wallets.tasks.send_outgoing_transactions", time_limit=60, soft_time_limit=45, ignore_result=True)

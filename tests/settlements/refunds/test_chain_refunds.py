@@ -17,6 +17,7 @@ from wallets.chain.rpc import RpcClient
 from wallets.devchain import rpc
 from wallets.faucet import faucet_send
 from wallets.outgoing import services as outgoing
+from wallets.signer import step as signer_step
 from wallets.outgoing.models import OutgoingTransaction
 from wallets.signer import signer_reset
 
@@ -66,7 +67,7 @@ def token_balance(chain, token, address) -> int:
 def run_manager(devnet, client, chain, rounds: int = 8):
     """Sign, broadcast and follow the outgoing transactions to finality (the signer and sender, in this process)."""
     for _ in range(rounds):
-        while outgoing.outgoing_transaction_sign_next() is not None:
+        while signer_step.outgoing_transaction_sign_next() is not None:
             pass
         outgoing.outgoing_transactions_process(network=devnet, client=client)
         rpc(chain.rpc_url, "anvil_mine", ["0x1"])

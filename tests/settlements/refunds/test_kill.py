@@ -20,6 +20,7 @@ from tests.processes import child_exit_code, fork_child
 from tests.settlements.conftest import paid_charge
 from wallets.devchain import rpc
 from wallets.outgoing import services as outgoing
+from wallets.signer import step as signer_step
 from wallets.outgoing.models import OutgoingTransaction
 
 from .test_chain_refunds import ONE, chain_env, hot_wallet, run_manager, token_balance  # noqa: F401 (fixture)
@@ -48,7 +49,7 @@ def test_the_refund_worker_killed_at_random_moments_never_pays_twice_nor_loses_a
     def work_forever():
         while True:
             refunds.refunds_advance(client_for=lambda network: client)
-            while outgoing.outgoing_transaction_sign_next() is not None:
+            while signer_step.outgoing_transaction_sign_next() is not None:
                 pass
             outgoing.outgoing_transactions_process(network=devnet, client=client)
             rpc(chain.rpc_url, "anvil_mine", ["0x1"])

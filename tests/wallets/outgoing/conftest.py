@@ -8,6 +8,7 @@ from tests.chain import register_devnet_for_tests, running_anvil
 from wallets.chain.rpc import RpcClient
 from wallets.devchain import rpc
 from wallets.outgoing import services
+from wallets.signer import step as signer_step
 from wallets.signer import signer_reset
 
 ETH = 10**18
@@ -63,6 +64,6 @@ def mine(chain, blocks: int = 1) -> None:
 
 def sign_all() -> int:
     signed = 0
-    while services.outgoing_transaction_sign_next() is not None:
+    while signer_step.outgoing_transaction_sign_next() is not None:
         signed += 1
     return signed

@@ -7,11 +7,12 @@ import wallets.signer.local  # noqa: F401
 from wallets.chain.rpc import RpcClient
 from wallets.models import Network
 from wallets.outgoing import services
+from wallets.signer import step as signer_step
 
 
 def sign_forever() -> None:
     while True:
-        if services.outgoing_transaction_sign_next() is None:
+        if signer_step.outgoing_transaction_sign_next() is None:
             time.sleep(0.005)
 
 

@@ -18,6 +18,7 @@ from tests.wallets.outgoing.conftest import balance, mine, wait_for
 from tests.wallets.test_signer import _database_url
 from wallets.devchain import rpc
 from wallets.outgoing import services
+from wallets.signer import step as signer_step
 from wallets.outgoing.models import OutgoingAttempt, OutgoingTransaction, OutgoingTransactionEvent, SendingAddress
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -89,7 +90,7 @@ def test_signer_and_sender_killed_at_random_moments_never_reuse_a_nonce_nor_send
     rpc(chain.rpc_url, "evm_setAutomine", [True])
     def all_final():
         services.outgoing_transactions_process(network=network, client=client)
-        while services.outgoing_transaction_sign_next() is not None:
+        while signer_step.outgoing_transaction_sign_next() is not None:
             pass
         if OutgoingTransaction.objects.exclude(status=S.FINAL).exists():
             mine(chain)

@@ -9,6 +9,7 @@ from django.db import connection, transaction
 from tests.wallets.outgoing.conftest import ETH, balance, mine, sign_all
 from wallets.devchain import rpc
 from wallets.outgoing import services
+from wallets.signer import step as signer_step
 from wallets.outgoing.fees import fee_bump
 from wallets.outgoing.models import OutgoingAttempt, OutgoingTransaction, OutgoingTransactionEvent, SendingAddress
 
@@ -96,7 +97,7 @@ def test_a_signer_that_fails_stores_nothing_and_broadcasts_nothing(chain, networ
 
     monkeypatch.setattr(boundary, "_instance", Crashing())
     with pytest.raises(RuntimeError):
-        services.outgoing_transaction_sign_next()
+        signer_step.outgoing_transaction_sign_next()
     process(network, client)
     tx.refresh_from_db()
     assert tx.status == S.QUEUED and not OutgoingAttempt.objects.exists() and statuses(tx) == [S.QUEUED]
