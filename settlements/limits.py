@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from audit.actors import ActorType, actor_of
 from gateway.errors import DomainError
+from merchants.models import Merchant
 from payments.pricing import FIAT_EXPONENTS
 
 from .approval_models import MoneyOutDailyVolume
@@ -80,10 +81,12 @@ def money_out_value_minor(*, amount_base_units: int, decimals: int, currency: st
 
 
 def _limits(merchant) -> list[tuple[str, str, int | None, int | None]]:
-    """(scope, currency, per transaction, per day) of the merchant's limits and the operator's."""
+    """(scope, currency, per transaction, per day) of the merchant's limits (read now: the caller's instance may be
+    an API key's cached one) and the operator's."""
+    current = Merchant.objects.filter(pk=merchant.pk).values_list(
+        "limit_currency", "limit_money_out_per_transaction_minor", "limit_money_out_per_day_minor").get()
     return [
-        (merchant.pk, merchant.limit_currency, merchant.limit_money_out_per_transaction_minor,
-         merchant.limit_money_out_per_day_minor),
+        (merchant.pk, *current),
         (MoneyOutDailyVolume.OPERATOR, settings.GATEWAY_MONEY_OUT_LIMIT_CURRENCY,
          settings.GATEWAY_MONEY_OUT_LIMIT_PER_TRANSACTION_MINOR, settings.GATEWAY_MONEY_OUT_LIMIT_PER_DAY_MINOR),
     ]

@@ -289,7 +289,7 @@ def payout_cancel_held(*, payout: Payout, request_id: str = "", idempotency_key:
                           message=f"You cannot cancel this payout because it has a status of {payout.status}.")
     _give_back(payout, Kind.PAYOUT_CANCEL)
     return payout_transition(payout=payout, to=Status.CANCELED, request_id=request_id,
-                             idempotency_key=idempotency_key, pending_reason="")
+                             idempotency_key=idempotency_key, pending_reason="", awaiting_approval=False)
 
 
 @transaction.atomic

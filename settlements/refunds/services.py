@@ -61,7 +61,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.CANCELED: frozenset(),
 }
 
-# Why a pending refund is not sent yet (`pending_reason`): AWAITING_APPROVAL, ACCOUNT_FROZEN (settlements.limits) and
+# Why a pending refund is not sent yet (`pending_reason`): AWAITING_APPROVAL and ACCOUNT_FROZEN (settlements.limits),
+# and these.
 HOT_WALLET_INSUFFICIENT = "hot_wallet_insufficient_funds"
 HOT_WALLET_MISSING = "hot_wallet_not_configured"
 CHAIN_UNAVAILABLE = "chain_unavailable"
@@ -415,7 +416,7 @@ def refund_cancel_held(*, refund: Refund, ctx: RefundContext = RefundContext()) 
     if refund.status in CLOSED or refund.outgoing_transaction_id is not None:
         raise RefundTransitionError(refund=refund, action="cancel")
     _give_back(refund, ctx)
-    return refund_transition(refund=refund, to=Status.CANCELED, ctx=ctx, pending_reason="")
+    return refund_transition(refund=refund, to=Status.CANCELED, ctx=ctx, pending_reason="", awaiting_approval=False)
 
 
 def refund_event(refund: Refund, type: str, *, previous: dict | None = None) -> None:

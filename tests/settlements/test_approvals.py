@@ -11,6 +11,8 @@ from django.test import Client
 from audit.models import AuditRecord
 from gateway.errors import DomainError
 from merchants.services import merchant_freeze, merchant_unfreeze
+from monitoring.collectors import BusinessCollector
+from monitoring.selectors import operations_snapshot
 from payments.models import Event
 from settlements import approvals
 from settlements.limits import money_out_value_minor
@@ -259,3 +261,32 @@ def test_a_frozen_merchant_is_paid_nothing(api, merchant):
     refunds.refunds_advance()
     assert Payout.objects.get(pk=pending.id).pending_reason != "account_frozen"
     assert Refund.objects.get(pk=pending_refund.id).pending_reason != "account_frozen"
+
+
+def test_pending_approvals_are_counted_for_the_operator_and_a_canceled_one_no_longer_waits(api, merchant, finance):
+    limits(merchant, per_transaction=100)
+    ready_to_pay(merchant)
+    charge = credited_charge(merchant, 10 * ONE_USDT)
+    first = create_payout(api, 500).json()["id"]
+    create_payout(api, 200)
+    refunds.refund_create(merchant=merchant, livemode=False, charge=charge, amount=300)  # no address yet: held too
+
+    assert operations_snapshot(with_broker=False).approvals_pending == {"payouts": 2, "refunds": 1,
+                                                                         "ledger_adjustments": 0}
+    gauge = next(m for m in BusinessCollector().collect() if m.name == "gateway_approvals_pending")
+    assert {s.labels["kind"]: s.value for s in gauge.samples} == {"payouts": 2, "refunds": 1,
+                                                                   "ledger_adjustments": 0}
+
+    # the merchant cancels one while it waits: it no longer waits, and there is nothing left to decide
+    assert api.post(f"/v1/payouts/{first}/cancel").json()["status"] == "canceled"
+    assert not held(first)
+    with pytest.raises(DomainError) as refused:
+        approvals.payout_approve(payout=Payout.objects.get(pk=first), actor=finance("checker"))
+    assert refused.value.code == "approval_not_awaited"
+    assert operations_snapshot(with_broker=False).approvals_pending["payouts"] == 1
+    page = staff_client(finance("viewer")).get("/admin/operations/")
+    assert "Payouts awaiting approval" in page.content.decode()
+
+
+def staff_client(user) -> Client:
+    return _admin(user)[0]
