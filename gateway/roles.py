@@ -42,8 +42,9 @@ ROLES: dict[str, list[str]] = {
         "settlements.add_feeschedule", "settlements.change_feeschedule",
         "settlements.add_hotcoldsetting", "settlements.change_hotcoldsetting",
         "settlements.add_sweeppolicy", "settlements.change_sweeppolicy",
-        # Payouts and refunds (MoneyOutPermissions). approve_refund also guards the refunds staff start or stop:
-        # "Refund" on unmatched deposits, "Cancel" on refunds not sent yet.
+        # Payouts and refunds (MoneyOutPermissions): the "Approve" / "Reject" actions of payouts and refunds held
+        # by a limit (maker-checker, TOTP). approve_refund also guards the refunds staff start or stop: "Refund" on
+        # unmatched deposits, "Cancel" on refunds not sent yet.
         "settlements.approve_payout", "settlements.approve_refund",
     ],
     # Access: merchants (active, freeze), their keys and webhook endpoints, second factors, lockouts, the trail.

@@ -20,6 +20,7 @@ EVENT_TYPES: tuple[str, ...] = (
     "payout.paid",
     "payout.failed",
     "payout.canceled",
+    "payout.updated",
 )
 
 ALL_EVENTS = "*"

@@ -62,6 +62,14 @@ class Merchant(models.Model):
     limit_per_day_minor = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="Largest total of the payment intents created in one UTC day and mode, in "
                                          "minor units (cents); empty: none.")
+    # Limits on money out (payouts and refunds; docs/money-out.md, "Approvals"), in minor units of `limit_currency`;
+    # empty: none. Above either, a payout or refund is created but waits for a staff approval.
+    limit_money_out_per_transaction_minor = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Largest payout or refund sent without a staff approval, in minor units "
+                                         "(cents); empty: none.")
+    limit_money_out_per_day_minor = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Largest total of payouts and refunds released without a staff approval in "
+                                         "one UTC day and mode, in minor units (cents); empty: none.")
     created = models.DateTimeField(auto_now_add=True)
 
     @property

@@ -88,6 +88,11 @@ class BusinessCollector:
         for status, count in snapshot.outgoing_open.items():
             outgoing.add_metric([status], count)
         yield outgoing
+        approvals = _gauge("gateway_approvals_pending", "Money out waiting for a staff decision: payouts and refunds "
+                           "held by a limit, ledger adjustments proposed.", ["kind"])
+        for kind, count in snapshot.approvals_pending.items():
+            approvals.add_metric([kind], count)
+        yield approvals
 
         wallet_labels = ["network", "livemode", "asset", "address"]
         balance = _gauge("gateway_hot_wallet_balance", "Hot wallet balance in the ledger, in whole tokens (float: "

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from merchants.models import WebhookEndpoint
 from payments.models import ChargeLedgerOutbox, Event, PaymentIntent, WebhookDelivery
-from settlements.models import AccountKind, LedgerBalance
+from settlements.models import AccountKind, LedgerAdjustment, LedgerBalance, Payout, Refund
 from wallets.models import AddressActivity, BalanceDiscrepancy, Network, OutgoingTransaction
 
 from .floors import hot_wallet_floors
@@ -81,6 +81,7 @@ class OperationsSnapshot:
     outgoing_open: dict[str, int]
     hot_wallets: list[HotWalletRow]
     discrepancies_open: dict[str, int]  # network code -> count
+    approvals_pending: dict[str, int]  # payouts / refunds held by a limit, ledger adjustments proposed -> count
     celery_queues: dict[str, int | None] = field(default_factory=dict)  # None: the broker did not answer
 
 
@@ -171,6 +172,13 @@ def operations_snapshot(*, with_broker: bool = True) -> OperationsSnapshot:
             discrepancies_open=dict(BalanceDiscrepancy.objects.filter(resolved_at__isnull=True)
                                     .values("network__code").annotate(n=Count("pk"))
                                     .values_list("network__code", "n")),
+            # Each on its partial index (payout_awaiting_idx, refund_awaiting_idx); adjustments are few.
+            approvals_pending={
+                "payouts": Payout.objects.filter(awaiting_approval=True).count(),
+                "refunds": Refund.objects.filter(awaiting_approval=True).count(),
+                "ledger_adjustments": LedgerAdjustment.objects.filter(
+                    status=LedgerAdjustment.Status.PROPOSED).count(),
+            },
         )
     if with_broker:
         snapshot.celery_queues = celery_queue_lengths()

@@ -5,6 +5,8 @@ from gateway.admin_site import FactAdmin, FactInline, action_with_form, staff_pe
 from gateway.errors import DomainError
 from gateway.forms import AsciiIntegerField
 
+from . import approvals
+from .approval_admin import approval_actions
 from .adjustments import (ledger_adjustment_approve, ledger_adjustment_propose, ledger_adjustment_reject,
                           ledger_adjustment_validate)
 from .models import (
@@ -123,10 +125,16 @@ class PayoutAddressAdmin(FactAdmin):
 @admin.register(Payout)
 class PayoutAdmin(FactAdmin):
     list_display = ("id", "merchant", "status", "amount", "currency", "network", "token", "pending_reason",
-                    "created")
-    list_filter = ("status", "livemode", "network", "automatic")
+                    "awaiting_approval", "requester", "created")
+    list_filter = ("status", "awaiting_approval", "livemode", "network", "automatic")
     search_fields = ("id", "merchant__id", "merchant__email", "address")
     readonly_fields = [f.name for f in Payout._meta.fields]
+    actions = ["approve", "reject"]
+    has_approve_permission = staff_permission("settlements.approve_payout")
+    approve, reject = approval_actions(
+        noun="payouts",
+        run_approve=lambda payout, **kw: approvals.payout_approve(payout=payout, **kw),
+        run_reject=lambda payout, **kw: approvals.payout_reject(payout=payout, **kw))
 
 
 @admin.register(PayoutSchedule)

@@ -24,6 +24,21 @@ class FreshCodeForm(forms.Form):
         return token
 
 
+class ApprovalDecisionForm(FreshCodeForm):
+    """An approval or a rejection of held payouts or refunds (the admin): a fresh TOTP code of the deciding staff
+    member, and a note (a rejection must say why)."""
+
+    note = forms.CharField(label="Note", max_length=2000, required=False,
+                           widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                           help_text="Kept on each object and in the audit trail.")
+    field_order = ["note", "otp_token"]
+
+
+class RejectionForm(ApprovalDecisionForm):
+    note = forms.CharField(label="Reason", max_length=2000, widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+                           help_text="Why they are rejected: kept on each object and in the audit trail.")
+
+
 def _token_choices():
     tokens = Token.objects.filter(is_active=True, network__is_active=True).select_related("network").order_by(
         "network__livemode", "network__api_name", "currency")

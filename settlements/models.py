@@ -202,6 +202,7 @@ from .hotcold.models import (  # noqa: E402,F401
     HotWalletAlert,
     HotWalletTopup,
 )
+from .approval_models import Approvable, MoneyOutDailyVolume, approval_constraints  # noqa: E402,F401
 from .refunds.models import Refund  # noqa: E402,F401 (registered in this app)
 # Sweeps (docs/money-out.md, "Sweeps") ---------------------------------------------------------------------------
 
@@ -375,7 +376,7 @@ def _po_id():
     return new_id("po")
 
 
-class Payout(models.Model):
+class Payout(Approvable):
     """Money from a merchant's available balance to its payout address: Stripe's Payout. `status` moves only through
     settlements.payouts.payout_transition; the ledger side is posted in the same transactions."""
 
@@ -402,9 +403,6 @@ class Payout(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Why a pending payout has not been sent yet (e.g. the hot wallet is short); empty when nothing holds it.
     pending_reason = models.CharField(max_length=64, blank=True, default="")
-    # Where approvals (issue 10, item 5) slot in: a payout created with this set is not sent until an approval
-    # clears it (nothing sets it yet).
-    awaiting_approval = models.BooleanField(default=False)
     failure_code = models.CharField(max_length=64, blank=True, default="")
     failure_message = models.CharField(max_length=300, blank=True, default="")
     outgoing_transaction = models.OneToOneField("wallets.OutgoingTransaction", null=True, blank=True,
@@ -418,8 +416,10 @@ class Payout(models.Model):
             models.Index(fields=["merchant", "livemode", "-created", "-id"], name="payout_list_idx"),
             models.Index(fields=["status"], name="payout_open_idx",
                          condition=Q(status__in=["pending", "in_transit"])),
+            models.Index(fields=["created"], name="payout_awaiting_idx", condition=Q(awaiting_approval=True)),
         ]
-        constraints = [models.CheckConstraint(condition=Q(amount_base_units__gt=0), name="payout_amount_positive")]
+        constraints = [models.CheckConstraint(condition=Q(amount_base_units__gt=0), name="payout_amount_positive"),
+                       *approval_constraints("payout")]
 
     def __str__(self):
         return f"{self.id} {self.status}"

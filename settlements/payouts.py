@@ -1,7 +1,8 @@
 """Payouts and payout addresses: every write (docs/money-out.md, "Payouts").
 
     payout_address_add / _remove      the portal (with a fresh TOTP code), each with its PayoutAddressEvent
-    payout_create                     available -> reserved under the merchant's balance row lock; `payout.created`
+    payout_create                     available -> reserved under the merchant's balance row lock; `payout.created`;
+                                      held for approval above a limit (settlements.limits), refused while frozen
     payout_cancel / payout_update     a pending payout: reserved -> available, `payout.canceled` / its metadata
     payout_send                       one pending payout: one ERC-20 transfer from the hot wallet through the
                                       transaction manager, with Dr in_transit, Cr hot_wallet in the same transaction;
@@ -35,6 +36,8 @@ from wallets.models import DepositAddress, Network, Token
 from wallets.outgoing.models import OutgoingTransaction, SendingAddress
 from wallets.outgoing.services import outgoing_transaction_create
 
+from .limits import (ACCOUNT_FROZEN, AWAITING_APPROVAL, account_frozen_error, merchant_frozen,
+                     money_out_hold_reasons, money_out_requester)
 from .models import (AccountKind, JournalTransaction, LedgerBalance, Payout, PayoutAddress, PayoutAddressEvent,
                      PayoutSchedule)
 from .presenters import payout_json
@@ -216,13 +219,20 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
     """A pending payout of `amount` (minor units of the token's pegged `currency`) to the merchant's payout address:
     the merchant's available balance row is locked, checked and moved to reserved in this transaction, so payouts
     created at once never overdraw it. `payout.created` in the same transaction, then its audit record (`actor`; the
-    request's API key by default)."""
+    request's API key by default).
+
+    Refused (`account_frozen`, nothing written) while the merchant is frozen. Above a limit on money out (the
+    merchant's or the operator's, settlements.limits) it is created all the same but held: `pending` with
+    `awaiting_approval` until a staff member other than the requester approves it (settlements.approvals)."""
+    if merchant_frozen(merchant_id=merchant.pk):
+        raise account_frozen_error(what="payout")
     destination = payout_destination(merchant=merchant, token=token)
+    requester = money_out_requester(actor=actor, merchant=merchant)
     base_units = amount_due_base_units(amount_minor=amount, currency=currency, token_decimals=token.decimals)
     payout = Payout(merchant=merchant, livemode=token.network.livemode, network=token.network, token=token,
                     payout_address=destination, address=destination.address, amount=amount, currency=currency,
                     amount_base_units=base_units, automatic=automatic, metadata=metadata or {},
-                    description=description)
+                    description=description, requested_by_id=requester.user_id, requester=requester.label)
     accounts = _accounts(payout, AccountKind.MERCHANT_AVAILABLE, AccountKind.MERCHANT_RESERVED)
     available_account = accounts[AccountKind.MERCHANT_AVAILABLE]
     available = -_lock_balances(available_account, accounts[AccountKind.MERCHANT_RESERVED])[available_account.id]
@@ -231,17 +241,26 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
         raise PayoutError(code="balance_insufficient", param="amount",
                           message=f"You have insufficient funds: {shown} {currency} available in "
                                   f"{token.currency} on {token.network.api_name}, {amount} asked.")
+    reasons = money_out_hold_reasons(merchant=merchant, livemode=payout.livemode, currency=currency,
+                                     amount_base_units=base_units, decimals=token.decimals)
+    if reasons:
+        payout.awaiting_approval, payout.approval_reasons, payout.pending_reason = True, reasons, AWAITING_APPROVAL
     payout.save(force_insert=True)
     _post(payout, Kind.PAYOUT_RESERVE, (available_account, base_units),
           (accounts[AccountKind.MERCHANT_RESERVED], -base_units))
     _event(payout, "payout.created", request_id=request_id, idempotency_key=idempotency_key)
-    transaction.on_commit(_wake)
+    if not reasons:
+        transaction.on_commit(_wake)
     audit_record(actor=actor, action="payout.create", obj=payout, after=model_snapshot(payout), request=request)
     return payout
 
 
-def _wake() -> None:
+def payouts_wake() -> None:
     task_wake("settlements.tasks.advance_payouts")
+
+
+_wake = payouts_wake
+payout_event = _event
 
 
 def _give_back(payout: Payout, kind: str) -> None:
@@ -256,15 +275,21 @@ def payout_cancel(*, payout: Payout, request_id: str = "", idempotency_key: str 
                   request=None) -> Payout:
     """A pending payout (nothing sent yet: its send and its cancellation both lock the row) gives its money back."""
     locked = Payout.objects.select_for_update().get(pk=payout.pk)
-    if locked.status != Status.PENDING or locked.outgoing_transaction_id is not None:
-        raise PayoutError(code="payout_unexpected_state",
-                          message=f"You cannot cancel this payout because it has a status of {locked.status}.")
-    _give_back(locked, Kind.PAYOUT_CANCEL)
-    canceled = payout_transition(payout=locked, to=Status.CANCELED, request_id=request_id,
-                                 idempotency_key=idempotency_key, pending_reason="")
+    canceled = payout_cancel_held(payout=locked, request_id=request_id, idempotency_key=idempotency_key)
     audit_record(actor=actor, action="payout.cancel", obj=canceled, before={"status": Status.PENDING},
                  after={"status": canceled.status}, request=request)
     return canceled
+
+
+def payout_cancel_held(*, payout: Payout, request_id: str = "", idempotency_key: str = "") -> Payout:
+    """The cancellation itself, in the caller's transaction, `payout` locked by it: reserved -> available, then
+    `canceled` with `payout.canceled` (the merchant's cancel, a staff rejection of a held payout)."""
+    if payout.status != Status.PENDING or payout.outgoing_transaction_id is not None:
+        raise PayoutError(code="payout_unexpected_state",
+                          message=f"You cannot cancel this payout because it has a status of {payout.status}.")
+    _give_back(payout, Kind.PAYOUT_CANCEL)
+    return payout_transition(payout=payout, to=Status.CANCELED, request_id=request_id,
+                             idempotency_key=idempotency_key, pending_reason="", awaiting_approval=False)
 
 
 @transaction.atomic
@@ -295,6 +320,10 @@ def payout_send(*, payout_id: str) -> Payout | None:
               .select_related("network", "token", "payout_address").filter(pk=payout_id).first())
     if payout is None or payout.status != Status.PENDING or payout.awaiting_approval:
         return None
+    if merchant_frozen(merchant_id=payout.merchant_id):
+        # Held while the account is frozen (its merchant row read FOR SHARE: a freeze waits for this transaction);
+        # sent by the first run after the unfreeze.
+        return _hold(payout, ACCOUNT_FROZEN)
     if payout.payout_address.removed_at is not None:
         _give_back(payout, Kind.PAYOUT_FAILURE)
         return payout_transition(payout=payout, to=Status.FAILED, pending_reason="",
@@ -313,11 +342,7 @@ def payout_send(*, payout_id: str) -> Payout | None:
         if _lock_balances(hot_account, in_transit)[hot_account.id] < payout.amount_base_units:
             reason = HOT_WALLET_SHORT
     if reason:
-        if payout.pending_reason != reason:
-            logger.warning("payout %s waits: %s", payout.id, reason)
-            payout.pending_reason = reason
-            payout.save(update_fields=["pending_reason", "updated"])
-        return payout
+        return _hold(payout, reason)
     tx = outgoing_transaction_create(
         network=payout.network, to_address=payout.token.contract_address, purpose=PAYOUT, source_reference=payout.id,
         gas_limit=settings.GATEWAY_PAYOUT_GAS_LIMIT,
@@ -325,6 +350,15 @@ def payout_send(*, payout_id: str) -> Payout | None:
     )
     _post(payout, Kind.PAYOUT_SEND, (in_transit, payout.amount_base_units), (hot_account, -payout.amount_base_units))
     return payout_transition(payout=payout, to=Status.IN_TRANSIT, outgoing_transaction=tx, pending_reason="")
+
+
+def _hold(payout: Payout, reason: str) -> Payout:
+    """Keep a pending payout waiting, its new reason recorded once (and logged)."""
+    if payout.pending_reason != reason:
+        logger.warning("payout %s waits: %s", payout.id, reason)
+        payout.pending_reason = reason
+        payout.save(update_fields=["pending_reason", "updated"])
+    return payout
 
 
 FINISHED = (OutgoingTransaction.Status.FINAL, OutgoingTransaction.Status.FAILED, OutgoingTransaction.Status.CANCELLED)
@@ -423,6 +457,11 @@ def payouts_run_automatic(*, now=None, merchant=None, actor="task:payouts_run_au
             schedule = (PayoutSchedule.objects.select_for_update(skip_locked=True).select_related("merchant")
                         .filter(pk=merchant_id).first())
             if schedule is None or not schedule_due(schedule, now):
+                continue
+            if merchant_frozen(merchant_id=merchant_id):
+                # Nothing is paid to a frozen account; its schedule is not marked run, so the first run after the
+                # unfreeze pays it.
+                logger.warning("automatic payouts of %s skipped: the account is frozen", merchant_id)
                 continue
             for destination in PayoutAddress.objects.filter(merchant_id=merchant_id, removed_at__isnull=True,
                                                             usable_after__lte=now).select_related("token__network"):

@@ -324,6 +324,12 @@ GATEWAY_REFUND_TOKEN_GAS_LIMIT = env.int("GATEWAY_REFUND_TOKEN_GAS_LIMIT", defau
 # the gas limit of a payout's ERC-20 transfer.
 GATEWAY_PAYOUT_ADDRESS_COOLING_OFF_SECONDS = env.int("GATEWAY_PAYOUT_ADDRESS_COOLING_OFF_SECONDS", default=24 * 3600)
 GATEWAY_PAYOUT_GAS_LIMIT = env.int("GATEWAY_PAYOUT_GAS_LIMIT", default=100_000)
+# The operator's limits on money out (payouts and refunds, every merchant; docs/money-out.md, "Approvals"), in minor
+# units of GATEWAY_MONEY_OUT_LIMIT_CURRENCY: above the per-transaction one, or past the per-day total of the whole
+# gateway (per UTC day and mode), a payout or refund waits for a staff approval. Empty: no limit.
+GATEWAY_MONEY_OUT_LIMIT_CURRENCY = env("GATEWAY_MONEY_OUT_LIMIT_CURRENCY", default="usd")
+GATEWAY_MONEY_OUT_LIMIT_PER_TRANSACTION_MINOR = env.int("GATEWAY_MONEY_OUT_LIMIT_PER_TRANSACTION_MINOR", default=None)
+GATEWAY_MONEY_OUT_LIMIT_PER_DAY_MINOR = env.int("GATEWAY_MONEY_OUT_LIMIT_PER_DAY_MINOR", default=None)
 GATEWAY_IDEMPOTENCY_TTL = timedelta(hours=24)
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=False)
 # Webhook delivery (payments.webhooks, docs/webhooks.md): a POST that has no answer after this long is a failure.

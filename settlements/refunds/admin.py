@@ -10,6 +10,8 @@ from gateway.errors import DomainError
 from payments.admin import UnmatchedDepositAdmin
 from payments.models import UnmatchedDeposit
 
+from .. import approvals
+from ..approval_admin import approval_actions
 from . import services
 from .models import Refund
 
@@ -17,14 +19,20 @@ from .models import Refund
 @admin.register(Refund)
 class RefundAdmin(FactAdmin):
     list_display = ("id", "merchant", "livemode", "status", "amount", "currency", "amount_base_units", "network",
-                    "token", "charge", "unmatched_deposit", "pending_reason", "created")
-    list_filter = ("status", "livemode", "network", "pending_reason")
+                    "token", "charge", "unmatched_deposit", "pending_reason", "awaiting_approval", "requester",
+                    "created")
+    list_filter = ("status", "awaiting_approval", "livemode", "network", "pending_reason")
     search_fields = ("id", "merchant__id", "merchant__email", "charge__id", "destination_address")
     readonly_fields = [f.name for f in Refund._meta.fields if f.name != "claim_token"]
     exclude = ("claim_token",)
     list_select_related = ("merchant", "network", "token")
-    actions = ["cancel"]
+    actions = ["cancel", "approve", "reject"]
     has_cancel_permission = staff_permission("settlements.approve_refund")
+    has_approve_permission = staff_permission("settlements.approve_refund")
+    approve, reject = approval_actions(
+        noun="refunds",
+        run_approve=lambda refund, **kw: approvals.refund_approve(refund=refund, **kw),
+        run_reject=lambda refund, **kw: approvals.refund_reject(refund=refund, **kw))
 
     @admin.action(description="Cancel the selected refunds (only those not sent yet)", permissions=["cancel"])
     def cancel(self, request, queryset):

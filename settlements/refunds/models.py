@@ -7,12 +7,14 @@ from django.db.models import Q
 from gateway.fields import BaseUnitsField
 from gateway.ids import new_id
 
+from ..approval_models import Approvable, approval_constraints
+
 
 def _re_id():
     return new_id("re")
 
 
-class Refund(models.Model):
+class Refund(Approvable):
     """Stripe's Refund. `status` moves only through settlements.refunds.services.refund_transition, which writes the
     event in the same transaction. The money: reserved in the ledger when created (`merchant_available` ->
     `merchant_reserved`), sent by one OutgoingTransaction (purpose "refund", source_reference = id), settled when
@@ -70,10 +72,12 @@ class Refund(models.Model):
             models.UniqueConstraint(fields=["unmatched_deposit"], name="refund_unmatched_deposit_once",
                                     condition=Q(unmatched_deposit__isnull=False)
                                     & ~Q(status__in=["failed", "canceled"])),
+            *approval_constraints("refund"),
         ]
         indexes = [
             models.Index(fields=["merchant", "livemode", "-created", "-id"], name="refund_list_idx"),
             models.Index(fields=["status"], name="refund_open_idx", condition=Q(status="pending")),
+            models.Index(fields=["created"], name="refund_awaiting_idx", condition=Q(awaiting_approval=True)),
         ]
 
     def __str__(self):

@@ -57,5 +57,6 @@ def refund_json(refund: Refund) -> dict:
             "amount_base_units": str(refund.amount_base_units),
             "unmatched_deposit": refund.unmatched_deposit_id,
             "pending_reason": refund.pending_reason or None,
+            "awaiting_approval": refund.awaiting_approval,
         },
     }

@@ -19,9 +19,11 @@ from django.db import transaction
 from django.db.models import Sum
 
 from audit.services import audit_record, model_snapshot
+from gateway.celery import task_wake
 from gateway.errors import DomainError
 from gateway.ids import random_token
 from gateway.metadata import metadata_merge
+from merchants.models import Merchant
 from payments.charge_refunds import charge_lock_for_refund, charge_refunded_change
 from payments.corrections import unmatched_deposit_refund_mark
 from payments.events import event_record
@@ -30,6 +32,8 @@ from wallets.chain.scanner import rpc_client_or_none
 from wallets.outgoing.models import OutgoingTransaction, SendingAddress
 from wallets.outgoing.services import outgoing_transaction_create
 
+from ..limits import (ACCOUNT_FROZEN, AWAITING_APPROVAL, account_frozen_error, merchant_frozen,
+                      money_out_hold_reasons, money_out_requester)
 from ..payouts import _lock_balances
 from ..models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
 from ..services import Posting, journal_transaction_post, ledger_account_get
@@ -57,8 +61,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     Status.CANCELED: frozenset(),
 }
 
-# Why a pending refund is not sent yet (`pending_reason`).
-AWAITING_APPROVAL = "awaiting_approval"
+# Why a pending refund is not sent yet (`pending_reason`): AWAITING_APPROVAL and ACCOUNT_FROZEN (settlements.limits),
+# and these.
 HOT_WALLET_INSUFFICIENT = "hot_wallet_insufficient_funds"
 HOT_WALLET_MISSING = "hot_wallet_not_configured"
 CHAIN_UNAVAILABLE = "chain_unavailable"
@@ -221,7 +225,8 @@ def refund_create(*, merchant, livemode: bool, charge: Charge, amount: int | Non
     """A refund of `amount` minor units (None: what is left) of a Charge of this merchant and mode. The Charge's
     row is locked first, so concurrent refunds of it see each other: the sum never passes the Charge's amount.
     The base units sent follow the Charge's own rate (amounts.py); the merchant's available balance must cover
-    them."""
+    them. Refused while the merchant is frozen (`account_frozen`); held for approval above a limit."""
+    _refuse_frozen(merchant.pk)
     charge = charge_lock_for_refund(charge_id=charge.pk)
     if charge.status != Charge.Status.SUCCEEDED:
         raise DomainError(code="charge_not_refundable", param="charge",
@@ -254,8 +259,10 @@ def refund_create(*, merchant, livemode: bool, charge: Charge, amount: int | Non
         status=_initial_status(destination_address), destination_address=destination_address,
         claim_token=random_token(43), receipt_email=charge.payment_intent.receipt_email,
     )
+    _requested(refund, ctx, merchant)
     refund.save(force_insert=True)
     _reserve(refund)
+    _hold_over_limits(refund, merchant)
     charge_refunded_change(charge=charge, delta_minor=amount, request_id=ctx.request_id,
                            idempotency_key=ctx.idempotency_key)
     _announce(refund, ctx)
@@ -268,7 +275,9 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
                               metadata: dict | None = None, destination_address: str = "",
                               ctx: RefundContext = RefundContext()) -> Refund:
     """Give back all of an unmatched deposit (late, over, wrong token, unknown intent), in its own token and network.
-    A deposit is refunded once (a partial unique constraint; again after a failed or canceled refund)."""
+    A deposit is refunded once (a partial unique constraint; again after a failed or canceled refund). Refused while
+    the merchant is frozen; held for approval above a limit."""
+    _refuse_frozen(deposit.merchant_id)
     deposit = UnmatchedDeposit.objects.select_for_update(of=("self",)).select_related(
         "transfer__network", "transfer__token", "payment_intent").get(pk=deposit.pk)
     if Refund.objects.filter(unmatched_deposit=deposit).exclude(status__in=[Status.FAILED, Status.CANCELED]).exists():
@@ -293,12 +302,45 @@ def refund_create_for_deposit(*, deposit: UnmatchedDeposit, reason: str = "", de
         destination_address=destination_address, claim_token=random_token(43),
         receipt_email=deposit.payment_intent.receipt_email if deposit.payment_intent else "",
     )
+    merchant = Merchant.objects.get(pk=deposit.merchant_id)
+    _requested(refund, ctx, merchant)
     refund.save(force_insert=True)
     unmatched_deposit_refund_mark(deposit_id=deposit.pk, refund_id=refund.id)
     _reserve(refund)
+    _hold_over_limits(refund, merchant)
     _announce(refund, ctx)
     _audit(refund, "refund.create", ctx, after=_snapshot(refund))
     return refund
+
+
+def _refuse_frozen(merchant_id: str) -> None:
+    """Before anything is locked or written (the merchant's row FOR SHARE first: a freeze waits for this
+    transaction, so no refund is created after a freeze took effect)."""
+    if merchant_frozen(merchant_id=merchant_id):
+        raise account_frozen_error(what="refund")
+
+
+def _requested(refund: Refund, ctx: RefundContext, merchant) -> None:
+    requester = money_out_requester(actor=ctx.actor, merchant=merchant)
+    refund.requested_by_id, refund.requester = requester.user_id, requester.label
+
+
+def refund_decimals(refund: Refund) -> int | None:
+    """The decimals a refund's base units are measured in against the limits, or None when its token is not pegged
+    to its currency (a native coin, an unpegged token: not measurable in fiat)."""
+    token = refund.token
+    if token is None or token.pegged_currency != refund.currency:
+        return None
+    return token.decimals
+
+
+def _hold_over_limits(refund: Refund, merchant) -> None:
+    """After the reservation locked the balance rows: above a limit, the refund waits for a staff approval."""
+    reasons = money_out_hold_reasons(merchant=merchant, livemode=refund.livemode, currency=refund.currency,
+                                     amount_base_units=refund.amount_base_units, decimals=refund_decimals(refund))
+    if reasons:
+        refund.awaiting_approval, refund.approval_reasons, refund.pending_reason = True, reasons, AWAITING_APPROVAL
+        refund.save(update_fields=["awaiting_approval", "approval_reasons", "pending_reason", "updated"])
 
 
 def _minor_value(base_units: int, decimals: int, exponent: int = 2) -> int:
@@ -362,10 +404,27 @@ def refund_cancel(*, refund: Refund, ctx: RefundContext = RefundContext()) -> Re
     if locked.status in CLOSED or locked.outgoing_transaction_id is not None:
         raise RefundTransitionError(refund=locked, action="cancel")
     before = {"status": locked.status}
-    _give_back(locked, ctx)
-    canceled = refund_transition(refund=locked, to=Status.CANCELED, ctx=ctx, pending_reason="")
+    canceled = refund_cancel_held(refund=locked, ctx=ctx)
     _audit(canceled, "refund.cancel", ctx, before=before, after={"status": canceled.status})
     return canceled
+
+
+def refund_cancel_held(*, refund: Refund, ctx: RefundContext = RefundContext()) -> Refund:
+    """The cancellation itself, in the caller's transaction, `refund` locked by it (nothing sent yet): the
+    reservation and the Charge's amount_refunded given back, `canceled` with `refund.updated` (the merchant's cancel,
+    a staff rejection of a held refund)."""
+    if refund.status in CLOSED or refund.outgoing_transaction_id is not None:
+        raise RefundTransitionError(refund=refund, action="cancel")
+    _give_back(refund, ctx)
+    return refund_transition(refund=refund, to=Status.CANCELED, ctx=ctx, pending_reason="", awaiting_approval=False)
+
+
+def refund_event(refund: Refund, type: str, *, previous: dict | None = None) -> None:
+    _event(refund, type, RefundContext(), previous_attributes=previous)
+
+
+def refunds_wake() -> None:
+    task_wake("settlements.tasks.advance_refunds")
 
 
 def _lock_source(refund: Refund) -> Charge | None:
@@ -389,9 +448,9 @@ def _give_back(refund: Refund, ctx: RefundContext) -> None:
 
 
 def refund_approval_required(*, refund: Refund) -> bool:
-    """Where the approval step (issue 10, item 5: limits per merchant and operator, maker-checker) slots in: return
-    True to hold the refund `pending` with reason `awaiting_approval` until staff approve it. No limits yet."""
-    return False
+    """Held by a limit (set when it was created, settlements.limits) until staff approve it
+    (settlements.approvals)."""
+    return refund.awaiting_approval
 
 
 def _wait(refund: Refund, reason: str) -> Refund:
@@ -428,6 +487,10 @@ def refund_send(*, refund_id: str, client_for=rpc_client_or_none) -> Refund | No
             return None
         if refund_approval_required(refund=refund):
             return _wait(refund, AWAITING_APPROVAL)
+        if merchant_frozen(merchant_id=refund.merchant_id):
+            # Held while the account is frozen (its row read FOR SHARE: a freeze waits for this transaction); sent by
+            # the first run after the unfreeze.
+            return _wait(refund, ACCOUNT_FROZEN)
         # The sending address first, then the balances in account id order (as payout_send and every sender that
         # records a send and posts it in one transaction): none of them deadlock, and each sees the others' sends.
         hot = SendingAddress.objects.select_for_update().filter(network=refund.network,
@@ -505,7 +568,8 @@ def refunds_advance(*, limit: int = 200, client_for=rpc_client_or_none) -> Advan
     """One pass (beat task, `manage.py refunds send`): send the pending refunds that can go, settle the ones whose
     transaction ended. One database transaction per refund; safe to run twice, concurrently, and to be killed."""
     summary = AdvanceSummary()
-    to_send = list(Refund.objects.filter(status=Status.PENDING, outgoing_transaction__isnull=True)
+    to_send = list(Refund.objects.filter(status=Status.PENDING, outgoing_transaction__isnull=True,
+                                         awaiting_approval=False)
                    .exclude(destination_address="").order_by("created").values_list("id", flat=True)[:limit])
     for refund_id in to_send:
         try:

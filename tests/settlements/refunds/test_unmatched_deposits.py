@@ -24,7 +24,7 @@ def test_an_unmatched_deposit_is_refunded_whole_over_the_api_and_once(api, merch
     body = response.json()
     assert (body["status"], body["charge"], body["amount"], body["currency"]) == ("pending", None, 300, "usd")
     assert body["crypto"] == {"amount_base_units": str(3 * ONE_USDT), "unmatched_deposit": deposit.id,
-                              "pending_reason": None}
+                              "pending_reason": None, "awaiting_approval": False}
     # on the books: the deposit's funds, owed to the customer; the merchant's available balance is untouched
     assert balance(AccountKind.DEPOSITS) == 3 * ONE_USDT
     assert -balance(AccountKind.MERCHANT_RESERVED, merchant=merchant) == 3 * ONE_USDT
