@@ -29,6 +29,7 @@ from audit.services import audit_batch, audit_record, model_snapshot
 from gateway.celery import task_wake
 from gateway.errors import DomainError
 from gateway.metadata import metadata_merge
+from merchants.models import Merchant
 from payments.events import event_record
 from payments.pricing import amount_due_base_units
 from wallets.models import DepositAddress, Network, Token
@@ -48,6 +49,7 @@ PAYOUT = "payout"
 ZERO_ADDRESS = "0x" + "0" * 40
 TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 HOT_WALLET_SHORT = "hot_wallet_insufficient_funds"
+ACCOUNT_FROZEN = "account_frozen"
 
 # The one state machine: from-status -> the statuses it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -216,7 +218,12 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
     """A pending payout of `amount` (minor units of the token's pegged `currency`) to the merchant's payout address:
     the merchant's available balance row is locked, checked and moved to reserved in this transaction, so payouts
     created at once never overdraw it. `payout.created` in the same transaction, then its audit record (`actor`; the
-    request's API key by default)."""
+    request's API key by default). A frozen merchant is paid nothing (read afresh: an API key's cached account may
+    be older than the freeze)."""
+    if merchant_frozen(merchant_id=merchant.pk):
+        raise PayoutError(code=ACCOUNT_FROZEN, status_code=403,
+                          message="This account is frozen: it cannot be paid out at the moment. Contact the "
+                                  "gateway's support.")
     destination = payout_destination(merchant=merchant, token=token)
     base_units = amount_due_base_units(amount_minor=amount, currency=currency, token_decimals=token.decimals)
     payout = Payout(merchant=merchant, livemode=token.network.livemode, network=token.network, token=token,
@@ -238,6 +245,10 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
     transaction.on_commit(_wake)
     audit_record(actor=actor, action="payout.create", obj=payout, after=model_snapshot(payout), request=request)
     return payout
+
+
+def merchant_frozen(*, merchant_id) -> bool:
+    return Merchant.objects.filter(pk=merchant_id, frozen_at__isnull=False).exists()
 
 
 def _wake() -> None:
@@ -295,6 +306,12 @@ def payout_send(*, payout_id: str) -> Payout | None:
               .select_related("network", "token", "payout_address").filter(pk=payout_id).first())
     if payout is None or payout.status != Status.PENDING or payout.awaiting_approval:
         return None
+    if merchant_frozen(merchant_id=payout.merchant_id):  # frozen after the payout was created: it waits
+        if payout.pending_reason != ACCOUNT_FROZEN:
+            logger.warning("payout %s waits: its merchant is frozen", payout.id)
+            payout.pending_reason = ACCOUNT_FROZEN
+            payout.save(update_fields=["pending_reason", "updated"])
+        return payout
     if payout.payout_address.removed_at is not None:
         _give_back(payout, Kind.PAYOUT_FAILURE)
         return payout_transition(payout=payout, to=Status.FAILED, pending_reason="",
@@ -422,8 +439,8 @@ def payouts_run_automatic(*, now=None, merchant=None, actor="task:payouts_run_au
         with transaction.atomic(), audit_batch():
             schedule = (PayoutSchedule.objects.select_for_update(skip_locked=True).select_related("merchant")
                         .filter(pk=merchant_id).first())
-            if schedule is None or not schedule_due(schedule, now):
-                continue
+            if schedule is None or not schedule_due(schedule, now) or schedule.merchant.is_frozen:
+                continue  # a frozen merchant's schedule stays due: it runs once the account is unfrozen
             for destination in PayoutAddress.objects.filter(merchant_id=merchant_id, removed_at__isnull=True,
                                                             usable_after__lte=now).select_related("token__network"):
                 token = destination.token
