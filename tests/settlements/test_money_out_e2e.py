@@ -23,6 +23,7 @@ from web3 import Web3
 
 from payments.models import Event
 from settlements import tasks as settlement_tasks
+from settlements.hotcold.reconcile import wallets_reconcile
 from settlements.hotcold.services import hot_wallet_topup_record, topup_transaction_verify
 from settlements.models import Payout
 from settlements.refunds.models import Refund
@@ -38,7 +39,7 @@ from wallets.outgoing import tasks as outgoing_tasks
 from wallets.outgoing.models import OutgoingTransaction
 from wallets.signer import signer_reset
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300), pytest.mark.usefixtures("ledger_ready")]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(480), pytest.mark.usefixtures("ledger_ready")]
 ETH = 10**18
 ERC20 = [{"name": "balanceOf", "type": "function", "stateMutability": "view",
           "inputs": [{"name": "owner", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}]
@@ -98,8 +99,13 @@ def until(chain, done, what: str, rounds: int = 30):
     raise AssertionError(f"{what}: not done after {rounds} rounds")
 
 
-def total(entries) -> int:
-    return sum(entry.amount for entry in entries)
+def reconciled(devnet, chain) -> None:
+    """The books balance, and the hot wallet on the chain (at a final block) equals its ledger accounts."""
+    rpc(chain.rpc_url, "anvil_mine", ["0x5"])
+    settlement_tasks.hot_cold()  # posts the gas of the ended transactions
+    assert ledger_problems() == []
+    summary = wallets_reconcile(network=devnet, client=RpcClient([chain.rpc_url], name="e2e-check"))
+    assert (summary.status, summary.differences, summary.skipped) == ("reconciled", 0, []), summary
 
 
 def test_paid_refunded_through_the_claim_link_paid_out_and_back_to_zero_with_the_sdk(
@@ -141,6 +147,7 @@ def test_paid_refunded_through_the_claim_link_paid_out_and_back_to_zero_with_the
     assert [(b.amount, b.currency) for b in balance.available] == [(990, "usd")]
     assert balance.available[0]["crypto"][0]["amount_base_units"] == str(99 * ONE_USDT // 10)
     assert sum(b.amount for b in balance.pending) == 0
+    reconciled(devnet, chain)
 
     # a partial refund of $4 without an address: it waits for the customer, the link e-mailed to receipt_email
     refund = sdk.v1.refunds.create(params={"payment_intent": intent.id, "amount": 400})
@@ -180,6 +187,7 @@ def test_paid_refunded_through_the_claim_link_paid_out_and_back_to_zero_with_the
         "refund.created", "refund.updated", "refund.updated"]
     balance = sdk.v1.balance.retrieve()
     assert [(b.amount, b.currency) for b in balance.available] == [(590, "usd")]
+    reconciled(devnet, chain)
 
     # a payout of the rest to the allowlisted address: paid once final
     payout = sdk.v1.payouts.create(params={"amount": 590, "currency": "usd",
