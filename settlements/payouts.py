@@ -30,6 +30,7 @@ from audit.services import audit_batch, audit_record, model_snapshot
 from gateway.celery import task_wake
 from gateway.errors import DomainError
 from gateway.metadata import metadata_merge
+from merchants.models import Merchant
 from payments.events import event_record
 from payments.pricing import amount_due_base_units
 from wallets.models import DepositAddress, Network, Token
@@ -51,6 +52,7 @@ PAYOUT = "payout"
 ZERO_ADDRESS = "0x" + "0" * 40
 TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 HOT_WALLET_SHORT = "hot_wallet_insufficient_funds"
+ACCOUNT_FROZEN = "account_frozen"
 
 # The one state machine: from-status -> the statuses it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {

@@ -226,3 +226,36 @@ def test_the_ops_command_lists_open_payouts(api, merchant, capsys):
     call_command("payouts", "list", "--json")
     listed = json.loads(capsys.readouterr().out)["open"]
     assert [(p["id"], p["status"]) for p in listed] == [(payout["id"], "pending")]
+
+
+def test_a_frozen_merchant_is_paid_nothing(api, merchant):
+    from merchants.services import merchant_freeze, merchant_unfreeze
+    from settlements.payouts import payout_schedule_set, payouts_run_automatic
+
+    # given 10 USDT available, a usable address, a daily schedule and a payout created before the freeze
+    funded(merchant)
+    usable_address(merchant)
+    payout_schedule_set(merchant=merchant, interval="daily")
+    earlier = create_payout(api, 100).json()
+    merchant_freeze(merchant=merchant, reason="chargeback review")
+
+    # when the frozen merchant asks for a payout: refused with a clear error (the key's cached account is older)
+    before = snapshot()
+    refused = create_payout(api, 100)
+    assert refused.status_code == 403
+    assert (refused.json()["error"]["type"], refused.json()["error"]["code"]) == ("invalid_request_error",
+                                                                                  "account_frozen")
+    assert "frozen" in refused.json()["error"]["message"]
+    # and the automatic payouts and the send skip it: the earlier payout waits, with its reason
+    assert payouts_run_automatic(merchant=merchant) == []
+    payouts_advance()
+    waiting = api.get(f"/v1/payouts/{earlier['id']}").json()
+    assert (waiting["status"], waiting["crypto"]["pending_reason"]) == ("pending", "account_frozen")
+    assert snapshot() == before and owed(merchant)["available"] == 9 * ONE_USDT
+
+    # once unfrozen, the schedule pays out what is available and the earlier payout goes on
+    merchant_unfreeze(merchant=merchant)
+    [automatic] = payouts_run_automatic(merchant=merchant)
+    assert automatic.amount == 900 and owed(merchant)["available"] == 0
+    payouts_advance()
+    assert api.get(f"/v1/payouts/{earlier['id']}").json()["crypto"]["pending_reason"] == "hot_wallet_missing"

@@ -36,3 +36,44 @@ def test_fifty_parallel_payouts_never_overdraw_the_available_balance(merchant):
     assert owed(merchant)["available"] == ONE_USDT // 10
     assert -balance(AccountKind.MERCHANT_RESERVED, merchant=merchant) == 33 * 3 * ONE_USDT // 10
     assert ledger_problems() == []
+
+
+def test_refunds_and_payouts_racing_for_one_balance_never_overdraw_it(merchant):
+    from settlements.refunds.models import Refund
+    from settlements.refunds.services import refund_create
+    from tests.settlements.refunds.conftest import CUSTOMER
+
+    # given two $10 Charges: 20 USDT available
+    charges = [funded(merchant, 10 * ONE_USDT) for _ in range(2)]
+    usable_address(merchant)
+    usdt = token()
+
+    # when 25 payouts of $0.60 and 25 refunds of $0.40 (never more than a Charge) ask for $25 at the same moment
+    def pay() -> tuple:
+        try:
+            return ("payout", 60, payout_create(merchant=merchant, token=usdt, amount=60, currency="usd").id)
+        except DomainError as exc:
+            return ("payout", 60, exc.code)
+
+    def refund(charge) -> tuple:
+        try:
+            return ("refund", 40, refund_create(merchant=merchant, livemode=False, charge=charge, amount=40,
+                                                destination_address=CUSTOMER).id)
+        except DomainError as exc:
+            return ("refund", 40, exc.code)
+
+    asks = [pay] * 25 + [lambda c=charges[i % 2]: refund(c) for i in range(25)]
+    outcomes = side_by_side(*asks)
+
+    # then what was reserved never passed what was available, and every refusal asked for more than was left
+    made = [o for o in outcomes if o[2].startswith(("po_", "re_"))]
+    refused = [o for o in outcomes if not o[2].startswith(("po_", "re_"))]
+    assert {o[2] for o in refused} <= {"balance_insufficient"}
+    reserved_minor = sum(o[1] for o in made)
+    assert reserved_minor <= 2000 and refused  # $25 asked of $20: some were refused
+    assert Payout.objects.count() + Refund.objects.count() == len(made)
+    left = owed(merchant)["available"]
+    assert left == 20 * ONE_USDT - reserved_minor * ONE_USDT // 100 >= 0
+    assert -balance(AccountKind.MERCHANT_RESERVED, merchant=merchant) == reserved_minor * ONE_USDT // 100
+    assert all(o[1] * ONE_USDT // 100 > left for o in refused)
+    assert ledger_problems() == []
