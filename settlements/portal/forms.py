@@ -53,8 +53,8 @@ class BalanceTransactionFilterForm(KeysetCursorForm):
         bounds = {}
         for name in ("after", "before"):
             if self.cleaned_data.get(name):
-                row = journals.filter(pk=balance_transaction_journal_id(self.cleaned_data[name])).only(
-                    "id", "created").first()
+                row = (journals.filter(pk=balance_transaction_journal_id(self.cleaned_data[name]))
+                       .select_related(None).only("id", "created").first())
                 if row is None:
                     self.add_error(name, "Not a page of this list: start again from the first page.")
                 bounds[name] = row
