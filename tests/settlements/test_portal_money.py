@@ -16,7 +16,7 @@ from settlements.portal.forms import PayoutCreateForm
 from settlements.refunds.models import Refund
 from settlements.selectors import ledger_problems
 from tests.merchants.factories import MerchantFactory
-from tests.otp import login_verified
+from tests.otp import login_verified, totp_code
 from tests.settlements.conftest import ONE_USDT, balance, owed
 from tests.settlements.payout_fixtures import funded, snapshot, usable_address
 from tests.settlements.portal_money import make_payout, make_refund
@@ -33,7 +33,7 @@ def portal(merchant, django_user_model):
     merchant.user = user
     merchant.save(update_fields=["user"])
     client = Client()
-    login_verified(client, user)
+    client.device = login_verified(client, user)
     return client
 
 
@@ -151,9 +151,33 @@ def test_a_payout_over_the_available_balance_or_without_an_address_is_a_form_err
     assert snapshot() == before
 
 
-def test_live_mode_asks_a_fresh_code_for_a_payout(merchant):
-    form = PayoutCreateForm(user=merchant.user, merchant=merchant, livemode=True)
-    assert "otp_token" in form.fields
+def test_live_mode_asks_a_fresh_code_for_a_payout_and_never_spends_test_money(portal, merchant):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from settlements.models import PayoutAddress
+    from settlements.payouts import payout_address_add
+    from wallets.models import Token
+
+    funded(merchant)  # test-mode money
+    live_token = Token.objects.get(network__api_name="bsc", network__livemode=True, network__is_active=True,
+                                   currency="usdt")
+    row = payout_address_add(merchant=merchant, token=live_token, address="0x" + "5e" * 20)
+    PayoutAddress.objects.filter(pk=row.pk).update(usable_after=timezone.now() - timedelta(seconds=1))
+    session = portal.session
+    session["portal_livemode"] = True
+    session.save()
+    assert 'name="otp_token"' in text(portal.get("/portal/payouts/new"))
+    before = snapshot()
+    data = {"token": str(live_token.id), "amount": "1.00"}
+    for code, says in [(None, "This field is required"), ("000000", "That code is not right")]:
+        response = portal.post("/portal/payouts/new", {**data, **({"otp_token": code} if code else {})})
+        assert response.status_code == 400 and says in text(response)
+    # a right code reaches the service: the live balance is empty (the test money is not there)
+    response = portal.post("/portal/payouts/new", {**data, "otp_token": totp_code(portal.device)})
+    assert response.status_code == 400 and "insufficient funds" in text(response)
+    assert snapshot() == before
     assert "otp_token" not in PayoutCreateForm(user=merchant.user, merchant=merchant, livemode=False).fields
 
 
@@ -278,6 +302,13 @@ def test_unmatched_deposits_are_listed_by_reason_and_refunded_whole_from_the_por
     assert deposit.id in text(portal.get("/portal/unmatched-deposits/?reason=intent_closed"))
     assert deposit.id not in text(portal.get("/portal/unmatched-deposits/?reason=no_open_intent"))
     assert portal.get("/portal/unmatched-deposits/?reason=nope").status_code == 400
+    session = portal.session
+    session["portal_livemode"] = True
+    session.save()
+    assert deposit.id not in text(portal.get("/portal/unmatched-deposits/"))  # live mode: test deposits not shown
+    assert portal.get(f"/portal/unmatched-deposits/{deposit.id}/refund").status_code == 404
+    session["portal_livemode"] = False
+    session.save()
     # refunded whole, to an address, with the API's service
     response = portal.post(f"/portal/unmatched-deposits/{deposit.id}/refund", {"destination_address": CHECKSUMMED})
     refund = Refund.objects.get(unmatched_deposit=deposit)
