@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from gateway.errors import DomainError
+from merchants.permissions import role_can
 from merchants.portal import portal_livemode, portal_merchant, portal_required
 from payments.models import Charge, Event, PaymentIntent, UnmatchedDeposit
 from payments.portal.export import cell, csv_response, csv_writer
@@ -331,7 +332,9 @@ def refund_detail(request, refund_id: str):
     refund = _refund(request, refund_id)
     return render(request, "portal/settlements/refund_detail.html", {
         **_refund_view(refund), "events": _events(merchant, livemode, refund.pk),
-        "claim_url": claim_url(refund) if refund.status == Refund.Status.REQUIRES_ACTION else "",
+        # The claim link says where the money goes: only roles that may refund see it (not viewers, developers).
+        "claim_url": claim_url(refund) if refund.status == Refund.Status.REQUIRES_ACTION and role_can(
+            request.portal_membership.role, "refunds.write") else "",
     })
 
 

@@ -247,6 +247,17 @@ def test_a_refund_without_an_address_makes_a_claim_link_shown_and_emailed(portal
     detail = portal.get(f"/portal/refunds/{refund.id}/")
     assert claim in text(detail) and "no-cache" in detail["Cache-Control"]
     assert "Left" in text(portal.get(f"/portal/payments/{charge.payment_intent_id}/refund"))
+    # a viewer sees the refund but not its claim link (whoever holds it says where the money goes)
+    from merchants.models import Membership, Role
+
+    viewer = type(merchant.user).objects.create_user(username="viewer@example.com", email="viewer@example.com",
+                                                    password="pw-1234567")
+    Membership.objects.create(merchant=merchant, user=merchant.user, role=Role.OWNER)  # the team, with its owner
+    Membership.objects.create(merchant=merchant, user=viewer, role=Role.VIEWER)
+    viewer_client = Client()
+    login_verified(viewer_client, viewer)
+    seen = viewer_client.get(f"/portal/refunds/{refund.id}/")
+    assert seen.status_code == 200 and refund.id in text(seen) and refund.claim_token not in text(seen)
     # canceled from the portal (nothing was sent): the charge can be refunded again
     assert portal.post(f"/portal/refunds/{refund.id}/cancel").status_code == 302
     refund.refresh_from_db()
