@@ -15,7 +15,11 @@ NAV = [
     ("Developers", "/portal/developers/", "developers"),
     ("Webhooks", "/portal/webhooks/", "developers"),
     ("Events", "/portal/events/", "developers"),
-    ("Payouts", "/portal/payout-addresses/", "payouts"),
+    ("Unmatched deposits", "/portal/unmatched-deposits/", "payments"),
+    ("Refunds", "/portal/refunds/", "refunds"),
+    ("Balance", "/portal/balance/", "balance"),
+    ("Payouts", "/portal/payouts/", "payouts"),
+    ("Payout addresses", "/portal/payout-addresses/", "payouts"),
     ("Settings", "/portal/settings/", "settings"),
     ("Team", "/portal/team/", "team"),
 ]

@@ -15,7 +15,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "home.view": EVERYONE,
     "payments.view": EVERYONE,
     "payments.export": frozenset({OWNER, ADMIN, FINANCE, VIEWER}),
-    "payments.write": frozenset({OWNER, ADMIN, FINANCE}),  # cancel, refund
+    "payments.write": frozenset({OWNER, ADMIN, FINANCE}),  # cancel
     "keys.view": frozenset({OWNER, ADMIN, DEVELOPER}),
     "keys.write": frozenset({OWNER, ADMIN, DEVELOPER}),  # create, roll, revoke
     "webhooks.view": frozenset({OWNER, ADMIN, DEVELOPER}),
@@ -23,8 +23,15 @@ MATRIX: dict[str, frozenset[str]] = {
     "events.view": frozenset({OWNER, ADMIN, DEVELOPER}),
     "settings.view": frozenset({OWNER, ADMIN, DEVELOPER, FINANCE, VIEWER}),
     "settings.write": frozenset({OWNER, ADMIN}),
-    "balance.view": frozenset({OWNER, ADMIN, FINANCE}),
-    "payouts.write": frozenset({OWNER, FINANCE}),
+    # Money out (settlements' pages). Like Stripe's roles: the view-only role reads the balance and the payouts, a
+    # developer (who builds the integration) does not; money leaves by an owner, an admin or finance; where it may
+    # go (the payout addresses, the automatic schedule) only an owner or finance decides.
+    "balance.view": frozenset({OWNER, ADMIN, FINANCE, VIEWER}),  # balance, balance transactions, payouts
+    "balance.export": frozenset({OWNER, ADMIN, FINANCE, VIEWER}),  # balance transactions CSV
+    "payouts.write": frozenset({OWNER, ADMIN, FINANCE}),  # create, cancel
+    "payout_addresses.write": frozenset({OWNER, FINANCE}),  # add, remove, automatic schedule
+    "refunds.view": EVERYONE,  # refunds, unmatched deposits
+    "refunds.write": frozenset({OWNER, ADMIN, FINANCE}),  # refund a payment or a deposit, cancel a refund
     "team.view": EVERYONE,
     "team.write": frozenset({OWNER, ADMIN}),  # invite, change roles, remove (owners only touch owners)
 }
@@ -36,6 +43,8 @@ API_SCOPES: dict[str, tuple[str, str]] = {
     "webhooks.view": ("webhook_endpoints", "read"),
     "webhooks.write": ("webhook_endpoints", "write"),
     "events.view": ("events", "read"),
+    "refunds.view": ("refunds", "read"),
+    "refunds.write": ("refunds", "write"),
 }
 
 # The permission of a portal view that names none.

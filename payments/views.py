@@ -46,18 +46,23 @@ def format_fiat(amount_minor: int, currency: str) -> str:
     """1234 usd -> "$12.34"; 123456 usd -> "$1,234.56". Integer arithmetic only."""
     currency = currency.lower()
     exponent = FIAT_EXPONENTS.get(currency, 2)
-    whole, frac = divmod(int(amount_minor), 10 ** exponent)
-    number = f"{whole:,}" + (f".{frac:0{exponent}d}" if exponent else "")
+    amount = int(amount_minor)
+    whole, frac = divmod(abs(amount), 10 ** exponent)
+    number = ("-" if amount < 0 else "") + f"{whole:,}" + (f".{frac:0{exponent}d}" if exponent else "")
     symbol = CURRENCY_SYMBOLS.get(currency)
-    return f"{symbol}{number}" if symbol else f"{number} {currency.upper()}"
+    if symbol:
+        return f"-{symbol}{number[1:]}" if amount < 0 else f"{symbol}{number}"
+    return f"{number} {currency.upper()}"
 
 
 def format_base_units(amount_base_units: int, decimals: int) -> str:
     """12340000000000000000 with 18 decimals -> "12.34": exact, trailing zeros trimmed, no grouping (so that it
-    can be typed into a wallet as it is)."""
-    whole, frac = divmod(int(amount_base_units), 10 ** decimals)
+    can be typed into a wallet as it is). A negative amount (a balance after a reversal) keeps its sign in front."""
+    amount = int(amount_base_units)
+    whole, frac = divmod(abs(amount), 10 ** decimals)
     frac_digits = f"{frac:0{decimals}d}".rstrip("0") if decimals else ""
-    return f"{whole}.{frac_digits}" if frac_digits else str(whole)
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{whole}.{frac_digits}" if frac_digits else f"{sign}{whole}"
 
 
 def qr_svg(data: str, *, label: str) -> str:

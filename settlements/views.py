@@ -23,7 +23,7 @@ def _page(request, merchant, *, add_form=None, remove_form=None, schedule_form=N
     }, status=status)
 
 
-@portal_required(permission="payouts.write")
+@portal_required(permission="payout_addresses.write")
 def payout_addresses(request):
     merchant = portal_merchant(request)
     if request.method != "POST":
@@ -39,7 +39,7 @@ def payout_addresses(request):
     return redirect("portal:payout-addresses")
 
 
-@portal_required(permission="payouts.write")
+@portal_required(permission="payout_addresses.write")
 @require_POST
 def payout_address_remove(request, address_id: int):
     merchant = portal_merchant(request)
@@ -55,7 +55,7 @@ def payout_address_remove(request, address_id: int):
     return redirect("portal:payout-addresses")
 
 
-@portal_required(permission="payouts.write")
+@portal_required(permission="payout_addresses.write")
 @require_POST
 def payout_schedule(request):
     merchant = portal_merchant(request)

@@ -1,8 +1,11 @@
 """CSV export of a filtered payments list: streamed in chunks of rows read by keyset (memory stays flat however
-many rows), every cell guarded against spreadsheet formula injection."""
+many rows), every cell guarded against spreadsheet formula injection. `csv_response`, `csv_writer` and `cell` are
+the portal's CSV for every list (settlements' balance transactions use them too)."""
 import csv
 
 from django.db.models import TextField
+from django.http import StreamingHttpResponse
+from django.utils import timezone
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -54,9 +57,23 @@ class _Line:
         return value
 
 
+def csv_writer():
+    """A csv.writer whose `writerow` returns the line instead of writing it (for a streamed response)."""
+    return csv.writer(_Line())
+
+
+def csv_response(lines, *, name: str, livemode: bool) -> StreamingHttpResponse:
+    """`lines` (an iterator of CSV text) streamed as an attachment `<name>-<mode>-<UTC time>.csv`, never cached."""
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
+    mode = "live" if livemode else "test"
+    response["Content-Disposition"] = f'attachment; filename="{name}-{mode}-{timezone.now():%Y%m%d-%H%M%S}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
 def csv_rows(qs):
     """The lines of the CSV (header first) for the intents of `qs`, newest first."""
-    writer = csv.writer(_Line())
+    writer = csv_writer()
     yield writer.writerow(HEADER)
     # The metadata as PostgreSQL writes jsonb as text: valid JSON, no parse and dump in Python for every row.
     qs = qs.annotate(metadata_json=Cast("metadata", TextField()), created_utc=_utc_text("created"),

@@ -11,7 +11,7 @@ from gateway.ssrf import MAX_URL_LENGTH, UnsafeUrl, url_validate
 from merchants.event_types import ALL_EVENTS, EVENT_TYPES, TEST_EVENT_TYPE
 from wallets.networks import API_NETWORK_NAMES
 
-from ..models import PaymentIntent
+from ..models import PaymentIntent, UnmatchedDeposit
 from ..pricing import FIAT_EXPONENTS
 from ..services import MERCHANT_CANCELLATION_REASONS
 from .selectors import cursor_row
@@ -175,3 +175,13 @@ class WebhookSecretRollForm(forms.Form):
 class EventFilterForm(KeysetCursorForm):
     cursor_prefix = "evt"
     type = forms.ChoiceField(required=False, choices=_blank((t, t) for t in EVENT_TYPES + (TEST_EVENT_TYPE,)))
+
+
+class UnmatchedFilterForm(KeysetCursorForm):
+    """The unmatched deposits list's filter (GET); `after` / `before` are deposit ids (cdep_...)."""
+
+    cursor_prefix = "cdep"
+    reason = forms.ChoiceField(required=False, choices=_blank(UnmatchedDeposit.Reason.choices))
+
+    def filter_query(self) -> str:
+        return urlencode({"reason": self.data["reason"]}) if self.data.get("reason") else ""

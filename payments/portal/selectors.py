@@ -181,6 +181,16 @@ def payment_intent_detail(*, intent: PaymentIntent) -> PaymentDetail:
     return PaymentDetail(charges=charges, events=events, unmatched=unmatched, deliveries=deliveries)
 
 
+# --- Unmatched deposits ----------------------------------------------------------------------------------------
+
+def unmatched_deposits_list(*, merchant, livemode: bool, reason: str = "") -> QuerySet:
+    """The merchant's deposits that paid no intent (late, to an unknown address, in a token or on a network the
+    intent did not take), with what each is: filter `reason` (UnmatchedDeposit.Reason)."""
+    qs = (UnmatchedDeposit.objects.filter(merchant=merchant, livemode=livemode)
+          .select_related("transfer__network", "transfer__token", "payment_intent", "assignment"))
+    return qs.filter(reason=reason) if reason else qs
+
+
 # --- Developers: webhook endpoints, deliveries, events -----------------------------------------------------------
 
 def webhook_endpoints_for_portal(*, merchant, livemode: bool) -> QuerySet:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("payments/export.csv", views.payment_export, name="payment-export"),
     path("payments/<str:intent_id>/", views.payment_detail, name="payment-detail"),
     path("payments/<str:intent_id>/cancel", views.payment_cancel, name="payment-cancel"),
+    path("unmatched-deposits/", views.unmatched_list, name="unmatched-list"),
     path("webhooks/", developer_views.webhook_list, name="webhook-list"),
     path("webhooks/new", developer_views.webhook_create, name="webhook-create"),
     path("webhooks/<str:endpoint_id>/", developer_views.webhook_detail, name="webhook-detail"),

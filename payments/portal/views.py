@@ -1,20 +1,18 @@
 """Portal pages of payments: the filtered list (keyset pages), its CSV export, an intent's detail, cancel."""
 from django.contrib import messages
-from django.http import StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from gateway.errors import DomainError
 
 from .. import services
-from ..models import PaymentIntent
+from ..models import PaymentIntent, UnmatchedDeposit
 from ..views import format_base_units, format_fiat
 from . import selectors
 from .access import found_or_404, portal_page, portal_scope
-from .export import csv_rows
-from .forms import PaymentCancelForm, PaymentFilterForm
+from .export import csv_response, csv_rows
+from .forms import PaymentCancelForm, PaymentFilterForm, UnmatchedFilterForm
 
 
 def _filtered(request):
@@ -63,12 +61,7 @@ def payment_export(request):
             "form": form, "page": None, "rows": [], "filter_query": form.filter_query(),
             "livemode": portal_scope(request)[1],
         }, status=400)
-    response = StreamingHttpResponse(csv_rows(qs), content_type="text/csv; charset=utf-8")
-    mode = "live" if portal_scope(request)[1] else "test"
-    response["Content-Disposition"] = (
-        f'attachment; filename="payments-{mode}-{timezone.now():%Y%m%d-%H%M%S}.csv"')
-    response["Cache-Control"] = "no-store"
-    return response
+    return csv_response(csv_rows(qs), name="payments", livemode=portal_scope(request)[1])
 
 
 def _intent(request, intent_id: str) -> PaymentIntent:
@@ -105,6 +98,8 @@ def payment_detail(request, intent_id: str):
         "events": detail.events, "deliveries": detail.deliveries,
         "unmatched": [{"deposit": d, **_transfer_view(d.transfer)} for d in detail.unmatched],
         "cancelable": intent.status in services.OPEN_STATUSES,
+        "amount_refunded": format_fiat(intent.amount_refunded, intent.currency),
+        "refundable": any(c.status == c.Status.SUCCEEDED and c.amount_refunded < c.amount for c in detail.charges),
     })
 
 
@@ -130,3 +125,28 @@ def payment_cancel(request, intent_id: str):
         "intent": intent, "amount": format_fiat(intent.amount, intent.currency), "form": form,
         "cancelable": intent.status in services.OPEN_STATUSES,
     }, status=status)
+
+
+@require_safe
+@portal_page("payments.view")
+def unmatched_list(request):
+    """Deposits that paid no intent, newest first (keyset pages), filtered by why. Refunding one is settlements'
+    page (`portal:unmatched-refund`, linked by URL name: payments does not import settlements)."""
+    merchant, livemode = portal_scope(request)
+    form = UnmatchedFilterForm(request.GET)
+    page = None
+    if form.is_valid():
+        bounds = form.bounds(UnmatchedDeposit, merchant=merchant, livemode=livemode)
+        if form.is_valid():
+            qs = selectors.unmatched_deposits_list(merchant=merchant, livemode=livemode,
+                                                   reason=form.cleaned_data["reason"])
+            page = selectors.keyset_page(qs, **bounds)
+    rows = []
+    for deposit in page.rows if page else []:
+        assignment = getattr(deposit, "assignment", None)
+        rows.append({"deposit": deposit, "assigned_to": assignment.payment_intent_id if assignment else "",
+                     "refundable": not deposit.refund_reference and assignment is None,
+                     **_transfer_view(deposit.transfer)})
+    return render(request, "portal/payments/unmatched.html", {
+        "form": form, "page": page, "rows": rows, "filter_query": form.filter_query(), "livemode": livemode,
+    }, status=200 if page is not None else 400)

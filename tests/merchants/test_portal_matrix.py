@@ -69,6 +69,24 @@ def _payout_address(merchant, made):
     return usable_address(merchant).pk
 
 
+def _payout(merchant, made):
+    from tests.settlements.portal_money import make_payout
+
+    return make_payout(merchant).pk
+
+
+def _refund(merchant, made):
+    from tests.settlements.portal_money import make_refund
+
+    return make_refund(merchant).pk
+
+
+def _deposit(merchant, made):
+    from tests.payments.portal import make_intent, make_unmatched
+
+    return make_unmatched(make_intent(merchant, address=True)).pk
+
+
 OBJECTS = {
     "key_id": lambda merchant, made: services.api_key_create(merchant=merchant).api_key.pk,
     "address_id": _payout_address,
@@ -78,6 +96,9 @@ OBJECTS = {
     "endpoint_id": _endpoint,  # before delivery_id in a URL: a delivery is made for the endpoint made for the URL
     "delivery_id": _delivery,
     "event_id": _event,
+    "payout_id": _payout,
+    "refund_id": _refund,
+    "deposit_id": _deposit,
 }
 
 # POST data an action needs to do what it is for (default: none, so a form error is the allowed answer).
