@@ -62,7 +62,9 @@ def logo_process(upload) -> Logo:
                 image = ImageOps.exif_transpose(source)  # a photo taken sideways stands up before EXIF is dropped
     except LogoError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise LogoError(f"The image has too many pixels: at most {LOGO_MAX_PIXELS:,} are accepted.") from None
+    except UnidentifiedImageError:
         raise LogoError("The file is not a PNG, JPEG or WebP image we can read.") from None
     except (OSError, SyntaxError, ValueError):  # Pillow's errors for broken data
         raise LogoError("The file is not a PNG, JPEG or WebP image we can read.") from None
