@@ -525,6 +525,7 @@ def merchant_branding_update(*, merchant: Merchant, accent_color: str, logo: Log
     """The checkout's accent colour (#rrggbb lower case, or "" for the default) and logo: a new one (already
     processed by merchants.branding.logo_process) replaces the old, `logo_remove` drops it. The audit record names
     the logo by its SHA-256."""
+    Merchant.objects.select_for_update(no_key=True).filter(pk=merchant.pk).first()  # the merchant first, as everywhere
     current = MerchantLogo.objects.select_for_update().filter(merchant_id=merchant.pk).first()
     old_sha = current.sha256 if current is not None else None
     new_sha = old_sha

@@ -208,3 +208,31 @@ def test_a_summary_that_failed_to_send_is_sent_by_the_next_run(shop, networks, m
     monkeypatch.undo()
     assert tasks.send_daily_summaries() == 1
     assert len(mail.outbox) == 1 and "No payments." in mail.outbox[0].body
+
+
+def test_two_runs_at_once_send_the_daily_summary_once(transactional_db, networks):
+    """Two workers run the beat task at the same moment: the claim's unique row lets one send, the other waits for it
+    and finds the day sent."""
+    import threading
+
+    from django.db import connection
+
+    merchant = portal_merchant("owner@both.example", name="Both")
+    turn_on(merchant, notify_daily_summary=True)
+    day = timezone.now().astimezone(UTC).date() - timedelta(days=1)
+    barrier, results = threading.Barrier(2), []
+
+    def run():
+        try:
+            barrier.wait(timeout=30)
+            results.append(notifications.daily_summary_send(merchant_id=merchant.pk, day=day))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert sorted(results) == [False, True]
+    assert len(mail.outbox) == 1
