@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.plugins.otp_totp.models import TOTPDevice, default_key
@@ -22,6 +22,11 @@ def _key_id():
 UNDERPAYMENT_TOLERANCE_BPS_MAX = 1000  # 10 %
 PAYMENT_EXPIRY_MINUTES_MIN = 5
 PAYMENT_EXPIRY_MINUTES_MAX = 7 * 24 * 60  # 7 days
+
+# Settings of the portal's settings pages (docs/portal.md, "Settings").
+ACCENT_COLOR_RE = r"^#[0-9a-f]{6}$"  # stored lower case
+STATEMENT_DESCRIPTOR_MAX = 22  # Stripe's limit
+NOTIFICATION_EMAILS_MAX = 5
 
 
 class Merchant(models.Model):
@@ -47,6 +52,23 @@ class Merchant(models.Model):
     enabled_networks = models.JSONField(
         default=list, blank=True, help_text="API network names (bsc, ethereum, ...); empty means every active one."
     )
+    enabled_tokens = models.JSONField(
+        default=list, blank=True, help_text="Token currencies (usdt, usdc, ...); empty means every active one.")
+    # Business profile and checkout branding (portal settings; the logo is a MerchantLogo row).
+    public_name = models.CharField(max_length=200, blank=True, default="",
+                                   help_text="The name customers see on the checkout and in emails; empty: `name`.")
+    support_email = models.EmailField(blank=True, default="")
+    website_url = models.URLField(max_length=2048, blank=True, default="",
+                                  help_text="The checkout's return link when an intent has no return_url.")
+    statement_descriptor = models.CharField(max_length=STATEMENT_DESCRIPTOR_MAX, blank=True, default="")
+    brand_accent_color = models.CharField(
+        max_length=7, blank=True, default="", validators=[RegexValidator(ACCENT_COLOR_RE)],
+        help_text="#rrggbb (lower case); empty: the checkout's own colour.")
+    # Emails to the merchant (merchants.emails): to `notification_emails`, or the owners when it is empty.
+    notification_emails = models.JSONField(default=list, blank=True)
+    notify_payment_succeeded = models.BooleanField(default=False)
+    notify_webhook_failing = models.BooleanField(default=True)
+    notify_daily_summary = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     # Risk controls (docs/operations.md, "Risk controls"): set only by merchants.services.merchant_freeze /
     # merchant_unfreeze. A frozen account keeps reading its objects and receiving its webhooks, and takes no new
@@ -77,6 +99,11 @@ class Merchant(models.Model):
         return self.frozen_at is not None
 
     @property
+    def display_name(self) -> str:
+        """What customers read: the public business name, else the account's name."""
+        return self.public_name or self.name
+
+    @property
     def has_limits(self) -> bool:
         return self.limit_per_payment_minor is not None or self.limit_per_day_minor is not None
 
@@ -93,10 +120,53 @@ class Merchant(models.Model):
                                    payment_expiry_minutes__lte=PAYMENT_EXPIRY_MINUTES_MAX),
                 name="merchant_payment_expiry_minutes_range",
             ),
+            models.CheckConstraint(
+                condition=models.Q(brand_accent_color="") | models.Q(brand_accent_color__regex=ACCENT_COLOR_RE),
+                name="merchant_brand_accent_color_hex",
+            ),
         ]
 
     def __str__(self):
         return f"{self.name} <{self.email}>"
+
+
+class MerchantLogo(models.Model):
+    """The checkout logo: an image decoded, bounded and re-encoded as WebP by merchants.branding (no metadata left),
+    kept in the database (a few tens of KB at most: in the backups with everything else, no media volume to serve or
+    scope) and apart from Merchant, whose row is read on every API call. The checkout inlines it as a data: URL."""
+
+    merchant = models.OneToOneField(Merchant, primary_key=True, on_delete=models.CASCADE, related_name="logo")
+    image = models.BinaryField()
+    content_type = models.CharField(max_length=32, default="image/webp")
+    width = models.PositiveSmallIntegerField()
+    height = models.PositiveSmallIntegerField()
+    sha256 = models.CharField(max_length=64)
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"logo of {self.merchant_id} ({self.width}x{self.height})"
+
+
+class NotificationSent(models.Model):
+    """An email to a merchant that must go out once (merchants.emails): the row is claimed in the transaction that
+    sends it, so a task run twice (a retry, two beat ticks) finds it and sends nothing. `key` says which one: the
+    day of a daily summary, the intent of a payment email, the endpoint and incident of a failing-webhook email."""
+
+    class Kind(models.TextChoices):
+        PAYMENT_SUCCEEDED = "payment_succeeded"
+        WEBHOOK_FAILING = "webhook_failing"
+        DAILY_SUMMARY = "daily_summary"
+
+    merchant = models.ForeignKey(Merchant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    key = models.CharField(max_length=128)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["merchant", "kind", "key"], name="notification_sent_once")]
+
+    def __str__(self):
+        return f"{self.kind} {self.key} to {self.merchant_id}"
 
 
 class Role(models.TextChoices):
@@ -225,6 +295,9 @@ class WebhookEndpoint(models.Model):
     previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
     # When deliveries to it started failing without a success since (None: healthy); 3 days of it disables it.
     failing_since = models.DateTimeField(null=True, blank=True)
+    # Failed attempts since the last success (0 when healthy): at GATEWAY_WEBHOOK_FAILING_EMAIL_AFTER the merchant
+    # is emailed, once per incident (payments.notifications).
+    consecutive_failures = models.PositiveIntegerField(default=0, editable=False)
     deleted = models.BooleanField(default=False, help_text="Deleted through the API: no longer listed nor delivered.")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)

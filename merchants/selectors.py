@@ -1,3 +1,4 @@
+import re
 import time
 
 from django.conf import settings
@@ -7,7 +8,8 @@ from django.utils import timezone
 from django.contrib.auth import get_user_model
 
 from .keys import hash_key
-from .models import ApiKey, Invitation, Membership, Merchant, WebhookEndpoint
+from .branding import logo_data_url, readable_text_color
+from .models import ACCENT_COLOR_RE, ApiKey, Invitation, Membership, Merchant, MerchantLogo, WebhookEndpoint
 
 
 def api_key_active_by_raw(raw: str) -> ApiKey | None:
@@ -117,3 +119,23 @@ def invitation_by_token(*, token: str) -> Invitation | None:
 
 def user_by_email(*, email: str):
     return get_user_model().objects.filter(username__iexact=email).first()
+
+
+def checkout_brand(*, merchant: Merchant) -> dict:
+    """What the hosted checkout shows of the merchant (templates/checkout/_brand.html): its public name, its logo as
+    a data: URL (or ""), its accent colour (#rrggbb or "") with the text colour that reads on it, its support email
+    and its website (the return link when an intent has none)."""
+    logo = MerchantLogo.objects.filter(merchant_id=merchant.pk).values_list("image", "content_type").first()
+    # Written into the page's <style>: only a #rrggbb value ever gets there (the form and a check constraint hold
+    # the same rule; this is the last line).
+    accent = merchant.brand_accent_color if re.fullmatch(ACCENT_COLOR_RE, merchant.brand_accent_color or "") else ""
+    name = merchant.display_name
+    return {
+        "name": name,
+        "initial": (name.strip()[:1] or "?").upper(),
+        "logo_url": logo_data_url(*logo) if logo else "",
+        "accent": accent,
+        "accent_text": readable_text_color(accent) if accent else "",
+        "support_email": merchant.support_email,
+        "website_url": merchant.website_url,
+    }

@@ -20,7 +20,10 @@ from gateway.metadata import metadata_merge
 
 from . import emails, permissions
 from .keys import generate_key, hash_key, redact
-from .models import ApiKey, Invitation, Membership, Merchant, Role, SecretsKey, WebhookEndpoint
+from .branding import LOGO_CONTENT_TYPE, Logo
+from .models import (
+    ApiKey, Invitation, Membership, Merchant, MerchantLogo, NotificationSent, Role, SecretsKey, WebhookEndpoint,
+)
 from .secrets import DEK_AD, SECRETS_KEKS
 
 logger = logging.getLogger(__name__)
@@ -373,7 +376,8 @@ def webhook_endpoint_update(
         endpoint.status = WebhookEndpoint.Status.ENABLED
         endpoint.disabled_reason = ""
         endpoint.failing_since = None
-        fields += ["status", "disabled_reason", "failing_since"]
+        endpoint.consecutive_failures = 0
+        fields += ["status", "disabled_reason", "failing_since", "consecutive_failures"]
     endpoint.save(update_fields=fields)
     audit_record(actor=actor, action="webhook_endpoint.update", obj=endpoint, before=before,
                  after=model_snapshot(endpoint), request=request)
@@ -482,3 +486,103 @@ def merchant_unfreeze(*, merchant: Merchant, actor=None, request=None) -> Mercha
     audit_record(actor=actor, action="merchant.unfreeze", obj=merchant, before=before, after={"frozen_at": None},
                  request=request)
     return merchant
+
+
+# --- Settings (the portal's settings pages, docs/portal.md "Settings") -------------------------------------------
+# One service per section; the values come validated from the section's form. Each locks the merchant's row, writes
+# the fields that changed and records them (before/after) in the same transaction; a save that changes nothing
+# writes nothing.
+
+
+def _merchant_settings_save(*, merchant: Merchant, changes: dict, action: str, actor, request,
+                            extra_before: dict | None = None, extra_after: dict | None = None) -> Merchant:
+    locked = Merchant.objects.select_for_update(no_key=True).get(pk=merchant.pk)
+    fields = [name for name, value in changes.items() if getattr(locked, name) != value]
+    before = {name: getattr(locked, name) for name in fields}
+    for name in fields:
+        setattr(locked, name, changes[name])
+    if fields:
+        locked.save(update_fields=fields)
+    if fields or extra_after is not None:
+        audit_record(actor=actor, action=action, obj=locked, before={**before, **(extra_before or {})},
+                     after={**{name: changes[name] for name in fields}, **(extra_after or {})}, request=request)
+    return locked
+
+
+@transaction.atomic
+def merchant_profile_update(*, merchant: Merchant, public_name: str, support_email: str, website_url: str,
+                            statement_descriptor: str, actor=None, request=None) -> Merchant:
+    """The business profile customers see: public name, support email, website (the checkout's default return
+    link) and statement descriptor."""
+    return _merchant_settings_save(merchant=merchant, action="merchant.profile_update", actor=actor, request=request,
+                                   changes={"public_name": public_name, "support_email": support_email,
+                                            "website_url": website_url, "statement_descriptor": statement_descriptor})
+
+
+@transaction.atomic
+def merchant_branding_update(*, merchant: Merchant, accent_color: str, logo: Logo | None = None,
+                             logo_remove: bool = False, actor=None, request=None) -> Merchant:
+    """The checkout's accent colour (#rrggbb lower case, or "" for the default) and logo: a new one (already
+    processed by merchants.branding.logo_process) replaces the old, `logo_remove` drops it. The audit record names
+    the logo by its SHA-256."""
+    Merchant.objects.select_for_update(no_key=True).filter(pk=merchant.pk).first()  # the merchant first, as everywhere
+    current = MerchantLogo.objects.select_for_update().filter(merchant_id=merchant.pk).first()
+    old_sha = current.sha256 if current is not None else None
+    new_sha = old_sha
+    if logo is not None:
+        MerchantLogo.objects.update_or_create(merchant_id=merchant.pk, defaults={
+            "image": logo.image, "content_type": LOGO_CONTENT_TYPE, "width": logo.width, "height": logo.height,
+            "sha256": logo.sha256})
+        new_sha = logo.sha256
+    elif logo_remove and current is not None:
+        current.delete()
+        new_sha = None
+    logo_changed = new_sha != old_sha
+    return _merchant_settings_save(
+        merchant=merchant, action="merchant.branding_update", actor=actor, request=request,
+        changes={"brand_accent_color": accent_color},
+        extra_before={"logo_sha256": old_sha} if logo_changed else None,
+        extra_after={"logo_sha256": new_sha} if logo_changed else None,
+    )
+
+
+@transaction.atomic
+def merchant_checkout_settings_update(*, merchant: Merchant, payment_expiry_minutes: int,
+                                      underpayment_tolerance_bps: int, accept_late_payments: bool, actor=None,
+                                      request=None) -> Merchant:
+    """How new intents wait and what counts as paid (the bounds: merchants.models, checked by the form and by the
+    database's constraints). Intents already created keep their expiry."""
+    return _merchant_settings_save(
+        merchant=merchant, action="merchant.checkout_settings_update", actor=actor, request=request,
+        changes={"payment_expiry_minutes": payment_expiry_minutes,
+                 "underpayment_tolerance_bps": underpayment_tolerance_bps,
+                 "accept_late_payments": accept_late_payments})
+
+
+@transaction.atomic
+def merchant_payment_methods_update(*, merchant: Merchant, enabled_networks: list[str], enabled_tokens: list[str],
+                                    actor=None, request=None) -> Merchant:
+    """The networks and tokens new intents offer by default (API names, token currencies; checked against the
+    active ones by the form in payments.portal, which knows them). Empty lists mean every active one."""
+    return _merchant_settings_save(
+        merchant=merchant, action="merchant.payment_methods_update", actor=actor, request=request,
+        changes={"enabled_networks": sorted(enabled_networks), "enabled_tokens": sorted(enabled_tokens)})
+
+
+@transaction.atomic
+def merchant_notifications_update(*, merchant: Merchant, notification_emails: list[str],
+                                  notify_payment_succeeded: bool, notify_webhook_failing: bool,
+                                  notify_daily_summary: bool, actor=None, request=None) -> Merchant:
+    """Who gets the merchant's emails (empty: the owners) and which ones (merchants.emails)."""
+    return _merchant_settings_save(
+        merchant=merchant, action="merchant.notifications_update", actor=actor, request=request,
+        changes={"notification_emails": list(notification_emails),
+                 "notify_payment_succeeded": notify_payment_succeeded,
+                 "notify_webhook_failing": notify_webhook_failing, "notify_daily_summary": notify_daily_summary})
+
+
+def notification_claim(*, merchant_id: str, kind: str, key: str) -> bool:
+    """Claim the one sending of an email (in the caller's transaction, which sends it and commits): True the first
+    time, False when it was claimed already (by a run that committed, or one still running, which this waits for)."""
+    _, created = NotificationSent.objects.get_or_create(merchant_id=merchant_id, kind=kind, key=key[:128])
+    return created

@@ -3,7 +3,7 @@ from django.urls import path
 
 from gateway.ratelimit import login_limited
 
-from . import views
+from . import settings_views, views
 
 app_name = "portal"
 urlpatterns = [
@@ -26,6 +26,15 @@ urlpatterns = [
     path("keys/", views.api_key_create, name="key-create"),
     path("keys/<str:key_id>/revoke", views.api_key_revoke, name="key-revoke"),
     path("keys/<str:key_id>/roll", views.api_key_roll, name="key-roll"),
+    path("settings/", settings_views.settings_business, name="settings"),
+    path("settings/business/save", settings_views.settings_business_save, name="settings-business-save"),
+    path("settings/branding/", settings_views.settings_branding, name="settings-branding"),
+    path("settings/branding/save", settings_views.settings_branding_save, name="settings-branding-save"),
+    path("settings/checkout/", settings_views.settings_checkout, name="settings-checkout"),
+    path("settings/checkout/save", settings_views.settings_checkout_save, name="settings-checkout-save"),
+    path("settings/notifications/", settings_views.settings_notifications, name="settings-notifications"),
+    path("settings/notifications/save", settings_views.settings_notifications_save,
+         name="settings-notifications-save"),
     path("team/", views.team, name="team"),
     path("team/invitations/", views.invitation_create, name="invitation-create"),
     path("team/invitations/<str:invitation_id>/revoke", views.invitation_revoke, name="invitation-revoke"),

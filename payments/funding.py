@@ -14,7 +14,7 @@ from gateway.metrics import PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, P
 from wallets import activity
 from wallets.models import AddressActivity, ChainCursor, Transfer
 
-from . import services
+from . import notifications, services
 from .events import event_record
 from .ledger_outbox import charge_ledger_fact_record
 from .models import Charge, ChargeDust, ChargeLedgerOutbox, DepositAssignment, PaymentIntent, UnmatchedDeposit
@@ -280,6 +280,7 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
             _move(intent, Status.PROCESSING, "payment_intent.processing")
             _observe(intent, Status.PROCESSING, live)
         _move(intent, Status.SUCCEEDED, "payment_intent.succeeded")
+        notifications.payment_succeeded_enqueue(intent)  # the merchant's email, after commit (when it wants one)
         _observe(intent, Status.SUCCEEDED, live)
     elif target == Status.PROCESSING:
         if current == Status.SUCCEEDED:

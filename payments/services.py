@@ -79,6 +79,8 @@ def _payment_options(intent: PaymentIntent) -> list[PaymentOption]:
         for token in networks[name].tokens:
             if token.pegged_currency != intent.currency:
                 continue
+            if intent.merchant.enabled_tokens and token.currency not in intent.merchant.enabled_tokens:
+                continue  # the merchant's accepted tokens (portal settings)
             options.append(PaymentOption(
                 payment_intent=intent, token=token,
                 amount_base_units=amount_due_base_units(

@@ -3,7 +3,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from . import funding, selectors
+from . import funding, notifications, selectors
+from .notifications import notify_payment_succeeded, notify_webhook_failing  # noqa: F401 (registered with Celery)
 from .webhooks.delivery import deliver
 
 logger = logging.getLogger(__name__)
@@ -35,3 +36,11 @@ def deliver_webhooks(duration: float = 5.0) -> dict:
     seconds or until nothing is left to do, then wait for the requests in flight. Safe to run beside
     `manage.py deliver_webhooks` and several times at once; killed at any line, its leased deliveries come back."""
     return deliver(duration=duration, until_idle=True)
+
+
+@shared_task(name="payments.tasks.send_daily_summaries", time_limit=600, soft_time_limit=540)
+def send_daily_summaries() -> int:
+    """Beat task (hourly): yesterday's summary to each merchant that wants one, once per merchant and day
+    (merchants.NotificationSent): running it again, or every hour, sends nothing twice; a run that failed for a
+    merchant is made up by the next."""
+    return notifications.daily_summaries_send()

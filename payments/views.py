@@ -18,6 +18,7 @@ from eth_utils import to_checksum_address
 from qrcode.image.svg import SvgPathImage
 
 from gateway.ratelimit import limit_per_ip
+from merchants.selectors import checkout_brand
 
 from .models import PaymentIntent
 from .presenters import deposit_addresses, unix
@@ -190,17 +191,18 @@ def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
                   f"on {choice['network']['display_name']}",
         )
     now = timezone.now()
-    merchant_name = intent.merchant.name
+    brand = checkout_brand(merchant=intent.merchant)  # templates/checkout/_brand.html
     return _page(request, "checkout/checkout.html", {
-        "merchant_name": merchant_name,
-        "merchant_initial": (merchant_name.strip()[:1] or "?").upper(),
+        "brand": brand,
+        "merchant_name": brand["name"],
+        "merchant_initial": brand["initial"],
         "amount_display": format_fiat(intent.amount, intent.currency),
         "livemode": intent.livemode,
         "status": status,
         "status_label": STATUS_LABELS.get(status, status),
         "choice": choice,
         "qr_svg": qr,
-        "return_url": _safe_return_url(intent.return_url),
+        "return_url": _safe_return_url(intent.return_url or brand["website_url"]),
         "checkout_config": {
             "statusUrl": reverse("checkout:status", args=[client_secret]),
             "status": "unavailable" if status == "unavailable" else intent.status,

@@ -202,6 +202,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=5),
         "options": {"queue": "default", "expires": 5},
     },
+    # The merchants' daily summary emails (payments/notifications.py): yesterday's, once per merchant and day.
+    "send-daily-summaries": {
+        "task": "payments.tasks.send_daily_summaries",
+        "schedule": timedelta(hours=1),
+        "options": {"queue": "default", "expires": 3600},
+    },
     "purge-idempotency-records": {
         "task": "merchants.tasks.purge_idempotency_records",
         "schedule": timedelta(hours=1),
@@ -403,6 +409,10 @@ GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_IP = env("GATEWAY_RATE_LIMIT_PORTAL_MAIL_PER_
 # Failed logins (portal and admin) per client IP, whatever the account: against password spraying, which the lockout
 # per (account, IP) above never sees. High enough for an office behind one address.
 GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP = env("GATEWAY_RATE_LIMIT_LOGIN_FAILURES_PER_IP", default="30/15m")
+
+# The merchant's "webhook endpoint failing" email (portal settings, Notifications): after this many failed attempts in
+# a row, once per endpoint and incident. The endpoint is disabled (and that emailed) after 3 days of failures.
+GATEWAY_WEBHOOK_FAILING_EMAIL_AFTER = env.int("GATEWAY_WEBHOOK_FAILING_EMAIL_AFTER", default=10)
 
 # Content-Security-Policy (django-csp) on every page but the API's JSON and the API docs (drf-spectacular's pages
 # carry inline scripts); templates put `nonce="{{ request.csp_nonce }}"` on their inline <style> and <script>. The

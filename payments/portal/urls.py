@@ -1,7 +1,7 @@
 """The portal's payments and developer pages, in the portal's namespace (gateway/urls.py)."""
 from django.urls import path
 
-from . import developer_views, views
+from . import developer_views, settings_views, views
 
 urlpatterns = [
     path("payments/", views.payment_list, name="payment-list"),
@@ -20,6 +20,9 @@ urlpatterns = [
          name="webhook-delivery"),
     path("webhooks/<str:endpoint_id>/deliveries/<int:delivery_id>/resend", developer_views.webhook_delivery_resend,
          name="webhook-delivery-resend"),
+    path("settings/payment-methods/", settings_views.settings_payment_methods, name="settings-payment-methods"),
+    path("settings/payment-methods/save", settings_views.settings_payment_methods_save,
+         name="settings-payment-methods-save"),
     path("events/", developer_views.event_list, name="event-list"),
     path("events/<str:event_id>/", developer_views.event_detail, name="event-detail"),
 ]

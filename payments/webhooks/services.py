@@ -6,16 +6,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 
 from gateway.errors import ConfigurationError, DomainError
 from gateway.metrics import WEBHOOK_ATTEMPTS
+from merchants import emails
 from merchants.event_types import TEST_EVENT_TYPE
 from merchants.fields import SealedText
 from merchants.models import WebhookEndpoint
 from merchants.presenters import webhook_endpoint_json
 
+from .. import notifications
 from ..events import event_record
 from ..models import Event, WebhookDelivery
 
@@ -217,11 +218,12 @@ def delivery_attempts_record(*, results: list[AttemptResult], now: datetime, rng
         "codes": [r.status_code for r in results], "errors": [r.error[:500] for r in results],
         "bodies": [r.response_body for r in results],
     }
+    threshold = notifications.webhook_failing_threshold()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(RECORD_SQL, params)
         if ok_endpoints:
             cursor.execute(
-                "UPDATE merchants_webhookendpoint SET failing_since = NULL, updated = %s "
+                "UPDATE merchants_webhookendpoint SET failing_since = NULL, consecutive_failures = 0, updated = %s "
                 "WHERE id = ANY(%s) AND failing_since IS NOT NULL", [now, ok_endpoints])
         disabled = []
         if failing_endpoints:
@@ -232,6 +234,15 @@ def delivery_attempts_record(*, results: list[AttemptResult], now: datetime, rng
                 "SELECT id FROM merchants_webhookendpoint WHERE id = ANY(%s) AND status = 'enabled' "
                 "AND failing_since <= %s", [failing_endpoints, now - GIVE_UP_AFTER])
             disabled = [row[0] for row in cursor.fetchall()]
+            # The run of failures of each failing endpoint; those whose run reaches the threshold now are emailed.
+            failures = {e: sum(1 for r in results if r.endpoint_id == e) for e in failing_endpoints}
+            cursor.execute(
+                "UPDATE merchants_webhookendpoint e SET consecutive_failures = e.consecutive_failures + f.n "
+                "FROM unnest(%s::varchar[], %s::int[]) AS f(id, n) WHERE e.id = f.id "
+                "RETURNING e.id, e.consecutive_failures",
+                [list(failures), list(failures.values())])
+            reached = [e for e, total in cursor.fetchall() if total - failures[e] < threshold <= total]
+            notifications.webhook_failing_enqueue([e for e in reached if e not in disabled])
         for endpoint_id in disabled:
             endpoint_disable(endpoint_id=endpoint_id, reason=ENDPOINT_DISABLED_REASON, notify=True)
     succeeded = sum(1 for r in results if r.succeeded)
@@ -259,16 +270,11 @@ def endpoint_disable(*, endpoint_id: str, reason: str, notify: bool = False) -> 
 
 
 def _disabled_email(endpoint: WebhookEndpoint) -> None:
+    """Always sent (whatever the notification settings), to the merchant's notification emails or owners."""
     try:
-        send_mail(
-            subject="Webhook endpoint disabled",
-            message=(f"Deliveries to your webhook endpoint {endpoint.id} ({endpoint.url}) have failed since "
-                     f"{endpoint.failing_since:%Y-%m-%d %H:%M} UTC, so it has been disabled. "
-                     "Fix it, enable it again, and resend the events you missed."),
-            from_email=None, recipient_list=[endpoint.merchant.email],
-        )
+        emails.webhook_disabled_send(endpoint=endpoint)
     except Exception:  # the endpoint stays disabled; a mail server outage must not undo it
-        logger.exception("could not email %s about disabled endpoint %s", endpoint.merchant.email, endpoint.id)
+        logger.exception("could not email merchant %s about disabled endpoint %s", endpoint.merchant_id, endpoint.id)
 
 
 def delivery_resend(*, endpoint: WebhookEndpoint, event: Event, now: datetime) -> WebhookDelivery:

@@ -16,6 +16,9 @@ from tests.payments.test_checkout_browser import CHROMIUM, CHROMIUM_ARGS, pytest
 
 WIDTHS = (1280, 390)
 PUBLIC = ["/portal/login/", "/portal/signup/", "/portal/password-reset/"]
+# The settings' sections past the first (the nav links to /portal/settings/).
+SETTINGS_SECTIONS = ["/portal/settings/branding/", "/portal/settings/checkout/", "/portal/settings/payment-methods/",
+                     "/portal/settings/notifications/"]
 # What sticks out (for the failure message).
 WIDEST = """[...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth)
   .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join(', ')"""
@@ -33,6 +36,17 @@ def session_cookie(transactional_db, live_server):
     Membership.objects.create(merchant=second, user=merchant.user, role=Role.ADMIN)
     services.invitation_create(merchant=merchant, email="someone.with.a.long.address@example.com",
                                role=Role.DEVELOPER, invited_by=merchant.user, by_role=Role.OWNER)
+    # Branding with a logo, so the settings pages show their preview.
+    from io import BytesIO
+
+    from PIL import Image
+
+    from merchants.branding import logo_process
+
+    image = BytesIO()
+    Image.new("RGB", (600, 200), (20, 120, 200)).save(image, format="PNG")
+    image.seek(0)
+    services.merchant_branding_update(merchant=merchant, accent_color="#ffaa00", logo=logo_process(image))
     client = Client()
     login_verified(client, merchant.user)
     return client.cookies[settings.SESSION_COOKIE_NAME].value
@@ -66,6 +80,7 @@ def test_portal_pages_fit_1280_and_390_px(live_server, session_cookie):
                         page.goto(live_server.url + "/portal/")
                         paths += [a for a in page.eval_on_selector_all("nav.main a", "els => els.map(e => e.getAttribute('href'))")
                                   if a not in paths]
+                        paths += SETTINGS_SECTIONS
                     for path in paths:
                         response = page.goto(live_server.url + path)
                         assert response.status == 200, (path, response.status)
