@@ -175,6 +175,15 @@ def test_a_network_is_watched_when_it_has_an_rpc_url(rule_on, monkeypatch, setti
     assert is_watched(Network.objects.get(code="polygon-amoy"))
 
 
+def test_with_the_devnet_registered_as_in_make_run_only_the_devnet_is_offered(settings, devnet, api):
+    settings.GATEWAY_NETWORKS_REQUIRE_RPC = True
+    clear_network_cache()
+    assert {name: a.network.code for name, a in active_networks(livemode=False).items()} == {"bsc": "devnet"}
+    intent = api.post("/v1/payment_intents", {"amount": 1000, "currency": "usd"}).json()
+    assert intent["payment_method_options"]["crypto"]["deposit_options"]["networks"] == ["bsc"]
+    clear_network_cache()
+
+
 def test_new_intents_list_only_watched_networks(rule_on, monkeypatch, api, merchant):
     # Given seeded test networks of which only Ethereum Sepolia has an RPC URL
     monkeypatch.setenv(Network.objects.get(code="sepolia").rpc_env, "http://127.0.0.1:9")
