@@ -331,7 +331,8 @@ def checkout_page(request: HttpRequest, client_secret: str) -> HttpResponse:
     choice = None if status == "unavailable" else _choices(intent, funds, **_params(request))
     now = timezone.now()
     merchant_name = intent.merchant.name
-    query = "?" + request.GET.urlencode() if choice else ""
+    # The status poll asks about the network and token the page shows (what is left to pay is in that token).
+    query = f"?network={choice['network']['api_name']}&token={choice['token']['symbol'].lower()}" if choice else ""
     return _page(request, "checkout/checkout.html", {
         "merchant_name": merchant_name,
         "merchant_initial": (merchant_name.strip()[:1] or "?").upper(),
