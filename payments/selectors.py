@@ -1,14 +1,17 @@
 import hmac
+from dataclasses import dataclass
 from datetime import timedelta
+from fractions import Fraction
 
 from django.db.models import Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from gateway.ids import id_is_valid
-from wallets.models import ChainCursor
+from wallets.models import ChainCursor, Transfer
 
-from .models import Charge, Event, PaymentIntent, PaymentOption, WebhookDelivery
+from .models import Charge, ChargeDust, Event, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookDelivery
+from .pricing import FIAT_EXPONENTS
 
 
 def _with_details(qs: QuerySet) -> QuerySet:
@@ -118,3 +121,58 @@ def event_type_q(pattern: str) -> Q:
 def _regex_literal(text: str) -> str:
     # Only [a-z0-9_.] reach here (payments.event_apis checks the pattern): escape the dot.
     return text.replace(".", "\\.")
+
+
+# --- The hosted checkout --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CheckoutFunds:
+    """What the customer has sent to an intent's address, as the checkout tells them. Live transfers only (a block
+    that left the chain takes its transfers with it), in chain order, of the intent's tokens."""
+
+    paid: list  # wallets.models.Transfer that count for the intent (what `amount_received`/`amount_seen` come from)
+    late: list  # transfers that came after the intent closed and are not credited to it (unmatched deposits)
+
+    @staticmethod
+    def value_minor(transfers: list, currency: str) -> Fraction:
+        """The exact worth of stablecoin transfers in minor units of `currency` (as payments.funding counts them)."""
+        exponent = FIAT_EXPONENTS[currency]
+        return sum((Fraction(t.amount_base_units * 10 ** exponent, 10 ** t.token.decimals) for t in transfers),
+                   Fraction(0))
+
+
+def checkout_funds(*, intent: PaymentIntent) -> CheckoutFunds:
+    """The transfers payments.funding counts for the intent (`paid`, seen or final) and the ones it records as
+    unmatched deposits because the intent had closed (`late`). Transfers of other tokens or networks, and transfers
+    staff assigned to another intent, are neither."""
+    if intent.deposit_address_id is None:
+        return CheckoutFunds(paid=[], late=[])
+    accepted = {o.token_id for o in intent.options.all()}
+    transfers = list(
+        Transfer.objects.filter(Q(deposit_address_id=intent.deposit_address_id) | Q(assignment__payment_intent=intent),
+                                orphaned_at__isnull=True, token__isnull=False)
+        .select_related("network", "token", "unmatched_deposit", "assignment")
+        .order_by("block_number", "log_index", "id")
+    )
+    credited = set(Charge.objects.filter(payment_intent=intent, status=Charge.Status.SUCCEEDED)
+                   .values_list("transfer_id", flat=True))
+    credited |= set(ChargeDust.objects.filter(charge__payment_intent=intent, reversed=False)
+                    .values_list("transfer_id", flat=True))
+    closed = intent.status == PaymentIntent.Status.CANCELED
+    paid, late = [], []
+    for transfer in transfers:
+        assignment = getattr(transfer, "assignment", None)
+        if assignment is not None:
+            if assignment.payment_intent_id == intent.id:
+                paid.append(transfer)
+            continue  # assigned here: this intent's; assigned elsewhere: that intent's
+        if (transfer.token_id not in accepted or transfer.network.livemode != intent.livemode
+                or transfer.network.api_name not in intent.networks):
+            continue
+        unmatched = getattr(transfer, "unmatched_deposit", None)
+        if transfer.id in credited or (not closed and unmatched is None):
+            paid.append(transfer)
+        elif closed and (unmatched is None and not transfer.is_final
+                         or unmatched is not None and unmatched.reason == UnmatchedDeposit.Reason.INTENT_CLOSED):
+            late.append(transfer)  # not final yet, or final and recorded as a deposit to a closed intent
+    return CheckoutFunds(paid=paid, late=late)

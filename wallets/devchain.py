@@ -461,6 +461,7 @@ def register_devnet(rpc_url: str, tokens: dict[str, str]) -> Network:
                 api_name=DEVNET_API_NAME, display_name="Local devnet (anvil)", chain_id=CHAIN_ID, livemode=False,
                 is_active=True, native_currency="eth", native_decimals=18, block_time_ms=1000,
                 finality=Network.Finality.FINALIZED, rpc_env=rpc_env_name(DEVNET_CODE),
+                public_rpc_url=rpc_url,  # a local node with no secret: what a browser wallet on this machine uses
             ),
         )
         for currency, address in tokens.items():

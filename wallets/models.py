@@ -27,6 +27,11 @@ class Network(models.Model):
     confirmations = models.PositiveIntegerField(default=12, help_text="Used when finality is by confirmations.")
     block_time_ms = models.PositiveIntegerField(default=2000)
     explorer_url = models.URLField(blank=True)
+    public_rpc_url = models.URLField(
+        blank=True, help_text="A public RPC URL without any secret, given to customers' browser wallets to add this "
+                              "chain on the checkout (wallet_addEthereumChain); empty: the wallet must know the chain. "
+                              "Never the watcher's RPC URL: those often carry an API key.",
+    )
     scan_native = models.BooleanField(
         default=False, help_text="Also read block bodies for native-coin payments (costly on busy chains)."
     )

@@ -53,6 +53,22 @@ TESTNETS = [
     ]),
 ]
 
+# RPC URLs anyone may use (no API key), that the checkout hands to a customer's browser wallet to add the chain.
+PUBLIC_RPC_URLS = {
+    "bsc": "https://bsc-dataseed.bnbchain.org",
+    "ethereum": "https://ethereum-rpc.publicnode.com",
+    "polygon": "https://polygon-rpc.com",
+    "arbitrum": "https://arb1.arbitrum.io/rpc",
+    "optimism": "https://mainnet.optimism.io",
+    "base": "https://mainnet.base.org",
+    "bsc-testnet": "https://data-seed-prebsc-1-s1.bnbchain.org:8545",
+    "sepolia": "https://ethereum-sepolia-rpc.publicnode.com",
+    "polygon-amoy": "https://rpc-amoy.polygon.technology",
+    "arbitrum-sepolia": "https://sepolia-rollup.arbitrum.io/rpc",
+    "optimism-sepolia": "https://sepolia.optimism.io",
+    "base-sepolia": "https://sepolia.base.org",
+}
+
 API_NETWORK_NAMES = ("bsc", "ethereum", "polygon", "arbitrum", "optimism", "base")
 
 
@@ -63,6 +79,7 @@ def rpc_env_name(code: str) -> str:
 def seed_networks(Network, Token) -> None:
     """Create the known networks and tokens that are missing; never overwrites staff edits. Takes the model
     classes so that the data migration can pass its historical models."""
+    has_public_rpc = any(f.name == "public_rpc_url" for f in Network._meta.get_fields())  # 0003 predates it
     for livemode, rows in ((True, MAINNETS), (False, TESTNETS)):
         for code, api_name, display, chain_id, native, block_ms, finality, confs, explorer, tokens in rows:
             network, _ = Network.objects.get_or_create(
@@ -72,6 +89,7 @@ def seed_networks(Network, Token) -> None:
                     native_currency=native, block_time_ms=block_ms, finality=finality, confirmations=confs or 12,
                     explorer_url=explorer, rpc_env=rpc_env_name(code),
                     is_active=not Network.objects.filter(api_name=api_name, livemode=livemode, is_active=True).exists(),
+                    **({"public_rpc_url": PUBLIC_RPC_URLS.get(code, "")} if has_public_rpc else {}),
                 ),
             )
             for currency, address, decimals in tokens:
@@ -98,8 +116,20 @@ class ActiveNetwork:
 _cache: dict[bool, tuple[float, dict[str, ActiveNetwork]]] = {}
 
 
+def is_watched(network) -> bool:
+    """Whether the chain watcher watches `network`: it has an RPC URL (GATEWAY_RPC_<CODE>, or the devnet's), the
+    one thing the watcher needs (it skips a network without; docs/operations.md). Not the scanner's cursor: a fresh
+    deployment has none until the first scan, and a lagging scanner is monitoring's business (readyz, lag alerts)."""
+    if not getattr(settings, "GATEWAY_NETWORKS_REQUIRE_RPC", True):
+        return True
+    from .chain.rpc import rpc_urls
+
+    return bool(rpc_urls(code=network.code, rpc_env=network.rpc_env))
+
+
 def active_networks(*, livemode: bool) -> dict[str, ActiveNetwork]:
-    """API network name -> the active network of that mode with its active tokens."""
+    """API network name -> the active and watched (`is_watched`) network of that mode with its active tokens: the
+    networks offered to new payments and on the checkout."""
     ttl = getattr(settings, "GATEWAY_NETWORK_CACHE_SECONDS", 10)
     hit = _cache.get(livemode)
     now = time.monotonic()
@@ -107,7 +137,7 @@ def active_networks(*, livemode: bool) -> dict[str, ActiveNetwork]:
         return hit[1]
     from .models import Network, Token
 
-    networks = {n.id: n for n in Network.objects.filter(livemode=livemode, is_active=True)}
+    networks = {n.id: n for n in Network.objects.filter(livemode=livemode, is_active=True) if is_watched(n)}
     tokens: dict[int, list] = {nid: [] for nid in networks}
     for token in Token.objects.filter(network_id__in=networks, is_active=True).order_by("currency"):
         tokens[token.network_id].append(token)

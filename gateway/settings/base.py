@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "gateway.locale.CheckoutLocaleMiddleware",  # the checkout's language from Accept-Language; nothing else
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -127,6 +128,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The customer's pages (/pay/, /claim/) follow the browser's Accept-Language (gateway.locale); everything else
+# (API, portal, admin) stays English.
+LANGUAGES = [("en", "English"), ("de", "Deutsch")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
@@ -365,6 +370,10 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 GATEWAY_NETWORK_CACHE_SECONDS = env.int("GATEWAY_NETWORK_CACHE_SECONDS", default=10)
+# Only networks the chain watcher watches (an RPC URL in GATEWAY_RPC_<CODE>, or the devnet's) are offered to new
+# payments and on the checkout (wallets.networks.active_networks). The test suite turns it off for its seeded test
+# networks that no node backs; the tests of the rule turn it on.
+GATEWAY_NETWORKS_REQUIRE_RPC = env.bool("GATEWAY_NETWORKS_REQUIRE_RPC", default=True)
 # API keys found by merchants.selectors.api_key_active_by_raw are remembered per process for this many seconds
 # (0: read on every request). Revocation takes effect within this time; production sets 2 s.
 GATEWAY_API_KEY_CACHE_SECONDS = env.float("GATEWAY_API_KEY_CACHE_SECONDS", default=0)

@@ -26,6 +26,7 @@ CACHES = {
 }
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
 GATEWAY_NETWORK_CACHE_SECONDS = 0
+GATEWAY_NETWORKS_REQUIRE_RPC = False  # the seeded test networks have no node; tests of the rule turn it on
 # Separate test databases for runs that share a machine (set TEST_DB_NAME per run).
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DB_NAME", default="test_gateway")}  # noqa: F405
 # Rate limits high enough for a suite that makes many calls from one IP with one key; tests of the limits lower them.

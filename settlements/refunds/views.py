@@ -5,6 +5,8 @@ no Referer, noindex)."""
 from django import forms
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods
 
 from gateway.errors import DomainError
@@ -16,19 +18,19 @@ from .selectors import refund_by_claim_token
 from .services import destination_address_check, refund_claim
 
 Status = Refund.Status
-STATUS_LABELS = {
-    Status.REQUIRES_ACTION: "Waiting for your address",
-    Status.PENDING: "On its way",
-    Status.SUCCEEDED: "Sent",
-    Status.FAILED: "Failed: the shop has been told",
-    Status.CANCELED: "Canceled by the shop",
+STATUS_LABELS = {  # in the customer's language (gateway.locale)
+    Status.REQUIRES_ACTION: gettext_lazy("Waiting for your address"),
+    Status.PENDING: gettext_lazy("On its way"),
+    Status.SUCCEEDED: gettext_lazy("Sent"),
+    Status.FAILED: gettext_lazy("Failed: the shop has been told"),
+    Status.CANCELED: gettext_lazy("Canceled by the shop"),
 }
 
 
 class ClaimForm(forms.Form):
-    address = forms.CharField(max_length=100, label="Your address")
-    address_confirm = forms.CharField(max_length=100, label="The same address again")
-    confirm = forms.BooleanField(label="I checked that this address is mine and on the right network")
+    address = forms.CharField(max_length=100, label=gettext_lazy("Your address"))
+    address_confirm = forms.CharField(max_length=100, label=gettext_lazy("The same address again"))
+    confirm = forms.BooleanField(label=gettext_lazy("I checked that this address is mine and on the right network"))
 
     def clean_address(self):
         try:
@@ -41,7 +43,7 @@ class ClaimForm(forms.Form):
         data = super().clean()
         address, again = data.get("address"), (data.get("address_confirm") or "").strip().lower()
         if address and again and address != again:
-            self.add_error("address_confirm", "The two addresses differ: type the same address twice.")
+            self.add_error("address_confirm", _("The two addresses differ: type the same address twice."))
         return data
 
 

@@ -72,3 +72,18 @@ def test_the_customers_address_moves_the_refund_to_pending_once(refund):
     client.post(page(refund), {**form("0x" + "d1" * 20), "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
     refund.refresh_from_db()
     assert refund.destination_address == CHECKSUMMED.lower()
+
+
+def test_the_page_speaks_german_to_a_german_browser(refund):
+    client = Client(enforce_csrf_checks=False)
+    response = client.get(page(refund), HTTP_ACCEPT_LANGUAGE="de-DE,de;q=0.9")
+    html = response.content.decode()
+    assert response["Content-Language"] == "de" and '<html lang="de">' in html
+    assert "Erstattung von" in html and "Warten auf Ihre Adresse" in html and "Ihre Adresse" in html
+    assert "Meine Erstattung an diese Adresse senden" in html and "2.5 USDT" in html
+
+    refused = client.post(page(refund), form(CHECKSUMMED, CHECKSUMMED.replace("0x5a", "0x5b")),
+                          HTTP_ACCEPT_LANGUAGE="de")
+    assert refused.status_code == 400
+    assert "Die beiden Adressen unterscheiden sich" in refused.content.decode()
+    assert Refund.objects.get(pk=refund.pk).status == "requires_action"
