@@ -46,7 +46,8 @@ from gateway.celery import task_wake
 from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, SendingAddress, Token, Transfer
 
 from . import finality, reorg
-from .decode import BLACKLIST_EVENTS, SCANNED_TOPICS, decode_blacklist_log, decode_transfer_log
+from .decode import (BLACKLIST_EVENTS, SCANNED_TOPICS, TRANSFER_TOPIC, decode_blacklist_log,  # noqa: F401
+                     decode_transfer_log)
 from .reorg import ChainMoved, Header, headers_fetch, scanned_blocks_store
 from .rpc import RpcClient, RpcError, RpcUnavailable
 from .selectors import chain_cursor_get, deposit_address_ids_by_address
