@@ -16,6 +16,11 @@ contract TestToken {
 
     event Transfer(address indexed from, address indexed to, uint256 value);
     event Approval(address indexed owner, address indexed spender, uint256 value);
+    // The issuers' freezes, as their contracts declare them: Tether's USDT (address not indexed) and Circle's USDC.
+    event AddedBlackList(address _user);
+    event Blacklisted(address indexed _account);
+
+    mapping(address => bool) public isBlackListed;
 
     error NotMinter();
     error InsufficientBalance();
@@ -56,6 +61,20 @@ contract TestToken {
     function mint(address to, uint256 amount) external {
         if (msg.sender != minter) revert NotMinter();
         _mint(to, amount);
+    }
+
+    /// @notice USDT's freeze (Tether's `addBlackList`): only the event and the flag; transfers are not stopped here.
+    function addBlackList(address user) external {
+        if (msg.sender != minter) revert NotMinter();
+        isBlackListed[user] = true;
+        emit AddedBlackList(user);
+    }
+
+    /// @notice USDC's freeze (Circle's `blacklist`): only the event and the flag.
+    function blacklist(address account) external {
+        if (msg.sender != minter) revert NotMinter();
+        isBlackListed[account] = true;
+        emit Blacklisted(account);
     }
 
     /// @notice Mints `amount` to each address of `to`.

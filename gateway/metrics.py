@@ -53,6 +53,14 @@ WEBHOOK_ATTEMPTS = Counter(
     "gateway_webhook_attempts", "Webhook POSTs finished, by outcome (success: a 2xx; failure: anything else).",
     ["outcome"],
 )
+DEPOSITS_HELD = Counter(
+    "gateway_deposits_held", "Transfers to a deposit address from a blocked sender, held for review (payments "
+    "HeldDeposit), by network.", ["network"],
+)
+ISSUER_BLACKLIST_ALERTS = Counter(
+    "gateway_issuer_blacklist_alerts", "Issuer blacklist events (USDT AddedBlackList, USDC Blacklisted) naming one of "
+    "the gateway's addresses, by network.", ["network"],
+)
 HTTP_REQUESTS = Counter(
     "gateway_http_requests", "Web requests answered, by surface (api, checkout, portal, admin, other) and status "
     "class (2xx, 3xx, 4xx, 5xx).", ["surface", "code"],

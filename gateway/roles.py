@@ -12,9 +12,10 @@ OPERATIONS_VIEW = [
     "wallets.view_network", "wallets.view_token", "wallets.view_masterseed", "wallets.view_depositaddress",
     "wallets.view_chaincursor", "wallets.view_transfer", "wallets.view_balancediscrepancy",
     "wallets.view_sendingaddress", "wallets.view_outgoingtransaction", "wallets.view_outgoingattempt",
-    "wallets.view_outgoingtransactionevent",
+    "wallets.view_outgoingtransactionevent", "wallets.view_blockedaddress", "wallets.view_issuerblacklistalert",
     "payments.view_paymentintent", "payments.view_paymentoption", "payments.view_event", "payments.view_charge",
     "payments.view_unmatcheddeposit", "payments.view_webhookdelivery", "payments.view_webhookattempt",
+    "payments.view_helddeposit",
     "settlements.view_journaltransaction", "settlements.view_ledgerentry", "settlements.view_ledgeraccount",
     "settlements.view_ledgerbalance", "settlements.view_merchantterms", "settlements.view_feeschedule",
     "settlements.view_ledgeradjustment",
@@ -57,6 +58,9 @@ ROLES: dict[str, list[str]] = {
         "merchants.view_encryptedtotpdevice", "merchants.delete_encryptedtotpdevice",  # reset a lost second factor
         "axes.view_accessattempt", "axes.delete_accessattempt",  # see and lift lockouts
         "axes.view_accesslog", "axes.view_accessfailurelog",
+        # The address blocklist: add / deactivate, deposits held from blocked senders, issuer blacklist alerts.
+        "wallets.add_blockedaddress", "wallets.deactivate_blockedaddress", "payments.decide_helddeposit",
+        "wallets.acknowledge_issuerblacklistalert",
     ],
 }
 

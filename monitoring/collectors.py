@@ -112,3 +112,11 @@ class BusinessCollector:
         for network, count in snapshot.discrepancies_open.items():
             discrepancies.add_metric([network], count)
         yield discrepancies
+
+        held = _gauge("gateway_deposits_held_open", "Deposits from blocked senders waiting for a staff decision.", [])
+        held.add_metric([], snapshot.deposits_held)
+        yield held
+        alerts = _gauge("gateway_issuer_blacklist_alerts_open", "Issuer blacklist alerts on our addresses not "
+                        "acknowledged yet.", [])
+        alerts.add_metric([], len(snapshot.issuer_blacklist_alerts))
+        yield alerts

@@ -15,9 +15,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from merchants.models import WebhookEndpoint
-from payments.models import ChargeLedgerOutbox, Event, PaymentIntent, WebhookDelivery
+from payments.models import ChargeLedgerOutbox, Event, HeldDeposit, PaymentIntent, WebhookDelivery
 from settlements.models import AccountKind, LedgerAdjustment, LedgerBalance, Payout, Refund
-from wallets.models import AddressActivity, BalanceDiscrepancy, Network, OutgoingTransaction
+from wallets.models import AddressActivity, BalanceDiscrepancy, IssuerBlacklistAlert, Network, OutgoingTransaction
 
 from .floors import hot_wallet_floors
 
@@ -82,6 +82,8 @@ class OperationsSnapshot:
     hot_wallets: list[HotWalletRow]
     discrepancies_open: dict[str, int]  # network code -> count
     approvals_pending: dict[str, int]  # payouts / refunds held by a limit, ledger adjustments proposed -> count
+    deposits_held: int = 0  # deposits from blocked senders waiting for a staff decision (payments.HeldDeposit)
+    issuer_blacklist_alerts: list = field(default_factory=list)  # not acknowledged yet (wallets.IssuerBlacklistAlert)
     celery_queues: dict[str, int | None] = field(default_factory=dict)  # None: the broker did not answer
 
 
@@ -179,6 +181,9 @@ def operations_snapshot(*, with_broker: bool = True) -> OperationsSnapshot:
                 "ledger_adjustments": LedgerAdjustment.objects.filter(
                     status=LedgerAdjustment.Status.PROPOSED).count(),
             },
+            deposits_held=HeldDeposit.objects.filter(status=HeldDeposit.Status.HELD).count(),  # held_deposit_open_idx
+            issuer_blacklist_alerts=list(IssuerBlacklistAlert.objects.filter(acknowledged_at__isnull=True)
+                                         .select_related("network", "token")[:50]),
         )
     if with_broker:
         snapshot.celery_queues = celery_queue_lengths()

@@ -5,8 +5,10 @@ from django.utils import timezone
 from gateway.admin_site import FactAdmin, ReasonForm, action_with_form, staff_permission
 from gateway.ids import id_is_valid
 
-from .corrections import payment_intent_cancel_by_staff, unmatched_deposit_assign
-from .models import Charge, Event, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookAttempt, WebhookDelivery
+from .corrections import (held_deposit_keep, held_deposit_release, payment_intent_cancel_by_staff,
+                          unmatched_deposit_assign)
+from .models import (Charge, Event, HeldDeposit, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookAttempt,
+                     WebhookDelivery)
 from .services import MERCHANT_CANCELLATION_REASONS
 from .webhooks.services import delivery_resend
 
@@ -97,6 +99,48 @@ class UnmatchedDepositAdmin(FactAdmin):
             run=lambda deposit, data: unmatched_deposit_assign(
                 deposit=deposit, intent=data["payment_intent"], actor=request.user, reason=data["reason"],
                 request=request))
+
+
+@admin.register(HeldDeposit)
+class HeldDepositAdmin(FactAdmin):
+    """Deposits from a blocked sender (wallets.BlockedAddress), held for review: not credited, not swept. "Release"
+    credits them by the normal rules; "Keep" leaves them frozen on the deposit address (payments.corrections)."""
+
+    list_display = ("id", "status", "merchant", "livemode", "payment_intent", "from_address", "amount", "network",
+                    "created", "decided_at", "decided_by")
+    list_filter = ("status", "livemode", "transfer__network")
+    list_select_related = ("transfer__network", "transfer__token")
+    search_fields = ("id", "from_address", "transfer__tx_hash", "transfer__to_address", "payment_intent__id")
+    readonly_fields = [f.name for f in HeldDeposit._meta.fields]
+    actions = ["release", "keep"]
+
+    has_decide_permission = staff_permission("payments.decide_helddeposit")
+
+    @admin.display(description="amount (base units)")
+    def amount(self, obj):
+        token = obj.transfer.token.currency if obj.transfer.token_id else "native"
+        return f"{obj.transfer.amount_base_units} {token}"
+
+    @admin.display(description="network")
+    def network(self, obj):
+        return obj.transfer.network.code
+
+    @admin.action(description="Release (credit by the normal rules, with a reason)", permissions=["decide"])
+    def release(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=ReasonForm, title="Release held deposits",
+            intro="Each deposit then counts among its intent's transfers by the normal rules (a Charge, the ledger, "
+                  "sweeps), or becomes an unmatched deposit when it pays no open intent.",
+            run=lambda hold, data: held_deposit_release(hold=hold, actor=request.user, reason=data["reason"],
+                                                        request=request))
+
+    @admin.action(description="Keep (frozen on the deposit address, with a reason)", permissions=["decide"])
+    def keep(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=ReasonForm, title="Keep held deposits",
+            intro="The funds stay on the deposit address: never credited, never swept (they can be released later).",
+            run=lambda hold, data: held_deposit_keep(hold=hold, actor=request.user, reason=data["reason"],
+                                                     request=request))
 
 
 class WebhookAttemptInline(admin.TabularInline):

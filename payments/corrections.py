@@ -1,13 +1,14 @@
 """Manual corrections by staff, each with a reason, its events and its audit record, in one transaction
 (docs/operations.md, "Corrections"). The admin's actions call these; nothing else changes an intent by hand."""
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import audit_record, model_snapshot
 from gateway.errors import DomainError
 from wallets import activity
 
 from . import funding, services
-from .models import DepositAssignment, PaymentIntent, UnmatchedDeposit
+from .models import DepositAssignment, HeldDeposit, PaymentIntent, UnmatchedDeposit
 
 Status = PaymentIntent.Status
 INTENT_FIELDS = ["status", "amount", "currency", "amount_received", "amount_seen", "cancellation_reason",
@@ -103,3 +104,50 @@ def unmatched_deposit_refund_mark(*, deposit_id: str, refund_id: str) -> None:
     if deposit.refund_reference != refund_id:
         deposit.refund_reference = refund_id
         deposit.save(update_fields=["refund_reference"])
+
+
+HOLD_FIELDS = ["status", "decided_at", "decided_by", "decision_reason"]
+HOLD_TRANSITIONS = {
+    HeldDeposit.Status.HELD: {HeldDeposit.Status.RELEASED, HeldDeposit.Status.KEPT},
+    HeldDeposit.Status.KEPT: {HeldDeposit.Status.RELEASED},  # a decision revisited (the address left the list)
+    HeldDeposit.Status.RELEASED: set(),
+}
+
+
+def _held_deposit_decide(*, hold: HeldDeposit, to: str, actor, reason: str, request=None) -> HeldDeposit:
+    reason = _reason_required(reason)
+    address_id = HeldDeposit.objects.filter(pk=hold.pk).values_list("transfer__deposit_address_id", flat=True).get()
+    activity.deposit_address_lock(deposit_address_id=address_id)  # funding.address_apply's order: address first
+    locked = HeldDeposit.objects.select_for_update(of=("self",)).get(pk=hold.pk)
+    if locked.status == to:
+        return locked
+    if to not in HOLD_TRANSITIONS[locked.status]:
+        raise DomainError(code="held_deposit_unexpected_state", param="status",
+                          message=f"{locked.id} is {locked.status}: it cannot be {to}.")
+    before = model_snapshot(locked, HOLD_FIELDS)
+    locked.status, locked.decided_at = to, timezone.now()
+    locked.decided_by = getattr(actor, "username", "") or str(actor)
+    locked.decision_reason = reason
+    locked.save(update_fields=HOLD_FIELDS)
+    after = model_snapshot(locked, HOLD_FIELDS)
+    if to == HeldDeposit.Status.RELEASED:
+        # Counted from now on by the normal rules (Charge, processing / succeeded, ledger queue, sweep), once.
+        intent = funding.address_apply(deposit_address_id=address_id)
+        after["payment_intent"] = {"id": intent.id, **model_snapshot(intent, INTENT_FIELDS)} if intent else None
+    audit_record(actor=actor, action=f"held_deposit.{'release' if to == HeldDeposit.Status.RELEASED else 'keep'}",
+                 obj=locked, before=before, after=after, reason=reason, request=request)
+    return locked
+
+
+@transaction.atomic
+def held_deposit_release(*, hold: HeldDeposit, actor, reason: str, request=None) -> HeldDeposit:
+    """Release a deposit held from a blocked sender: its transfer then funds the intent (or becomes an unmatched
+    deposit) by the normal rules, in this transaction. Twice: nothing more."""
+    return _held_deposit_decide(hold=hold, to=HeldDeposit.Status.RELEASED, actor=actor, reason=reason,
+                                request=request)
+
+
+@transaction.atomic
+def held_deposit_keep(*, hold: HeldDeposit, actor, reason: str, request=None) -> HeldDeposit:
+    """Keep a held deposit frozen on its deposit address (never credited, never swept) with the reason."""
+    return _held_deposit_decide(hold=hold, to=HeldDeposit.Status.KEPT, actor=actor, reason=reason, request=request)

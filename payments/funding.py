@@ -10,14 +10,16 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
-from gateway.metrics import PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, PAYMENT_TRANSITIONS
+from gateway.metrics import DEPOSITS_HELD, PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, PAYMENT_TRANSITIONS
 from wallets import activity
-from wallets.models import AddressActivity, ChainCursor, Transfer
+from wallets.alerts import staff_email
+from wallets.models import AddressActivity, BlockedAddress, ChainCursor, Transfer
 
 from . import notifications, services
 from .events import event_record
 from .ledger_outbox import charge_ledger_fact_record
-from .models import Charge, ChargeDust, ChargeLedgerOutbox, DepositAssignment, PaymentIntent, UnmatchedDeposit
+from .models import (Charge, ChargeDust, ChargeLedgerOutbox, DepositAssignment, HeldDeposit, PaymentIntent,
+                     UnmatchedDeposit)
 from .presenters import charge_json, payment_intent_json, unmatched_deposit_json
 from .pricing import FIAT_EXPONENTS
 
@@ -102,6 +104,57 @@ def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> No
         deposit.transfer = transfer
         event_record(merchant=address.merchant, livemode=deposit.livemode, type="crypto.deposit.unmatched",
                      obj_id=deposit.id, snapshot=unmatched_deposit_json(deposit), sequence=1)
+
+
+def _held(*, address, intent: PaymentIntent | None, transfers: list[Transfer], settled: set[int]) -> set[int]:
+    """The transfers of this apply held for review (HeldDeposit held or kept): never credited, never unmatched.
+    A live transfer not credited or announced yet (not in `settled`) whose sender is on the active blocklist is held
+    here, once: its HeldDeposit row is written now, logged, counted and emailed to staff. A transfer credited before
+    its sender was blocked stays credited; a released hold counts by the normal rules."""
+    ids = [t.id for t in transfers]
+    status = dict(HeldDeposit.objects.filter(transfer_id__in=ids).values_list("transfer_id", "status"))
+    fresh = [t for t in transfers if t.id not in status and t.id not in settled and t.orphaned_at is None]
+    if fresh:
+        blocked = {b.address: b for b in BlockedAddress.objects.filter(
+            address__in={t.from_address for t in fresh}, active=True)}
+        for transfer in fresh:
+            entry = blocked.get(transfer.from_address)
+            if entry is None:
+                continue
+            status[transfer.id] = _hold(address=address, intent=intent, transfer=transfer, entry=entry)
+    return {transfer_id for transfer_id, s in status.items() if s != HeldDeposit.Status.RELEASED}
+
+
+def _hold(*, address, intent: PaymentIntent | None, transfer: Transfer, entry: BlockedAddress) -> str:
+    earlier = HeldDeposit.objects.filter(
+        transfer__network_id=transfer.network_id, transfer__tx_hash=transfer.tx_hash,
+        transfer__log_index=transfer.log_index,
+    ).exclude(transfer=transfer).order_by("-created").first()
+    # The same on-chain transfer recorded again (its block orphaned, then back): it keeps the decision made on it.
+    hold = HeldDeposit.objects.create(
+        merchant_id=address.merchant_id, livemode=transfer.network.livemode, payment_intent=intent,
+        transfer=transfer, from_address=transfer.from_address,
+        blocked_reason=f"{entry.source} {entry.list_reference}: {entry.reason}".strip()[:2000],
+        status=earlier.status if earlier else HeldDeposit.Status.HELD,
+        decided_at=earlier.decided_at if earlier else None, decided_by=earlier.decided_by if earlier else "",
+        decision_reason=earlier.decision_reason if earlier else "",
+    )
+    if earlier is not None:
+        return hold.status
+    network = transfer.network.code
+    what = (f"{transfer.amount_base_units} base units of {transfer.token.currency if transfer.token_id else 'native'}"
+            f" from blocked {transfer.from_address} to {address.address} on {network} (tx {transfer.tx_hash})")
+    logger.warning("deposit held %s: %s; intent %s", hold.id, what, intent.id if intent else None)
+
+    def report():
+        DEPOSITS_HELD.labels(network).inc()
+        staff_email(subject=f"deposit held from a blocked address: {hold.id}",
+                    message=f"{what}, merchant {address.merchant_id}, intent {intent.id if intent else '-'}.\n"
+                            f"Blocklist entry: {hold.blocked_reason}\n\nNot credited, not swept. Decide in admin: "
+                            f"Payments > Held deposits, Release (credited by the normal rules) or Keep.")
+
+    transaction.on_commit(report)
+    return hold.status
 
 
 def _credit(intent: PaymentIntent, transfer: Transfer, amount: int, dust: list[Transfer]) -> Charge | None:
@@ -209,8 +262,14 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     unmatched = set(UnmatchedDeposit.objects.filter(transfer__deposit_address_id=deposit_address_id)
                     .values_list("transfer_id", flat=True)) - set(assigned_ids)
 
+    # Transfers from a blocked sender (wallets.BlockedAddress) are held for review: not credited, not unmatched.
+    held = _held(address=address, intent=intent, transfers=transfers,
+                 settled=set(charges) | {d.transfer_id for d in dust_rows} | unmatched | set(assigned_ids))
+
     matched: list[Transfer] = []
     for transfer in transfers:
+        if transfer.id in held:
+            continue
         reason = _unmatched_reason(intent, transfer, accepted)
         if reason is None and transfer.id in unmatched:
             continue

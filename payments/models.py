@@ -302,3 +302,42 @@ class DepositAssignment(models.Model):
     reason = models.TextField()
     assigned_by = models.CharField(max_length=200, help_text="the staff member (user name)")
     created = models.DateTimeField(auto_now_add=True)
+
+
+def _hold_id():
+    return new_id("hold")
+
+
+class HeldDeposit(models.Model):
+    """A transfer from an address on the blocklist (wallets.BlockedAddress) to one of our deposit addresses: held for
+    review, not credited to the intent, not posted to the ledger, not swept (sweeps take only credited funds), not an
+    unmatched deposit. Written by `funding.address_apply` the first time it sees the transfer live and uncredited
+    while its sender is blocked; staff decide in admin (payments.corrections): `released` (the transfer then counts by
+    the normal rules: Charge, ledger, sweep) or `kept` (frozen on the deposit address; may still be released later)."""
+
+    class Status(models.TextChoices):
+        HELD = "held"
+        RELEASED = "released"
+        KEPT = "kept"
+
+    id = models.CharField(primary_key=True, max_length=40, default=_hold_id, editable=False)
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="+")
+    livemode = models.BooleanField()
+    payment_intent = models.ForeignKey(PaymentIntent, null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="held_deposits")
+    transfer = models.OneToOneField("wallets.Transfer", on_delete=models.PROTECT, related_name="held_deposit")
+    from_address = models.CharField(max_length=42, help_text="The blocked sender (lower-case 0x hex).")
+    blocked_reason = models.TextField(help_text="The blocklist entry's source, reference and reason when held.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.HELD)
+    created = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=200, blank=True, default="")
+    decision_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        permissions = [("decide_helddeposit", "Can release or keep a deposit held from a blocked sender")]
+        indexes = [models.Index(fields=["status"], condition=models.Q(status="held"), name="held_deposit_open_idx")]
+        ordering = ["-created"]
+
+    def __str__(self):
+        return self.id

@@ -34,6 +34,7 @@ from merchants.models import Merchant
 from payments.events import event_record
 from payments.pricing import amount_due_base_units
 from wallets.models import DepositAddress, Network, Token
+from wallets.selectors import address_is_blocked
 from wallets.outgoing.models import OutgoingTransaction, SendingAddress
 from wallets.outgoing.services import outgoing_transaction_create
 
@@ -65,6 +66,9 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 EVENTS = {Status.PAID: "payout.paid", Status.FAILED: "payout.failed", Status.CANCELED: "payout.canceled"}
 
 
+DESTINATION_BLOCKED = "destination_blocked"  # pending_reason: the address is on the blocklist (wallets)
+
+
 class PayoutError(DomainError):
     pass
 
@@ -87,6 +91,8 @@ def payout_address_problem(*, address: str) -> str | None:
         return "is one of the gateway's own wallets."
     if DepositAddress.objects.filter(address=lower).exists():
         return "is a deposit address of the gateway."
+    if address_is_blocked(lower):
+        return "is on the gateway's blocklist: it cannot receive payouts."
     return None
 
 
@@ -211,6 +217,10 @@ def payout_destination(*, merchant, token: Token, now=None) -> PayoutAddress:
         raise PayoutError(code="payout_address_cooling_off", param="crypto[network]",
                           message=f"The payout address for {token.currency} on {token.network.api_name} can be "
                                   f"used from {int(row.usable_after.timestamp())} (cooling-off period).")
+    if address_is_blocked(row.address):
+        raise PayoutError(code="payout_address_blocked", param="crypto[network]",
+                          message=f"The payout address for {token.currency} on {token.network.api_name} is on the "
+                                  f"gateway's blocklist: no payout can be sent to it. Contact support.")
     return row
 
 
@@ -326,6 +336,14 @@ def payout_send(*, payout_id: str) -> Payout | None:
         # Held while the account is frozen (its merchant row read FOR SHARE: a freeze waits for this transaction);
         # sent by the first run after the unfreeze.
         return _hold(payout, ACCOUNT_FROZEN)
+    if address_is_blocked(payout.address):
+        # Blocked after the payout was queued: held, not sent (staff or the merchant cancel it; it goes out if the
+        # address leaves the list).
+        if payout.pending_reason != DESTINATION_BLOCKED:
+            logger.warning("payout %s held: its destination %s is on the blocklist", payout.id, payout.address)
+            payout.pending_reason = DESTINATION_BLOCKED
+            payout.save(update_fields=["pending_reason", "updated"])
+        return payout
     if payout.payout_address.removed_at is not None:
         _give_back(payout, Kind.PAYOUT_FAILURE)
         return payout_transition(payout=payout, to=Status.FAILED, pending_reason="",
@@ -467,6 +485,10 @@ def payouts_run_automatic(*, now=None, merchant=None, actor="task:payouts_run_au
                 continue
             for destination in PayoutAddress.objects.filter(merchant_id=merchant_id, removed_at__isnull=True,
                                                             usable_after__lte=now).select_related("token__network"):
+                if address_is_blocked(destination.address):
+                    logger.warning("automatic payout skipped: %s's payout address %s is on the blocklist",
+                                   merchant_id, destination.address)
+                    continue
                 token = destination.token
                 currency = token.pegged_currency
                 if not currency:

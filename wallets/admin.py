@@ -10,7 +10,10 @@ from gateway.admin_site import FactAdmin, ReasonForm, action_with_form, staff_pe
 from gateway.errors import DomainError
 
 from .chain.services import NOTE_MAX_LENGTH, balance_discrepancy_resolve, chain_rescan_request
-from .models import BalanceDiscrepancy, ChainCursor, DepositAddress, MasterSeed, Network, Token, Transfer
+from .blocklist import address_normalise, blocked_address_add, blocked_address_deactivate
+from .chain.services import issuer_blacklist_alert_acknowledge
+from .models import (BalanceDiscrepancy, BlockedAddress, ChainCursor, DepositAddress, IssuerBlacklistAlert, MasterSeed,
+                     Network, Token, Transfer)
 from .outgoing.models import OutgoingAttempt, OutgoingTransaction, OutgoingTransactionEvent, SendingAddress
 
 
@@ -237,3 +240,98 @@ class OutgoingTransactionAdmin(FactAdmin):
     search_fields = ("from_address", "to_address", "source_reference", "attempts__tx_hash")
     exclude = ("data",)
     inlines = [OutgoingAttemptInline, OutgoingTransactionEventInline]
+
+
+class BlockedAddressForm(forms.ModelForm):
+    """Add an address by hand: the address and why (the reason is the audit record's reason too)."""
+
+    class Meta:
+        model = BlockedAddress
+        fields = ("address", "reason", "list_reference")
+
+    def clean_address(self):
+        address = address_normalise(self.cleaned_data["address"])
+        if address is None:
+            raise forms.ValidationError("An address is 0x followed by 40 hexadecimal digits.")
+        if BlockedAddress.objects.filter(address=address, active=True).exists():
+            raise forms.ValidationError("This address is blocked already.")
+        return address
+
+    def clean_reason(self):
+        reason = self.cleaned_data["reason"].strip()
+        if not reason:
+            raise forms.ValidationError("Say why this address is blocked.")
+        return reason
+
+
+@admin.register(BlockedAddress)
+class BlockedAddressAdmin(admin.ModelAdmin):
+    """The address blocklist (wallets/blocklist.py; `manage.py blocklist import` fills it from a CSV or OFAC's SDN
+    XML). Added here by hand (source manual) or deactivated with a reason; never edited or deleted."""
+
+    list_display = ("address", "active", "source", "list_reference", "reason", "added_at", "added_by",
+                    "deactivated_at", "deactivated_by")
+    list_filter = ("active", "source", "added_at")
+    search_fields = ("address", "reason", "list_reference")
+    readonly_fields = ("source", "added_at", "added_by", "active", "deactivated_at", "deactivated_by",
+                       "deactivation_reason")
+    form = BlockedAddressForm
+    actions = ["deactivate"]
+
+    has_deactivate_permission = staff_permission("wallets.deactivate_blockedaddress")
+
+    def get_fields(self, request, obj=None):
+        return ("address", "reason", "list_reference") + (self.readonly_fields if obj else ())
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("address", "reason", "list_reference") + self.readonly_fields if obj else ()
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # The service writes the row and its audit record (blocked_address.add); the admin's own admin.add record
+        # follows in the same transaction.
+        row = blocked_address_add(address=form.cleaned_data["address"], reason=form.cleaned_data["reason"],
+                                  list_reference=form.cleaned_data.get("list_reference", ""), actor=request.user,
+                                  request=request)
+        obj.pk = row.pk
+        obj.refresh_from_db()
+
+    @admin.action(description="Deactivate (unblock, with a reason)", permissions=["deactivate"])
+    def deactivate(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=ReasonForm, title="Unblock addresses",
+            intro="Transfers from these addresses will be credited again and refunds or payouts to them allowed. "
+                  "Deposits already held stay held until released.",
+            run=lambda row, data: blocked_address_deactivate(blocked=row, actor=request.user, reason=data["reason"],
+                                                            request=request))
+
+
+@admin.register(IssuerBlacklistAlert)
+class IssuerBlacklistAlertAdmin(FactAdmin):
+    """A token issuer blacklisted one of our addresses (USDT AddedBlackList, USDC Blacklisted): the funds there
+    cannot move. Raised by the scanner (log, email to staff); "Acknowledge" records who looked and what was done."""
+
+    list_display = ("raised_at", "network", "token", "event", "kind", "address", "tx_hash", "block_number",
+                    "acknowledged_at", "acknowledged_by")
+    list_filter = ("network", "kind", "event", ("acknowledged_at", admin.EmptyFieldListFilter))
+    list_select_related = ("network", "token", "token__network")
+    search_fields = ("address", "tx_hash")
+    fields = ("network", "token", "event", "kind", "address", "deposit_address", "tx_hash", "log_index",
+              "block_number", "block_hash", "raised_at", "acknowledged_at", "acknowledged_by", "note")
+    readonly_fields = fields
+    actions = ["acknowledge"]
+
+    has_acknowledge_permission = staff_permission("wallets.acknowledge_issuerblacklistalert")
+
+    @admin.action(description="Acknowledge (with a note)", permissions=["acknowledge"])
+    def acknowledge(self, request, queryset):
+        return action_with_form(
+            self, request, queryset, form_class=ReasonForm, title="Acknowledge issuer blacklist alerts",
+            intro="Say what was done (the merchant told, the issuer contacted, funds written off ...).",
+            run=lambda alert, data: issuer_blacklist_alert_acknowledge(alert=alert, actor=request.user,
+                                                                      note=data["reason"], request=request))

@@ -307,3 +307,71 @@ from .outgoing.models import (  # noqa: E402,F401
     OutgoingTransactionEvent,
     SendingAddress,
 )
+
+
+class BlockedAddress(models.Model):
+    """An address the gateway takes nothing from and sends nothing to (issue 13, risk controls; docs/operations.md,
+    "Address blocklist"): a transfer from it to a deposit address is held for review (payments.HeldDeposit), a refund
+    or payout to it is refused (or held when it was queued before). One row per address, lower-case 0x hex like every
+    address the gateway stores; deactivated (with who and why), never deleted. Written only by wallets/blocklist.py."""
+
+    class Source(models.TextChoices):
+        OFAC = "ofac", "OFAC SDN list"
+        CSV = "csv", "CSV import"
+        MANUAL = "manual", "Added by hand"
+
+    address = models.CharField(max_length=42, unique=True, help_text="Lower-case 0x hex.")
+    source = models.CharField(max_length=16, choices=Source.choices)
+    reason = models.TextField(help_text="Why it is blocked (the SDN entry's name and programs, a case number ...).")
+    list_reference = models.CharField(max_length=200, blank=True, default="",
+                                      help_text="The list's reference: e.g. the SDN entry uid and the feature.")
+    added_at = models.DateTimeField(auto_now_add=True)
+    added_by = models.CharField(max_length=200, help_text="Staff user name or command:<name>.")
+    active = models.BooleanField(default=True)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    deactivated_by = models.CharField(max_length=200, blank=True, default="")
+    deactivation_reason = models.TextField(blank=True, default="")
+
+    class Meta:
+        permissions = [("deactivate_blockedaddress", "Can deactivate a blocked address, with a reason")]
+        ordering = ["-added_at", "-id"]
+        verbose_name_plural = "blocked addresses"
+
+    def __str__(self):
+        return self.address
+
+
+class IssuerBlacklistAlert(models.Model):
+    """A stablecoin issuer froze one of our addresses: USDT's `AddedBlackList(address)` or USDC's
+    `Blacklisted(address)` on a watched token contract, naming a deposit address or a hot wallet. Recorded once per
+    log by the scanner (in its step's transaction), logged and emailed to staff; staff acknowledge it in admin."""
+
+    class Kind(models.TextChoices):
+        DEPOSIT = "deposit", "Deposit address"
+        HOT = "hot", "Gateway sending address (hot wallet)"
+
+    network = models.ForeignKey(Network, on_delete=models.PROTECT, related_name="+")
+    token = models.ForeignKey(Token, on_delete=models.PROTECT, related_name="+")
+    event = models.CharField(max_length=32, help_text="AddedBlackList (USDT) or Blacklisted (USDC).")
+    address = models.CharField(max_length=42, help_text="Lower-case 0x hex: the address the issuer blacklisted.")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    deposit_address = models.ForeignKey(DepositAddress, null=True, blank=True, on_delete=models.PROTECT,
+                                        related_name="+")
+    tx_hash = models.CharField(max_length=66)
+    log_index = models.IntegerField()
+    block_number = models.BigIntegerField()
+    block_hash = models.CharField(max_length=66)
+    raised_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.CharField(max_length=200, blank=True, default="")
+    note = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["network", "tx_hash", "log_index"], name="issuer_blacklist_alert_once"),
+        ]
+        permissions = [("acknowledge_issuerblacklistalert", "Can acknowledge an issuer blacklist alert")]
+        ordering = ["-raised_at", "-id"]
+
+    def __str__(self):
+        return f"{self.event} {self.address} on {self.network_id}"

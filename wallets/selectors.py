@@ -6,7 +6,7 @@ from datetime import datetime
 from django.db import connection
 
 from . import crypto, hd
-from .models import DepositAddress, MasterSeed
+from .models import BlockedAddress, DepositAddress, MasterSeed
 
 DEPOSIT_INDEX_SEQUENCE = "wallets_deposit_address_index_seq"
 
@@ -89,3 +89,19 @@ def wallet_status_get() -> WalletStatus | None:
         addresses_issued=DepositAddress.objects.count(),
         next_index=deposit_address_next_index(),
     )
+
+
+# --- The address blocklist (wallets/blocklist.py writes it) ------------------------------------------------------
+
+
+def address_is_blocked(address: str) -> bool:
+    """Whether `address` (any case) is on the active blocklist: one lookup on the unique index."""
+    return BlockedAddress.objects.filter(address=(address or "").strip().lower(), active=True).exists()
+
+
+def blocked_among(addresses) -> set[str]:
+    """The addresses (lower-case) of `addresses` on the active blocklist, in one query."""
+    wanted = {(a or "").lower() for a in addresses if a}
+    if not wanted:
+        return set()
+    return set(BlockedAddress.objects.filter(address__in=wanted, active=True).values_list("address", flat=True))

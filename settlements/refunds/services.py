@@ -29,6 +29,7 @@ from payments.corrections import unmatched_deposit_refund_mark
 from payments.events import event_record
 from payments.models import Charge, ChargeDust, DepositAssignment, UnmatchedDeposit
 from wallets.chain.scanner import rpc_client_or_none
+from wallets.selectors import address_is_blocked
 from wallets.outgoing.models import OutgoingTransaction, SendingAddress
 from wallets.outgoing.services import outgoing_transaction_create
 
@@ -66,6 +67,7 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 HOT_WALLET_INSUFFICIENT = "hot_wallet_insufficient_funds"
 HOT_WALLET_MISSING = "hot_wallet_not_configured"
 CHAIN_UNAVAILABLE = "chain_unavailable"
+DESTINATION_BLOCKED = "destination_blocked"  # the address went on the blocklist after the refund was queued
 
 
 @dataclass(frozen=True)
@@ -147,6 +149,9 @@ def destination_address_check(address: str, *, param: str) -> str:
         raise DomainError(code="parameter_invalid", param=param,
                           message=f"Invalid {param}: this is one of the gateway's own addresses; give the "
                                   f"customer's.")
+    if address_is_blocked(lower):
+        raise DomainError(code="address_blocked", param=param,
+                          message=f"Invalid {param}: the gateway cannot send funds to this address.")
     return lower
 
 
@@ -491,6 +496,11 @@ def refund_send(*, refund_id: str, client_for=rpc_client_or_none) -> Refund | No
             # Held while the account is frozen (its row read FOR SHARE: a freeze waits for this transaction); sent by
             # the first run after the unfreeze.
             return _wait(refund, ACCOUNT_FROZEN)
+        if address_is_blocked(refund.destination_address):
+            if refund.pending_reason != DESTINATION_BLOCKED:
+                logger.warning("refund %s held: its destination %s is on the blocklist", refund.id,
+                               refund.destination_address)
+            return _wait(refund, DESTINATION_BLOCKED)
         # The sending address first, then the balances in account id order (as payout_send and every sender that
         # records a send and posts it in one transaction): none of them deadlock, and each sees the others' sends.
         hot = SendingAddress.objects.select_for_update().filter(network=refund.network,

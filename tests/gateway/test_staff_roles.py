@@ -22,6 +22,7 @@ READ = {label: "v" for label in [
     "settlements.hotcoldsetting", "settlements.coldtransfer", "settlements.hotwalletalert", "settlements.hotwallettopup",
     "settlements.sweeppolicy", "settlements.sweep", "settlements.refund", "settlements.payout",
     "settlements.payoutaddress", "settlements.payoutschedule",
+    "wallets.blockedaddress", "wallets.issuerblacklistalert", "payments.helddeposit",
 ]}
 
 EXPECTED = {
@@ -43,11 +44,13 @@ EXPECTED = {
         "pages": {**READ, "audit.auditrecord": "v", "auth.user": "v", "auth.group": "v",
                   "merchants.merchant": "vc", "merchants.apikey": "vc", "merchants.webhookendpoint": "vc",
                   "merchants.encryptedtotpdevice": "vd", "axes.accessattempt": "vd", "axes.accesslog": "v",
-                  "axes.accessfailurelog": "v"},
+                  "axes.accessfailurelog": "v", "wallets.blockedaddress": "va"},
         "actions": {"merchants.merchant": ["freeze", "unfreeze"],
                     "merchants.webhookendpoint": ["disable_endpoints", "enable_endpoints"],
                     "merchants.encryptedtotpdevice": ["delete_selected"],
-                    "axes.accessattempt": ["cleanup_expired_attempts", "delete_selected"]},
+                    "axes.accessattempt": ["cleanup_expired_attempts", "delete_selected"],
+                    "wallets.blockedaddress": ["deactivate"], "payments.helddeposit": ["keep", "release"],
+                    "wallets.issuerblacklistalert": ["acknowledge"]},
     },
     "none": {"pages": {}, "actions": {}},  # staff without a role: nothing
 }

@@ -38,3 +38,36 @@ def decode_transfer_log(log: dict) -> tuple[str, str, str, int, int, str, str, i
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         return None  # a pending log (null block fields) or garbage
+
+
+# The stablecoin issuers' own freezes: Tether's USDT `AddedBlackList(address _user)` (not indexed: the address is the
+# data word) and Circle's USDC `Blacklisted(address indexed _account)` (topic 1). Fetched in the scanner's one
+# eth_getLogs call beside Transfer (topic0 is an OR list).
+ADDED_BLACKLIST_TOPIC = "0x" + keccak(text="AddedBlackList(address)").hex()
+BLACKLISTED_TOPIC = "0x" + keccak(text="Blacklisted(address)").hex()
+BLACKLIST_EVENTS = {ADDED_BLACKLIST_TOPIC: "AddedBlackList", BLACKLISTED_TOPIC: "Blacklisted"}
+SCANNED_TOPICS = [[TRANSFER_TOPIC, ADDED_BLACKLIST_TOPIC, BLACKLISTED_TOPIC]]
+
+
+def decode_blacklist_log(log: dict) -> tuple[str, str, str, int, str, str, int] | None:
+    """(token_address, event name, blacklisted address, block_number, block_hash, tx_hash, log_index) of an issuer
+    blacklist log, or None for anything else."""
+    topics = log.get("topics") or []
+    if not topics or log.get("removed"):
+        return None
+    event = BLACKLIST_EVENTS.get(str(topics[0]).lower())
+    if event is None:
+        return None
+    if event == "Blacklisted" and len(topics) == 2:
+        word = str(topics[1])
+    elif event == "AddedBlackList" and len(topics) == 1:
+        word = str(log.get("data") or "")
+    else:
+        return None
+    if len(word) != 66 or not word.lower().startswith(_ZERO_PAD):
+        return None
+    try:
+        return (log["address"].lower(), event, "0x" + word[26:].lower(), int(log["blockNumber"], 16),
+                log["blockHash"].lower(), log["transactionHash"].lower(), int(log["logIndex"], 16))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None

@@ -11,7 +11,8 @@ next step redoes the work; every write is idempotent):
    move the cursor back.
 4. The final block by the network's rule (finality.final_block_number).
 5. The range [cursor+1, min(head, cursor+range)]: `eth_getLogs` of every Token contract of the network (active or
-   not), topic0 = Transfer, over an adaptive range (starting at INITIAL_LOG_RANGE blocks and doubling; halved on a
+   not), topic0 = Transfer (or the issuers' AddedBlackList / Blacklisted: one more OR'd topic, same call; those
+   naming one of our addresses become IssuerBlacklistAlert rows), over an adaptive range (starting at INITIAL_LOG_RANGE blocks and doubling; halved on a
    range / result-cap error, or the provider's suggestion, then grown back slowly; shrunk so that an answer holds
    about LOGS_PER_STEP logs; remembered per process; in a catch-up, the next final range is already being fetched
    by a thread while this step writes); the headers of the range's blocks that are not final
@@ -45,11 +46,12 @@ from gateway.celery import task_wake
 from wallets.models import AddressActivity, ChainCursor, Network, ScannedBlock, SendingAddress, Token, Transfer
 
 from . import finality, reorg
-from .decode import TRANSFER_TOPIC, decode_transfer_log
+from .decode import (BLACKLIST_EVENTS, SCANNED_TOPICS, TRANSFER_TOPIC, decode_blacklist_log,  # noqa: F401
+                     decode_transfer_log)
 from .reorg import ChainMoved, Header, headers_fetch, scanned_blocks_store
 from .rpc import RpcClient, RpcError, RpcUnavailable
 from .selectors import chain_cursor_get, deposit_address_ids_by_address
-from .services import chain_cursor_init
+from .services import chain_cursor_init, issuer_blacklist_alerts_record
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +221,7 @@ def _prefetch_start(*, network: Network, client, start: int, end: int, contracts
             previous.future.cancel()
         _prefetched[network.id] = _Prefetch(
             start=start, end=end, contracts=tuple(contracts),
-            future=pool.submit(client.get_logs, start, end, contracts, [TRANSFER_TOPIC]),
+            future=pool.submit(client.get_logs, start, end, contracts, SCANNED_TOPICS),
         )
 
 
@@ -407,8 +409,11 @@ def _range_scan(*, network: Network, client, cursor: ChainCursor, start: int, en
 
     # The hot path of a busy chain: most logs pay someone else. A first pass takes each Transfer-shaped log's
     # recipient (and checks block hashes); only the logs paying one of our addresses are decoded in full.
-    recipients = _log_recipients(logs=logs, hashes=hashes)
+    blacklist: list[dict] = []
+    recipients = _log_recipients(logs=logs, hashes=hashes, blacklist=blacklist)
     logs = []  # the parsed answer is the largest thing a step holds: let the logs nobody wants go
+    if blacklist:
+        _blacklist_alerts(network=network, logs=blacklist, tokens=tokens, hashes=hashes, start=start, end=end)
     natives = _native_candidates(bodies=bodies, ours=_sending_addresses(network)) if bodies else []
     address_ids = deposit_address_ids_by_address(
         addresses={recipient for recipient, _ in recipients} | {c.to_address for c in natives}
@@ -458,7 +463,7 @@ def _logs_fetch(*, network: Network, client, start: int, end: int, contracts: li
         return prefetched
     while True:
         try:
-            logs = client.get_logs(start, end, contracts, [TRANSFER_TOPIC])
+            logs = client.get_logs(start, end, contracts, SCANNED_TOPICS)
         except RpcError as exc:
             size = end - start + 1
             if not exc.is_range_error or size <= 1:
@@ -477,15 +482,19 @@ def _logs_fetch(*, network: Network, client, start: int, end: int, contracts: li
         return end, logs
 
 
-def _log_recipients(*, logs: list[dict], hashes: dict[int, str]) -> list[tuple[str, dict]]:
+def _log_recipients(*, logs: list[dict], hashes: dict[int, str],
+                    blacklist: list[dict] | None = None) -> list[tuple[str, dict]]:
     """(recipient, log) of every log shaped like an ERC-20 Transfer (three topics, not removed), the recipient taken
     from topic 2 as lower-case 0x hex without validating the rest (`_log_candidates` does, for the logs of our
-    addresses). A log of a block whose header the step holds must carry that header's hash (ChainMoved if not)."""
+    addresses). A log of a block whose header the step holds must carry that header's hash (ChainMoved if not).
+    The issuers' blacklist logs (one or two topics) go to `blacklist`: the Transfer path pays nothing for them."""
     pairs = []
     numbers: dict[str, int] = {}  # blockNumber hex -> int, once per block
     for log in logs:
         topics = log.get("topics")
         if not topics or len(topics) != 3 or log.get("removed"):
+            if topics and blacklist is not None and len(topics) < 3 and str(topics[0]).lower() in BLACKLIST_EVENTS:
+                blacklist.append(log)
             continue
         raw_number = log.get("blockNumber")
         number = numbers.get(raw_number)
@@ -529,6 +538,41 @@ def _log_candidates(*, logs: list[dict], tokens: dict[str, Token], hashes: dict[
             block_hash=block_hash, from_address=sender.lower(), to_address=recipient.lower(), amount=amount,
         ))
     return candidates
+
+
+def _blacklist_alerts(*, network: Network, logs: list[dict], tokens: dict[str, Token], hashes: dict[int, str],
+                      start: int, end: int) -> int:
+    """Issuer blacklist logs of the range naming one of our deposit addresses or sending addresses (the hot wallet):
+    an IssuerBlacklistAlert each, in this step's transaction (wallets.chain.services). Others are ignored: issuers
+    blacklist addresses every day."""
+    decoded = []
+    for log in logs:
+        fields = decode_blacklist_log(log)
+        if fields is None:
+            continue
+        token_address, event, address, block_number, block_hash, tx_hash, log_index = fields
+        token = tokens.get(token_address)
+        if token is None or not start <= block_number <= end:
+            continue
+        known = hashes.get(block_number)
+        if known is not None and known != block_hash:
+            raise ChainMoved(f"a log of block {block_number} has hash {block_hash}, the block has {known}")
+        decoded.append((token, event, address, block_number, block_hash, tx_hash, log_index))
+    if not decoded:
+        return 0
+    deposits = deposit_address_ids_by_address(addresses={d[2] for d in decoded})
+    sending = _sending_addresses(network)
+    found = []
+    for token, event, address, block_number, block_hash, tx_hash, log_index in decoded:
+        if address in deposits:
+            kind, deposit_address_id = "deposit", deposits[address]
+        elif address in sending:
+            kind, deposit_address_id = "hot", None
+        else:
+            continue
+        found.append(dict(token=token, event=event, address=address, kind=kind, deposit_address_id=deposit_address_id,
+                          tx_hash=tx_hash, log_index=log_index, block_number=block_number, block_hash=block_hash))
+    return issuer_blacklist_alerts_record(network=network, found=found) if found else 0
 
 
 def _sending_addresses(network: Network) -> set[str]:

@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from audit.services import audit_record
 from gateway.errors import DomainError
-from wallets.models import BalanceDiscrepancy, ChainCursor, Network, ScannedBlock
+from gateway.metrics import ISSUER_BLACKLIST_ALERTS
+from wallets.alerts import staff_email
+from wallets.models import BalanceDiscrepancy, ChainCursor, IssuerBlacklistAlert, Network, ScannedBlock
 
 logger = logging.getLogger(__name__)
 
@@ -110,3 +112,51 @@ def chain_rescan_request(*, network: Network, from_block: int, actor, reason: st
     audit_record(actor=actor, action="network.rescan", obj=network, before={"cursor": before},
                  after={"cursor": cursor.block_number, "from_block": from_block}, reason=reason, request=request)
     return cursor
+
+
+# --- Issuer blacklist alerts --------------------------------------------------------------------------------------
+
+
+def issuer_blacklist_alerts_record(*, network: Network, found: list[dict]) -> int:
+    """Record an IssuerBlacklistAlert for each blacklist log naming one of our addresses (in the scanner's step
+    transaction), once per (network, tx, log): a rescan or a second scanner adds nothing. Logged and emailed to
+    staff after the commit. `found`: dicts of the IssuerBlacklistAlert fields. Returns the alerts raised."""
+    raised = 0
+    for fields in found:
+        with transaction.atomic():
+            alert, created = IssuerBlacklistAlert.objects.get_or_create(
+                network=network, tx_hash=fields["tx_hash"], log_index=fields["log_index"],
+                defaults={k: v for k, v in fields.items() if k not in ("tx_hash", "log_index")})
+        if not created:
+            continue
+        raised += 1
+        what = f"{alert.token.currency.upper()} {alert.event} of our {alert.get_kind_display().lower()} " \
+               f"{alert.address} on {network.code}"
+        logger.error("issuer blacklist: %s (tx %s, block %d)", what, alert.tx_hash, alert.block_number)
+        transaction.on_commit(lambda: ISSUER_BLACKLIST_ALERTS.labels(network.code).inc())
+        transaction.on_commit(lambda what=what, alert=alert: staff_email(
+            subject=f"issuer blacklist: {what}",
+            message=(f"The issuer of {alert.token.currency.upper()} ({alert.token.contract_address}) blacklisted "
+                     f"{alert.address}, a {alert.get_kind_display().lower()} of the gateway, on {network.code} "
+                     f"(transaction {alert.tx_hash}, block {alert.block_number}). Its {alert.token.currency.upper()} "
+                     f"can no longer move: sweeps and sends from it will fail.\n\nAdmin: Wallets > Issuer blacklist "
+                     f"alerts (acknowledge with what was done).")))
+    return raised
+
+
+@transaction.atomic
+def issuer_blacklist_alert_acknowledge(*, alert, actor, note: str, request=None):
+    note = (note or "").strip()
+    if not note:
+        raise DomainError(code="parameter_missing", param="note", message="Say what was done.")
+    locked = IssuerBlacklistAlert.objects.select_for_update().get(pk=alert.pk)
+    if locked.acknowledged_at is not None:
+        return locked
+    locked.acknowledged_at = timezone.now()
+    locked.acknowledged_by = getattr(actor, "username", "") or str(actor)
+    locked.note = note
+    locked.save(update_fields=["acknowledged_at", "acknowledged_by", "note"])
+    audit_record(actor=actor, action="issuer_blacklist_alert.acknowledge", obj=locked, before={"acknowledged_at": None},
+                 after={"acknowledged_at": locked.acknowledged_at.isoformat(), "acknowledged_by": locked.acknowledged_by},
+                 reason=note, request=request)
+    return locked
