@@ -219,14 +219,17 @@ def check_networks(*, timeout: float = 3.0) -> list[LiveCheck]:
     return rows
 
 
-def _native_balance(network: Network, address: str, timeout: float) -> int | None:
+def _balance_and_nonce(network: Network, address: str, timeout: float) -> tuple[int, int] | None:
+    """The address's native balance and its count of mined transactions, now; None when no node answers."""
     urls = rpc_urls(code=network.code, rpc_env=network.rpc_env)
     if not urls:
         return None
     client = RpcClient(urls, name=network.code, timeout=timeout, max_attempts=len(urls), retry_budget=0.0,
                        guard_head=False, pool_size=1, expected_chain_id=network.chain_id)
     try:
-        return int(client.call("eth_getBalance", [address, "latest"]), 16)
+        balance, nonce = client.batch([("eth_getBalance", [address, "latest"]),
+                                       ("eth_getTransactionCount", [address, "latest"])])
+        return int(balance, 16), int(nonce, 16)
     except (RpcError, RpcUnavailable):
         return None
     finally:
@@ -234,8 +237,8 @@ def _native_balance(network: Network, address: str, timeout: float) -> int | Non
 
 
 def check_wallets(*, timeout: float = 3.0) -> list[LiveCheck]:
-    """Each active live network: a hot wallet registered and holding native coin for gas above its floor (on the
-    chain, now), and a cold address set for each active token."""
+    """Each active live network: a hot wallet registered, holding native coin for gas above its floor (on the chain,
+    now), with no more mined transactions than the database numbered; a cold address set for each active token."""
     rows = []
     for network in _live_networks():
         hot = hot_wallet_of(network)
@@ -248,10 +251,18 @@ def check_wallets(*, timeout: float = 3.0) -> list[LiveCheck]:
             rows.append(LiveCheck(name, FAIL, "no hot wallet", f"on the signer host: `manage.py hot_wallet "
                                                                f"--network {network.code}`, then fund it with gas"))
         else:
-            balance = _native_balance(network, hot.address, timeout)
+            read = _balance_and_nonce(network, hot.address, timeout)
+            balance, nonce = read if read else (None, None)
             unit = network.native_currency
-            if balance is None:
+            if read is None:
                 rows.append(LiveCheck(name, FAIL, f"{hot.address}: balance unreadable", "fix the RPC URLs"))
+            elif nonce > hot.next_nonce:
+                # The chain has mined more of this address's transactions than the database ever numbered: sends
+                # the database does not know (a restore from an older backup, or a key used elsewhere).
+                rows.append(LiveCheck(name, FAIL, f"{hot.address} has {nonce} mined transactions, the database "
+                                                  f"numbered {hot.next_nonce}: sends it does not know",
+                                      "keep the signer stopped; reconcile the missing sends (docs/deploy.md, "
+                                      "\"After a restore\")"))
             elif balance == 0 or balance < floor:
                 rows.append(LiveCheck(name, FAIL, f"{hot.address} holds {balance} base units of {unit}, floor {floor}",
                                       f"send {unit} to {hot.address}, then `manage.py ledger topup`"))

@@ -18,6 +18,7 @@ from merchants.secrets import secret_seal, secrets_cache_clear
 from monitoring import live
 from settlements.hotcold.models import HotColdSetting
 from tests.chain import OTHER_CHAIN_ID, anvil_chain, running_other_chain  # noqa: F401 (fixture)
+from tests.processes import wait_until
 from wallets.devchain import rpc
 from wallets.models import ChainCursor, MasterSeed, Network, Token
 from wallets.outgoing.models import SendingAddress
@@ -98,8 +99,9 @@ def livenet(db, wallet, live_chain_url, monkeypatch):
     head = int(rpc(live_chain_url, "eth_blockNumber"), 16)
     ChainCursor.objects.create(network=network, block_number=head, head_number=head)
     hot = rpc(live_chain_url, "eth_accounts")[3].lower()  # anvil funds it with 10,000 of the native coin
+    nonce = int(rpc(live_chain_url, "eth_getTransactionCount", [hot, "latest"]), 16)  # the module's chain moves on
     SendingAddress.objects.create(network=network, address=hot, key_ref=f"m/44'/60'/1'/0/{OTHER_CHAIN_ID}",
-                                  next_nonce=0)
+                                  next_nonce=nonce)
     HotColdSetting.objects.create(token=token, hot_floor_base_units=0, hot_ceiling_base_units=10**12,
                                   native_floor_base_units=ETHER, cold_address=COLD)
     return network
@@ -244,6 +246,14 @@ def test_hot_wallets_must_hold_gas_above_their_floor_and_tokens_need_a_cold_addr
         assert by_name(live.check_wallets())["hot_wallet:livenet"].status == "WARN"
     finally:
         rpc(live_chain_url, "anvil_setBalance", [hot.address, hex(10_000 * ETHER)])
+    # a hot wallet that sent a transaction the database never numbered (a restore from an older backup)
+    HotColdSetting.objects.update(native_floor_base_units=ETHER)
+    tx_hash = rpc(live_chain_url, "eth_sendTransaction", [{"from": hot.address, "to": COLD, "value": "0x1"}])
+    wait_until(lambda: rpc(live_chain_url, "eth_getTransactionReceipt", [tx_hash]), timeout=30, what="the send")
+    row = by_name(live.check_wallets())["hot_wallet:livenet"]
+    assert row.status == "FAIL" and f"the database numbered {hot.next_nonce}:" in row.detail
+    SendingAddress.objects.filter(pk=hot.pk).update(next_nonce=hot.next_nonce + 1)
+    assert by_name(live.check_wallets())["hot_wallet:livenet"].status == "PASS"
     # a token without a cold address, and no hot wallet
     Token.objects.create(network=livenet, currency="usdc", contract_address="0x" + "22" * 20, decimals=6)
     hot.delete()
