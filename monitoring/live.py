@@ -7,6 +7,7 @@ JSON-RPC reads, a Celery broadcast ping and an SMTP connection (closed without a
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +29,8 @@ from wallets.chain.rpc import RpcClient, RpcError, RpcUnavailable, rpc_urls
 from wallets.models import MasterSeed, Network, Token
 
 from .probes import endpoint_chain_check, network_chain_check
+
+logger = logging.getLogger(__name__)
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]", "::1"}
@@ -292,7 +295,9 @@ def check_signer(*, timeout: float = 1.5) -> list[LiveCheck]:
     from gateway.celery import app
 
     try:
-        queues = app.control.inspect(timeout=timeout).active_queues() or {}
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=0, timeout=timeout)  # a dead broker fails now, not after retries
+            queues = app.control.inspect(timeout=timeout, connection=conn).active_queues() or {}
     except Exception as error:  # the broker itself is down: kombu's errors vary by transport
         return [LiveCheck("signer", FAIL, f"broker unreachable ({type(error).__name__})", "check CELERY_BROKER_URL")]
     signers = sorted(worker for worker, consumed in queues.items()
@@ -337,5 +342,6 @@ def live_checks(*, skip: frozenset[str] = frozenset()) -> list[LiveCheck]:
         try:
             rows.extend(check())
         except Exception as error:  # one broken check must not hide the others
-            rows.append(LiveCheck(name, FAIL, f"the check raised {type(error).__name__}", "see the log"))
+            logger.exception("check_live: the check %s raised", name)
+            rows.append(LiveCheck(name, FAIL, f"the check raised {type(error).__name__}", "see the log (stderr)"))
     return rows

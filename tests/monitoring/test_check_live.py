@@ -294,3 +294,25 @@ def test_a_tampered_audit_record_fails_the_check(db):
     [row] = live.check_audit()
     assert row.status == "FAIL" and "#2" in row.detail
     assert live.check_audit(last=1)[0].status == "PASS"  # outside the window checked
+
+
+def test_a_dead_broker_fails_the_signer_check_at_once(settings):
+    from gateway.celery import app
+
+    old = app.conf.broker_url
+    app.conf.broker_url = "redis://127.0.0.1:111/0"  # nothing listens there
+    try:
+        [row] = live.check_signer(timeout=0.5)
+    finally:
+        app.conf.broker_url = old
+    assert row.status == "FAIL" and "broker unreachable" in row.detail
+
+
+def test_a_check_that_raises_is_a_failure_and_the_others_still_run(monkeypatch):
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(live.CHECKS, "debug", broken)
+    rows = by_name(live.live_checks(skip=frozenset(set(live.CHECKS) - {"debug", "webhook_ssrf"})))
+    assert rows["debug"].status == "FAIL" and "RuntimeError" in rows["debug"].detail
+    assert "webhook_ssrf" in rows
