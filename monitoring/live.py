@@ -141,7 +141,7 @@ def check_webhook_ssrf() -> list[LiveCheck]:
 def check_email() -> list[LiveCheck]:
     backend = settings.EMAIL_BACKEND
     if any(f".{toy}." in backend for toy in TOY_EMAIL_BACKENDS):
-        return [LiveCheck("email", FAIL, f"{backend} sends nothing", "use the SMTP backend (EMAIL_HOST ...)")]
+        return [LiveCheck("email", FAIL, f"{backend} sends nothing", "use the SMTP backend (EMAIL_HOST, EMAIL_PORT ...)")]
     if settings.DEFAULT_FROM_EMAIL.rstrip(">").endswith("@localhost"):
         return [LiveCheck("email", FAIL, f"DEFAULT_FROM_EMAIL is {settings.DEFAULT_FROM_EMAIL}",
                           "set DEFAULT_FROM_EMAIL to an address of your domain")]
