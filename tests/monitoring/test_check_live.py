@@ -41,16 +41,21 @@ class FakeSmtp:
 
     def __init__(self):
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)  # so that the accept loop sees close()
+        self.closed = threading.Event()
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self.serve, daemon=True)
         self.thread.start()
 
     def serve(self):
-        while True:
+        while not self.closed.is_set():
             try:
                 conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
                 return
+            conn.settimeout(10)
             with conn, conn.makefile("rb") as lines:
                 conn.sendall(b"220 fake ESMTP\r\n")
                 for line in lines:
@@ -59,6 +64,8 @@ class FakeSmtp:
                         break
 
     def close(self):
+        self.closed.set()
+        self.thread.join(timeout=5)
         self.listener.close()
 
 
