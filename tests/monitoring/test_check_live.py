@@ -56,12 +56,15 @@ class FakeSmtp:
             except OSError:
                 return
             conn.settimeout(10)
-            with conn, conn.makefile("rb") as lines:
-                conn.sendall(b"220 fake ESMTP\r\n")
-                for line in lines:
-                    conn.sendall(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"250 ok\r\n")
-                    if line.upper().startswith(b"QUIT"):
-                        break
+            try:
+                with conn, conn.makefile("rb") as lines:
+                    conn.sendall(b"220 fake ESMTP\r\n")
+                    for line in lines:
+                        conn.sendall(b"221 bye\r\n" if line.upper().startswith(b"QUIT") else b"250 ok\r\n")
+                        if line.upper().startswith(b"QUIT"):
+                            break
+            except OSError:  # a client that went away or stayed silent
+                continue
 
     def close(self):
         self.closed.set()
