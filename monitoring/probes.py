@@ -229,3 +229,20 @@ def rpc_endpoints_health(*, timeout: float = 2.0) -> list[EndpointHealth]:
         ]
     finally:
         executor.shutdown(wait=False, cancel_futures=True)
+
+
+def network_chain_check(network: Network, *, timeout: float = 3.0) -> Check:
+    """The readiness probe's chain check of one network (its RPC URLs answer with its chain id, the scanner within
+    its lag bound), for `manage.py check_live`; not configured: `unconfigured`."""
+    urls = rpc_urls(code=network.code, rpc_env=network.rpc_env)
+    if not urls:
+        return Check(ok=False, reason="unconfigured")
+    cursor = ChainCursor.objects.filter(network=network).values_list("block_number", flat=True).first()
+    row = {"code": network.code, "chain_id": network.chain_id, "block_time_ms": network.block_time_ms,
+           "cursor": cursor}
+    return _chain_check(row, urls, timeout)
+
+
+def endpoint_chain_check(network: Network, url: str, *, timeout: float = 3.0) -> EndpointHealth:
+    """One RPC URL of a network asked for its chain id and head (one attempt)."""
+    return _endpoint_health({"code": network.code, "chain_id": network.chain_id}, url, timeout)

@@ -5,6 +5,7 @@ A subprocess sees the test database through DATABASE_URL (made from the test con
 has already renamed NAME to the test database) and runs with the test settings; it only sees committed rows, so
 the tests that use it take `transactional_db`."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,7 +82,13 @@ class Processes:
             return process.wait()
 
     def stop_all(self) -> None:
+        """SIGKILL to each started process's own session (its children too: granian's workers, a prefork pool)."""
         for process in self.running:
+            if process.returncode is None:  # not reaped yet: its pid (and group) are still ours
+                try:
+                    os.killpg(process.pid, signal.SIGKILL)  # start_new_session: the group is the process's own
+                except (ProcessLookupError, PermissionError):
+                    pass
             if process.poll() is None:
                 process.kill()
             process.wait()

@@ -72,6 +72,9 @@ class Network(models.Model):
             models.UniqueConstraint(
                 fields=["api_name", "livemode"], condition=models.Q(is_active=True), name="one_active_network_per_mode"
             ),
+            # The hot wallet's key is m/44'/60'/1'/0/<chain id>: a second row of a chain (a test network given a
+            # live chain's id) would sign with the same key. `manage.py check_live` names any clash too.
+            models.UniqueConstraint(fields=["chain_id"], name="network_unique_chain_id"),
         ]
         ordering = ["livemode", "api_name", "code"]
 

@@ -149,6 +149,12 @@ SESSION_SAVE_EVERY_REQUEST = True
 # turns it on; local development turns it on (settings/local.py).
 GATEWAY_PORTAL_SIGNUP = env.bool("GATEWAY_PORTAL_SIGNUP", default=False)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="gateway@localhost")
+# Mail goes out by SMTP (Django's defaults: the MTA on localhost:25); `manage.py check_live` connects to it.
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 # The portal's home warns when a network the merchant accepts is more than this many blocks behind its head.
 GATEWAY_PORTAL_LAG_BLOCKS = env.int("GATEWAY_PORTAL_LAG_BLOCKS", default=20)
 # The home's figures of a period (volume, conversion, median time to pay) are cached this long (0: never).

@@ -155,3 +155,14 @@ def test_actors_staff_merchant_user_api_key_and_command(db, merchant):
         ("staff", str(staff.pk)), ("merchant_user", str(shopper.pk)), ("api_key", key.id)]
     assert records[3].actor_type == "system" and records[3].actor_id == "command:x"
     assert key.redacted in records[2].actor_label
+
+
+def test_verifying_the_last_records_checks_only_those_and_their_link_to_the_one_before(unguarded):
+    _append(6)
+    report = audit_chain_verify(last=3)
+    assert report.ok and report.records == 3
+    _sql("UPDATE audit_auditrecord SET reason = 'x' WHERE seq = 5")
+    assert audit_chain_verify(last=3).bad_seq == 5
+    assert audit_chain_verify(last=1).ok  # record #5 is outside the last one
+    _sql("DELETE FROM audit_auditrecord WHERE seq = 3")
+    assert audit_chain_verify(last=3).bad_seq == 3  # the record before the window is gone
