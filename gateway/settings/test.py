@@ -24,7 +24,7 @@ CACHES = {
         "KEY_PREFIX": "gwtest",
     }
 }
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING["root"]["level"] = env("LOG_LEVEL", default="WARNING")  # noqa: F405
 GATEWAY_NETWORK_CACHE_SECONDS = 0
 # Separate test databases for runs that share a machine (set TEST_DB_NAME per run).
 DATABASES["default"]["TEST"] = {"NAME": env("TEST_DB_NAME", default="test_gateway")}  # noqa: F405
