@@ -20,6 +20,16 @@ logger = logging.getLogger(__name__)
 @signals.celeryd_init.connect
 def _role_worker(**_):
     logs.role_set("worker")
+    # Until Celery sets its handlers up (after_setup_logger below), what the worker says at start (its warnings
+    # included: running as root) goes out as JSON lines too, not through logging's bare last-resort handler.
+    root = logging.getLogger()
+    if not root.handlers:
+        from django.conf import settings
+
+        handler = logging.StreamHandler()
+        logs.handler_adopt(handler, getattr(settings, "GATEWAY_LOG_FORMAT", "json"))
+        root.addHandler(handler)
+    logging.captureWarnings(True)
 
 
 @signals.beat_init.connect
