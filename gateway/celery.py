@@ -1,5 +1,6 @@
 import logging
 import os
+import sys
 
 from celery import Celery, signals
 
@@ -16,6 +17,14 @@ logger = logging.getLogger(__name__)
 
 # --- logs (gateway/logs.py): the role of the process, our format on Celery's handlers, the request id carried from
 # the process that sends a task (a web request, or a task that a request caused) into the task's log lines.
+
+if os.path.basename(sys.argv[0]) == "celery" or sys.argv[0].endswith(os.path.join("celery", "__main__.py")):
+    # `celery -A gateway worker|beat`: named from the start (the signals below come after the first lines)
+    for _word in ("worker", "beat"):
+        if _word in sys.argv[1:]:
+            logs.role_set(_word)
+            break
+
 
 @signals.celeryd_init.connect
 def _role_worker(**_):
