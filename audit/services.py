@@ -11,6 +11,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.utils import timezone
 
+from gateway.logs import current_request_id
 from gateway.ratelimit import client_address
 
 from .actors import Actor, actor_of
@@ -173,7 +174,7 @@ def audit_record(*, actor=None, action: str, obj=None, before: dict | None = Non
         seq=seq, created=timezone.now(), actor_type=who.type, actor_id=who.id[:100],
         actor_label=who.label[:200], action=action, object_type=object_type, object_id=object_id[:100],
         before=_jsonable(before), after=_jsonable(after), reason=reason or "", ip=_client_ip(request),
-        request_id=(getattr(request, "request_id", "") or "")[:64], prev_hash=prev_hash,
+        request_id=(getattr(request, "request_id", "") or current_request_id())[:64], prev_hash=prev_hash,
     )
     record.hash = record_hash(record)
     _record_insert(record)

@@ -1,6 +1,8 @@
 """Event rows: written by the services in the same transaction as the change they describe."""
 from django.db.models import Max
 
+from gateway.logs import current_request_id
+
 from .models import Event
 
 
@@ -12,6 +14,10 @@ def next_sequence(object_id: str) -> int:
 def build_event(*, merchant, livemode: bool, type: str, obj_id: str, snapshot: dict, sequence: int,
                 previous_attributes: dict | None = None, request_id: str = "", idempotency_key: str = "") -> Event:
     data = {"object": snapshot}
+    # Stripe's `request.id`: the request that caused the event. A caller that names none gets the one this code runs
+    # for (gateway.logs: a portal or admin request, or in a worker the request that sent the task); "" when the
+    # event is automatic (the chain watcher, beat).
+    request_id = (request_id or current_request_id())[:40]
     if previous_attributes:
         data["previous_attributes"] = previous_attributes
     return Event(

@@ -1,5 +1,8 @@
+from django.core.signals import request_finished
+from django.dispatch import receiver
 from django.http import HttpResponseBadRequest
 
+from gateway import logs
 from gateway.ids import random_token
 
 from .errors import api_not_found, is_api_path
@@ -7,16 +10,26 @@ from .input import text_is_allowed
 
 
 class RequestIdMiddleware:
-    """Gives every request an id (`req_...`) and returns it in the `Request-Id` header, as Stripe does."""
+    """Gives every request an id (`req_...`) and returns it in the `Request-Id` header, as Stripe does. For the
+    request's duration the id is also the log context (gateway.logs): every log line, every Celery task sent, every
+    event and audit record written while it runs carries it, Django's own "Not Found: ..." line (written after the
+    middleware) included; the context is cleared when the response is closed."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
         request.request_id = "req_" + random_token(14)
+        logs.request_id_var.set(request.request_id)
+        logs.event_id_var.set("")
         response = self.get_response(request)
         response["Request-Id"] = request.request_id
         return response
+
+
+@receiver(request_finished)
+def _request_log_context_clear(**_):
+    logs.request_id_var.set("")
 
 
 class InputGuardMiddleware:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONCE, NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -367,11 +368,23 @@ GATEWAY_DEVCHAIN_RPC_URL = env("GATEWAY_DEVCHAIN_RPC_URL", default="http://127.0
 # this many days (where native coin sent by an internal transaction may sit without any Transfer row).
 GATEWAY_RECONCILE_RECENT_DAYS = env.int("GATEWAY_RECONCILE_RECENT_DAYS", default=7)
 
+# Logs (gateway/logs.py, docs/operations.md#logs): JSON lines on stderr from every process, each with its role and
+# the request / task / event ids it was written for; `plain` for a terminal (make run). Never a secret: no request
+# bodies or headers are logged, and the SQL logger (parameters) stays at WARNING whatever LOG_LEVEL says.
+GATEWAY_LOG_FORMAT = env("GATEWAY_LOG_FORMAT", default="json")
+if GATEWAY_LOG_FORMAT not in ("json", "plain"):
+    raise ImproperlyConfigured("GATEWAY_LOG_FORMAT must be json or plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "gateway.logs.ContextFilter"}},
+    "formatters": {
+        "json": {"()": "gateway.logs.JsonFormatter", "fmt": "%(levelname)s %(name)s %(message)s"},
+        "plain": {"()": "logging.Formatter", "fmt": "%(asctime)s %(levelname)s %(role)s %(name)s %(request_id)s "
+                                                    "%(task_id)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": GATEWAY_LOG_FORMAT,
+                             "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -6,6 +6,9 @@ DEBUG = env.bool("DEBUG", default=True)
 SECRET_KEY = SECRET_KEY or "local-development-only-not-a-secret"  # noqa: F405
 GATEWAY_WEBHOOK_ALLOW_LOOPBACK = env.bool("GATEWAY_WEBHOOK_ALLOW_LOOPBACK", default=True)
 EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+# make run's terminal: one readable line per record (role, request id, task id); GATEWAY_LOG_FORMAT=json for JSON.
+GATEWAY_LOG_FORMAT = env("GATEWAY_LOG_FORMAT", default="plain")
+LOGGING["handlers"]["console"]["formatter"] = GATEWAY_LOG_FORMAT  # noqa: F405
 GATEWAY_PORTAL_SIGNUP = env.bool("GATEWAY_PORTAL_SIGNUP", default=True)  # the emails print on the console
 
 if not GATEWAY_KEK:  # noqa: F405

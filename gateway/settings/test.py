@@ -24,7 +24,7 @@ CACHES = {
         "KEY_PREFIX": "gwtest",
     }
 }
-LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+LOGGING["root"]["level"] = env("LOG_LEVEL", default="WARNING")  # noqa: F405
 GATEWAY_NETWORK_CACHE_SECONDS = 0
 GATEWAY_NETWORKS_REQUIRE_RPC = False  # the seeded test networks have no node; tests of the rule turn it on
 # Separate test databases for runs that share a machine (set TEST_DB_NAME per run).

@@ -34,7 +34,7 @@ from django.db import close_old_connections, connection
 from django.utils import timezone
 from yarl import URL
 
-from gateway import ssrf
+from gateway import logs, ssrf
 from merchants.selectors import webhook_endpoint_signing_secrets
 
 from ..presenters import event_json
@@ -294,6 +294,9 @@ class Dispatcher:
         task.add_done_callback(self.tasks.discard)
 
     async def _send(self, delivery: services.ClaimedDelivery) -> None:
+        # Its own asyncio task: the log context (the event, and the request that caused it) is this delivery's only.
+        logs.request_id_var.set(delivery.event.request_id or "")
+        logs.event_id_var.set(delivery.event.id)
         endpoint = delivery.endpoint
         semaphore = self.semaphores.get(endpoint.id)
         if semaphore is None:
@@ -301,6 +304,12 @@ class Dispatcher:
         try:
             async with semaphore:
                 result = await self.post(delivery)
+            if result.succeeded:
+                logger.debug("webhook delivery %s to %s: %s in %d ms", delivery.id, endpoint.id, result.status_code,
+                             result.duration_ms)
+            else:
+                logger.info("webhook delivery %s to %s failed (attempt %d): %s %s", delivery.id, endpoint.id,
+                            delivery.attempts + 1, result.status_code or "-", result.error[:200])
             self.results.append(result)
             self.counts["succeeded" if result.succeeded else "failed"] += 1
             if result.succeeded:

@@ -11,6 +11,7 @@ import signal
 
 from django.core.management.base import BaseCommand
 
+from gateway.logs import role_set
 from payments.webhooks.delivery import Dispatcher
 
 
@@ -24,6 +25,7 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=200, help="deliveries claimed at a time (200)")
 
     def handle(self, *args, duration, poll, batch, **options):
+        role_set("sender")  # the role in the log lines (gateway.logs)
         counts = asyncio.run(self._run(duration or None, poll, batch))
         self.stdout.write(json.dumps(counts))
 

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, close_old_connections, connection
 
+from gateway.logs import role_set
 from wallets.chain.scanner import network_scan, rpc_client_or_none
 from wallets.chain.ws import subscribe_new_heads
 from wallets.models import Network
@@ -58,6 +59,7 @@ class Command(BaseCommand):
                             help="stop after SECONDS (default: run until SIGINT / SIGTERM)")
 
     def handle(self, *args, chain, no_ws, duration, **options):
+        role_set("watcher")  # the role in the log lines (gateway.logs)
         networks = Network.objects.filter(is_active=True).order_by("id")
         if chain:
             networks = Network.objects.filter(code=chain)
