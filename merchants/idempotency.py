@@ -127,3 +127,23 @@ def idempotent(view_method=None, *, sealed: tuple[str, ...] = ()):
             return response
 
     return wrapper
+
+
+# --- The portal's forms that move money: one submission per form (a double click or a resubmitted page) ----------
+
+PORTAL_FORM_PREFIX = "portal-form:"
+
+
+def portal_form_claim(*, merchant, livemode: bool, token: str) -> tuple[IdempotencyRecord, bool]:
+    """Claim a portal form's one-time token in the CALLER's transaction: (record, True) the first time, (the first
+    submission's record, False) after. A second submission sent meanwhile waits on the unique key until the first
+    commits (then sees its record) or rolls back (then claims it itself)."""
+    from django.db import IntegrityError
+
+    key = PORTAL_FORM_PREFIX + token
+    try:
+        with transaction.atomic():
+            return IdempotencyRecord.objects.create(merchant=merchant, livemode=livemode, key=key, fingerprint="portal",
+                                                    response_status=201, response_body={}), True
+    except IntegrityError:
+        return IdempotencyRecord.objects.get(merchant=merchant, livemode=livemode, key=key), False

@@ -79,7 +79,7 @@ def unmatched_deposit_assign(*, deposit: UnmatchedDeposit, intent: PaymentIntent
                                   "an intent unless that refund fails or is canceled.")
     if intent.deposit_address_id is not None:  # the order of funding.address_apply: the address, then the intent
         activity.deposit_address_lock(deposit_address_id=intent.deposit_address_id)
-    intent = PaymentIntent.objects.select_for_update().select_related("merchant").get(pk=intent.pk)
+    intent = PaymentIntent.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=intent.pk)
     refusal = _assign_refusal(deposit, intent)
     if refusal:
         raise DomainError(code="deposit_not_assignable", param="payment_intent",

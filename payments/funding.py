@@ -235,7 +235,7 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
     recorded for it. Call inside a transaction."""
     address = activity.deposit_address_lock(deposit_address_id=deposit_address_id)
     intent = (
-        PaymentIntent.objects.select_for_update().select_related("merchant")
+        PaymentIntent.objects.select_for_update(of=("self",)).select_related("merchant")  # the intent row only
         .filter(deposit_address_id=deposit_address_id).first()
     )
     transfers = activity.transfers_of_address(deposit_address_id=deposit_address_id)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from gateway.ids import id_is_valid
 from wallets.models import ChainCursor, Transfer
 
-from .models import Charge, ChargeDust, Event, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookDelivery
+from .models import Charge, ChargeDust, Event, HeldDeposit, PaymentIntent, PaymentOption, UnmatchedDeposit, WebhookDelivery
 from .pricing import FIAT_EXPONENTS
 
 
@@ -151,6 +151,8 @@ def checkout_funds(*, intent: PaymentIntent) -> CheckoutFunds:
     transfers = list(
         Transfer.objects.filter(Q(deposit_address_id=intent.deposit_address_id) | Q(assignment__payment_intent=intent),
                                 orphaned_at__isnull=True, token__isnull=False)
+        # A transfer held from a blocked sender (held or kept) is not the customer's payment: funding ignores it
+        .exclude(held_deposit__status__in=(HeldDeposit.Status.HELD, HeldDeposit.Status.KEPT))
         .select_related("network", "token", "unmatched_deposit", "assignment")
         .order_by("block_number", "log_index", "id")
     )

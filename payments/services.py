@@ -231,7 +231,9 @@ def payment_intent_create(
 
 
 def _locked(intent_id: str) -> PaymentIntent:
-    return PaymentIntent.objects.select_for_update().select_related("merchant").get(pk=intent_id)
+    # of=self: the merchant row is read, not locked (money-out creation reads it FOR SHARE; locking it here too
+    # made a deadlock cycle with refund_create, which holds it shared and then updates the intent).
+    return PaymentIntent.objects.select_for_update(of=("self",)).select_related("merchant").get(pk=intent_id)
 
 
 @transaction.atomic

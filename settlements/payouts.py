@@ -22,6 +22,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Case, When
 from django.utils import timezone
 from eth_abi import encode as abi_encode
 from eth_utils import is_checksum_address
@@ -53,7 +54,6 @@ PAYOUT = "payout"
 ZERO_ADDRESS = "0x" + "0" * 40
 TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 HOT_WALLET_SHORT = "hot_wallet_insufficient_funds"
-ACCOUNT_FROZEN = "account_frozen"
 
 # The one state machine: from-status -> the statuses it may move to.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -413,8 +413,11 @@ def payouts_advance(*, limit: int = 500) -> dict[str, int]:
     """The beat task's work: send pending payouts (oldest first), settle in-transit ones whose transaction is final.
     One transaction per payout; one that fails is logged and left for the next run."""
     done = {"sent": 0, "settled": 0, "waiting": 0}
+    # Those already waiting for a reason (frozen merchant, blocked destination, hot wallet short) go after the fresh
+    # ones: a pile of held payouts never fills the batch and starves the others.
     pending = list(Payout.objects.filter(status=Status.PENDING, awaiting_approval=False)
-                   .order_by("created").values_list("id", flat=True)[:limit])
+                   .order_by(Case(When(pending_reason="", then=0), default=1), "created")
+                   .values_list("id", flat=True)[:limit])
     for payout_id in pending:
         try:
             result = payout_send(payout_id=payout_id)

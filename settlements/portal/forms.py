@@ -1,5 +1,6 @@
 """Forms of the portal's money pages: every refusal names its field, amounts are typed in the currency's major units
 and become integers of minor units exactly (Decimal.scaleb, no float)."""
+import secrets
 from urllib.parse import urlencode
 
 from django import forms
@@ -154,12 +155,19 @@ class RefundCreateForm(forms.Form):
         label="Customer's address", required=False, max_length=100,
         help_text="Empty: we make a claim link where the customer gives it (emailed to the receipt email).")
 
+    # One submission per form shown: a double click or a resubmitted page refunds once (merchants.idempotency).
+    form_token = forms.RegexField(regex=r"^[A-Za-z0-9_-]{20,64}$", widget=forms.HiddenInput,
+                                  error_messages={"required": "This form has expired: open it again."})
+
     def __init__(self, *args, currency: str | None, **kwargs):
         """`currency`: the Charge's (amounts in its major units), None for an unmatched deposit (refunded whole)."""
         super().__init__(*args, **kwargs)
         self.currency = currency
-        if currency is None:
+        if not self.is_bound:
+            self.fields["form_token"].initial = secrets.token_urlsafe(24)
+        if currency is None:  # an unmatched deposit is refunded whole: a second submission is refused anyway
             del self.fields["amount"]
+            del self.fields["form_token"]
         else:
             self.fields["amount"] = forms.DecimalField(
                 label=f"Amount ({currency.upper()})", required=False, min_value=0, max_digits=18,

@@ -4,6 +4,7 @@ deposit. Every query is scoped to the session's merchant and mode; every write i
 from datetime import datetime, time, timedelta, timezone
 
 from django.contrib import messages
+from django.db import transaction
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,6 +13,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_safe
 
 from gateway.errors import DomainError
+from merchants.idempotency import portal_form_claim
 from merchants.permissions import role_can
 from merchants.portal import portal_livemode, portal_merchant, portal_required
 from payments.models import Charge, Event, PaymentIntent, UnmatchedDeposit
@@ -399,10 +401,19 @@ def payment_refund(request, intent_id: str):
     elif form.is_valid():
         data = form.cleaned_data
         try:
-            refund = refund_services.refund_create(
-                merchant=merchant, livemode=livemode, charge=charge, amount=data["amount_minor"],
-                reason=data["reason"], destination_address=data["destination_address"],
-                ctx=refund_services.RefundContext(actor=request.user, request=request))
+            with transaction.atomic():  # the form's token and the refund: both or neither
+                claim, first = portal_form_claim(merchant=merchant, livemode=livemode, token=data["form_token"])
+                if not first:  # sent twice (a double click, a resubmitted page): show what the first one did
+                    messages.info(request, "This refund was already submitted.")
+                    done = claim.response_body.get("refund")
+                    return (redirect("portal:refund-detail", refund_id=done) if done
+                            else redirect("portal:refund-list"))
+                refund = refund_services.refund_create(
+                    merchant=merchant, livemode=livemode, charge=charge, amount=data["amount_minor"],
+                    reason=data["reason"], destination_address=data["destination_address"],
+                    ctx=refund_services.RefundContext(actor=request.user, request=request))
+                claim.response_body = {"refund": refund.pk}
+                claim.save(update_fields=["response_body"])
         except DomainError as exc:
             refusal_to_form(form, exc)
         else:

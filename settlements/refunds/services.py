@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Case, Sum, When
 
 from audit.services import audit_record, model_snapshot
 from gateway.celery import task_wake
@@ -578,9 +578,13 @@ def refunds_advance(*, limit: int = 200, client_for=rpc_client_or_none) -> Advan
     """One pass (beat task, `manage.py refunds send`): send the pending refunds that can go, settle the ones whose
     transaction ended. One database transaction per refund; safe to run twice, concurrently, and to be killed."""
     summary = AdvanceSummary()
+    # Those already waiting for a reason (frozen merchant, blocked destination, hot wallet short) go after the fresh
+    # ones: a pile of held refunds never fills the batch and starves the others.
     to_send = list(Refund.objects.filter(status=Status.PENDING, outgoing_transaction__isnull=True,
                                          awaiting_approval=False)
-                   .exclude(destination_address="").order_by("created").values_list("id", flat=True)[:limit])
+                   .exclude(destination_address="")
+                   .order_by(Case(When(pending_reason="", then=0), default=1), "created")
+                   .values_list("id", flat=True)[:limit])
     for refund_id in to_send:
         try:
             refund = refund_send(refund_id=refund_id, client_for=client_for)

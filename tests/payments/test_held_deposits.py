@@ -8,6 +8,7 @@ from audit.models import AuditRecord
 from gateway.errors import DomainError
 from payments.corrections import held_deposit_keep, held_deposit_release
 from payments.models import Charge, HeldDeposit, UnmatchedDeposit
+from payments.selectors import checkout_funds
 from payments.services import payment_intent_cancel
 from tests.otp import login_verified
 from tests.payments.test_funding import DUE, apply, finalize, intent, pay  # noqa: F401 (fixture)
@@ -36,6 +37,8 @@ def test_a_transfer_seen_then_blocked_before_it_is_final_is_held_and_the_intent_
     intent.refresh_from_db()
     assert intent.status == "requires_action" and intent.amount_received == 0 and not Charge.objects.exists()
     assert HeldDeposit.objects.get().transfer == t
+    # and the checkout does not count it as received (it shows the whole amount still due)
+    assert checkout_funds(intent=intent).paid == []
 
 
 def test_a_late_payment_from_a_blocked_sender_is_held_and_once_released_is_an_unmatched_deposit(intent, blocked):

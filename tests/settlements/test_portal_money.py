@@ -5,6 +5,8 @@ errors that write nothing; what merchants and customers wrote renders escaped.""
 import csv
 import io
 
+import secrets
+
 import pytest
 from django.core import mail
 from django.test import Client
@@ -210,11 +212,28 @@ def _refund_projection(refund: Refund) -> dict:
     return body
 
 
+def once(data: dict) -> dict:
+    """A form as the page gives it: with its one-time token."""
+    return {**data, "form_token": secrets.token_urlsafe(24)}
+
+
+def test_a_refund_sent_twice_from_one_form_refunds_once(portal, merchant):
+    charge = credited_charge(merchant)
+    form = once({"amount": "4.00", "destination_address": CHECKSUMMED})
+    first = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", form)
+    again = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", form)  # a double click
+    refund = Refund.objects.get(charge=charge)
+    assert first["Location"] == again["Location"] == f"/portal/refunds/{refund.id}/"
+    assert Charge.objects.get(pk=charge.pk).amount_refunded == 400
+    missing = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", {"amount": "1.00"})
+    assert missing.status_code == 400 and "expired" in text(missing) and Refund.objects.count() == 1
+
+
 def test_a_refund_to_an_address_from_the_payment_page_writes_what_the_api_writes(portal, api, merchant):
     ours, theirs = credited_charge(merchant), credited_charge(merchant)
     assert 'Refund…' in text(portal.get(f"/portal/payments/{ours.payment_intent_id}/"))
     response = portal.post(f"/portal/payments/{ours.payment_intent_id}/refund",
-                           {"amount": "4.00", "reason": "requested_by_customer", "destination_address": CHECKSUMMED})
+                           once({"amount": "4.00", "reason": "requested_by_customer", "destination_address": CHECKSUMMED}))
     refund = Refund.objects.get(charge=ours)
     assert response.status_code == 302 and response["Location"] == f"/portal/refunds/{refund.id}/"
     api_body = api.post("/v1/refunds", {"payment_intent": theirs.payment_intent_id, "amount": 400,
@@ -238,7 +257,7 @@ def test_a_refund_without_an_address_makes_a_claim_link_shown_and_emailed(portal
     charge = credited_charge(merchant)
     PaymentIntent.objects.filter(pk=charge.payment_intent_id).update(receipt_email="buyer@example.com")
     with django_capture_on_commit_callbacks(execute=True):
-        response = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", {"amount": ""})
+        response = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", once({"amount": ""}))
     refund = Refund.objects.get(charge=charge)
     assert response.status_code == 302
     assert (refund.status, refund.amount, refund.receipt_email) == ("requires_action", 1000, "buyer@example.com")
@@ -277,9 +296,9 @@ def test_a_refund_over_what_is_left_or_with_bad_input_is_a_form_error_and_writes
                                                                                         says):
     charge = credited_charge(merchant)
     assert portal.post(f"/portal/payments/{charge.payment_intent_id}/refund",
-                       {"amount": "5.00", "destination_address": CHECKSUMMED}).status_code == 302
+                       once({"amount": "5.00", "destination_address": CHECKSUMMED})).status_code == 302
     before = (written(), Charge.objects.get(pk=charge.pk).amount_refunded, owed(merchant))
-    response = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", data)
+    response = portal.post(f"/portal/payments/{charge.payment_intent_id}/refund", once(data))
     assert response.status_code == 400 and says in text(response) and "errorlist" in text(response)
     assert (written(), Charge.objects.get(pk=charge.pk).amount_refunded, owed(merchant)) == before
 
