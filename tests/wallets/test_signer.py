@@ -100,7 +100,8 @@ def test_the_web_app_runs_without_the_kek_and_never_loads_the_signer(networks, w
            "SECRET_KEY": "s" * 50, "DATABASE_URL": _database_url(), "GATEWAY_PUBLIC_URL": "https://pay.example",
            "ALLOWED_HOSTS": "pay.example", "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/8"),
            "CELERY_BROKER_URL": "memory://", "TEST_API_KEY": key,
-           "GATEWAY_SECRETS_KEK": settings.GATEWAY_SECRETS_KEK}  # the web tier's own key (merchants.secrets)
+           "GATEWAY_SECRETS_KEK": settings.GATEWAY_SECRETS_KEK,  # the web tier's own key (merchants.secrets)
+           "GATEWAY_NETWORKS_REQUIRE_RPC": "false"}  # the seeded networks have no node here (as in gateway.settings.test)
     assert "GATEWAY_KEK" not in env
     result = subprocess.run([sys.executable, "-c", WEB_WITHOUT_KEK], cwd=REPO, env=env, capture_output=True,
                             text=True, timeout=120)
