@@ -24,6 +24,10 @@ CACHES = {
         "KEY_PREFIX": "gwtest",
     }
 }
+# The broker is this run's Redis too (REDIS_URL, else db 15): never db 0, where `make run`'s worker listens, and the
+# same Redis the tests' real worker processes are given (a run without REDIS_URL sent tasks to db 0 while its worker
+# listened on db 15).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=CACHES["default"]["LOCATION"])
 LOGGING["root"]["level"] = env("LOG_LEVEL", default="WARNING")  # noqa: F405
 GATEWAY_NETWORK_CACHE_SECONDS = 0
 GATEWAY_NETWORKS_REQUIRE_RPC = False  # the seeded test networks have no node; tests of the rule turn it on

@@ -153,7 +153,7 @@ def test_an_eager_task_keeps_its_callers_request_id():
 def test_the_request_id_of_an_api_call_is_in_the_worker_log_lines_of_the_task_it_sent(
         transactional_db, networks, wallet, merchant, api, processes):
     # Given a real worker on the default queue, fed by this run's Redis, logging JSON at INFO
-    env = process_env(CELERY_TASK_ALWAYS_EAGER="0", CELERY_BROKER_URL=settings.CACHES["default"]["LOCATION"],
+    env = process_env(CELERY_TASK_ALWAYS_EAGER="0", CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
                       LOG_LEVEL="INFO")
     worker, worker_log = processes.start(
         [sys.executable, "-m", "celery", "-A", "gateway", "--quiet", "worker", "-Q", "default", "--pool", "solo", "-l", "info",
@@ -194,7 +194,7 @@ def test_a_full_run_logged_at_debug_holds_no_secret(transactional_db, anvil_chai
     network = register_devnet_for_tests(anvil_chain)
     clear_network_cache()
     env = process_env(**{network.rpc_env: anvil_chain.rpc_url, "CELERY_TASK_ALWAYS_EAGER": "0",
-                         "CELERY_BROKER_URL": settings.CACHES["default"]["LOCATION"], "LOG_LEVEL": "DEBUG"})
+                         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL, "LOG_LEVEL": "DEBUG"})
     worker, worker_log = processes.start(
         [sys.executable, "-m", "celery", "-A", "gateway", "--quiet", "worker", "-Q", "default", "--pool", "solo", "-l", "debug",
          "--without-gossip", "--without-mingle", "--without-heartbeat"], env=env, name="worker")
