@@ -125,7 +125,7 @@ def _route_id(pattern):
 
 
 @pytest.fixture
-def team(db):
+def team(db, networks):
     """Our merchant with one member of each role (each with a verified session), and another merchant."""
     own = services.merchant_create(email="own@example.com", name="Own", password="pw-own-0123456")
     other = services.merchant_create(email="other@example.com", name="Other", password="pw-other-0123456")
