@@ -144,8 +144,8 @@ def endpoint_add(conn, merchant_id: str, url: str, *, env: dict) -> str:
     endpoint_id = "we_" + secrets.token_hex(12)
     conn.execute(
         "INSERT INTO merchants_webhookendpoint (id, merchant_id, livemode, url, description, metadata, enabled_events,"
-        " status, disabled_reason, secret, previous_secret, deleted, created, updated) VALUES (%s, %s, false, %s, '',"
-        " '{}', '[\"*\"]', 'enabled', '', '', '', false, now() - interval '1 hour', now())",
+        " status, disabled_reason, secret, previous_secret, deleted, consecutive_failures, created, updated) VALUES"
+        " (%s, %s, false, %s, '', '{}', '[\"*\"]', 'enabled', '', '', '', false, 0, now() - interval '1 hour', now())",
         [endpoint_id, merchant_id, url])
     manage(env, "shell", "--no-imports", "-c", SEAL_SECRET.format(endpoint_id))
     return endpoint_id

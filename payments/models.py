@@ -29,7 +29,9 @@ class PaymentIntent(models.Model):
         EXPIRED = "expired"
 
     id = models.CharField(primary_key=True, max_length=40, default=_pi_id, editable=False)
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="payment_intents")
+    # db_index=False: pi_list_idx (merchant, livemode, created, id) serves every lookup by merchant
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="payment_intents",
+                                 db_index=False)
     livemode = models.BooleanField()
     status = models.CharField(max_length=32, choices=Status.choices)
     amount = models.PositiveBigIntegerField(help_text="Minor units of `currency` (cents).")
@@ -102,7 +104,8 @@ class Event(models.Model):
     """What happened, with the object's full snapshot; written in the same transaction as the change."""
 
     id = models.CharField(primary_key=True, max_length=40, default=_evt_id, editable=False)
-    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="events")
+    # db_index=False: event_list_idx (merchant, livemode, created, id) serves every lookup by merchant
+    merchant = models.ForeignKey("merchants.Merchant", on_delete=models.PROTECT, related_name="events", db_index=False)
     livemode = models.BooleanField()
     type = models.CharField(max_length=64, db_index=True)
     object_id = models.CharField(max_length=40)
@@ -221,7 +224,9 @@ class WebhookDelivery(models.Model):
         SUCCEEDED = "succeeded"
         FAILED = "failed"
 
-    endpoint = models.ForeignKey("merchants.WebhookEndpoint", on_delete=models.CASCADE, related_name="deliveries")
+    # db_index=False: the unique (endpoint, event) serves every lookup by endpoint
+    endpoint = models.ForeignKey("merchants.WebhookEndpoint", on_delete=models.CASCADE, related_name="deliveries",
+                                 db_index=False)
     event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="deliveries")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
@@ -246,7 +251,8 @@ class WebhookDelivery(models.Model):
 class WebhookAttempt(models.Model):
     """One POST of a delivery (append-only): what came back and how long it took."""
 
-    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_rows")
+    # db_index=False: webhook_attempt_idx (delivery, started_at) serves every lookup by delivery
+    delivery = models.ForeignKey(WebhookDelivery, on_delete=models.CASCADE, related_name="attempt_rows", db_index=False)
     started_at = models.DateTimeField()
     duration_ms = models.PositiveIntegerField()
     status_code = models.PositiveSmallIntegerField(null=True, blank=True)

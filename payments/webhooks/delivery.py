@@ -30,7 +30,7 @@ import aiohttp
 import psycopg
 from aiohttp.abc import AbstractResolver
 from django.conf import settings
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 from yarl import URL
 
@@ -141,11 +141,14 @@ class Dispatcher:
     def _step(self, fan_out: bool, claim_args: tuple | None) -> tuple[int, list]:
         """The database thread's step: the fan-out (when due), then the claim (unless the sender has no room). A
         stop that came while the fan-out ran ends the claiming here: what is claimed is sent, so a sender being
-        stopped must not take more (it would hold it until its requests end or time out)."""
-        fanned = self._fan_out_all() if fan_out else 0
-        if claim_args is None or self.stop.is_set():
-            return fanned, []
-        return fanned, self._claim(*claim_args)
+        stopped must not take more (it would hold it until its requests end or time out). One transaction for both
+        (one commit per step, not two): the claim sees the deliveries the fan-out just made, other senders see them
+        claimed."""
+        with transaction.atomic():
+            fanned = self._fan_out_all() if fan_out else 0
+            if claim_args is None or self.stop.is_set():
+                return fanned, []
+            return fanned, self._claim(*claim_args)
 
     def _claim(self, limit: int, skip: list[str], failing: list[str], slow_lane: list[str], slow_room: int):
         """The fast lane (every endpoint not known here to be failing), then the slow lane: the failing endpoints

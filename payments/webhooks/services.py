@@ -120,7 +120,8 @@ def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failin
     first attempts cannot crowd out healthy endpoints. SKIP LOCKED: concurrent senders take different rows. The rows'
     `next_attempt_at` moves to `lease_until`, in this short transaction. Rows of a disabled or deleted endpoint are
     never claimed: in the same transaction, those among the oldest due rows are marked failed (a resend brings them
-    back), however many there are beyond the claim's own window."""
+    back), however many there are beyond the claim's own window. Inside a caller's transaction (the sender's step,
+    after its fan-out), part of it: no savepoint round trips."""
     if lease_until is None:
         lease_until = now + timedelta(seconds=lease_seconds())
     if per_failing_endpoint is None:
@@ -129,7 +130,7 @@ def deliveries_claim(*, now: datetime, limit: int, per_endpoint: int, per_failin
               "per_failing": per_failing_endpoint, "max_failing": max_failing,
               "only": list(only_endpoints) if only_endpoints is not None else None,
               "limit": limit, "lease_until": lease_until, "dead_scan": DEAD_SCAN}
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(DEAD_DUE_SQL, params)
         dead = [row[0] for row in cursor.fetchall()]
         if dead:
