@@ -3,7 +3,11 @@ Payment methods section (networks and tokens, which `merchants` cannot read) is 
 
 Each section is a page (GET, `settings.view`: every role reads it, the form disabled without `settings.write`) and a
 save action (POST, `settings.write`) that validates the section's form and calls its one service; a form error
-answers 400 with the page and the field named, and nothing is written."""
+answers 400 with the page and the field named, and nothing is written. A `Section` describes one; its two views are
+made from it."""
+from collections.abc import Callable
+from dataclasses import dataclass
+
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
@@ -35,125 +39,96 @@ def section_render(request, *, tab: str, title: str, form, save_url: str, intro:
     }, status=status)
 
 
-def _saved(request, label: str, url_name: str):
-    messages.success(request, f"{label} saved.")
-    return redirect(url_name)
+@dataclass(frozen=True)
+class Section:
+    """One settings section: its page (the form filled from the merchant, disabled without `settings.write`) and its
+    save action (the form validated, then its one service; a form error answers 400 with the page)."""
+    tab: str  # the URL name of its page (and its tab)
+    title: str
+    save_url: str
+    intro: str
+    form: type
+    initial: Callable  # (merchant) -> the form's initial values
+    save: Callable  # (request, cleaned_data) -> None: the section's one service call
+    saved: str  # "<saved> saved."
+    extra: Callable = lambda request: {}  # (request) -> more of the page's context
+    guard: Callable = lambda permission: portal_required(permission=permission)  # (permission) -> view decorator
+
+    def render(self, request, form, status: int = 200):
+        return section_render(request, tab=self.tab, title=self.title, form=form, save_url=self.save_url,
+                              intro=self.intro, extra=self.extra(request), status=status)
+
+    def views(self, name: str, module: str = __name__):
+        """(page, save): the section's two views, named `name` and `name`_save in `module` (what the URL
+        configuration, the permission registries and tracebacks show)."""
+        def page(request):
+            return self.render(request, self.form(initial=self.initial(request.portal_merchant),
+                                                  read_only=not can_edit(request)))
+
+        def save(request):
+            form = self.form(request.POST, request.FILES)
+            if not form.is_valid():
+                return self.render(request, form, status=400)
+            self.save(request, form.cleaned_data)
+            messages.success(request, f"{self.saved} saved.")
+            return redirect(self.tab)
+
+        for view, view_name in ((page, name), (save, f"{name}_save")):
+            view.__name__ = view.__qualname__ = view_name
+            view.__module__ = module
+        return self.guard("settings.view")(page), self.guard("settings.write")(require_POST(save))
 
 
-# Business profile
-
-def _profile_initial(merchant) -> dict:
-    return {"public_name": merchant.public_name, "support_email": merchant.support_email,
-            "website_url": merchant.website_url, "statement_descriptor": merchant.statement_descriptor}
-
-
-def _business(request, form, status=200):
-    return section_render(request, tab="portal:settings", title="Business", form=form,
-                          save_url="portal:settings-business-save", status=status,
-                          intro="What your customers see on the checkout and in your emails.")
-
-
-@portal_required(permission="settings.view")
-def settings_business(request):
-    return _business(request, ProfileForm(initial=_profile_initial(request.portal_merchant),
-                                          read_only=not can_edit(request)))
-
-
-@portal_required(permission="settings.write")
-@require_POST
-def settings_business_save(request):
-    form = ProfileForm(request.POST)
-    if not form.is_valid():
-        return _business(request, form, status=400)
-    services.merchant_profile_update(merchant=request.portal_merchant, request=request, **form.cleaned_data)
-    return _saved(request, "Business profile", "portal:settings")
-
-
-# Branding
-
-def _branding(request, form, status=200):
+def _branding_extra(request) -> dict:
     logo = MerchantLogo.objects.filter(merchant_id=request.portal_merchant.pk).first()
     accent = request.portal_merchant.brand_accent_color
-    return section_render(request, tab="portal:settings-branding", title="Branding", form=form,
-                          save_url="portal:settings-branding-save", status=status,
-                          intro="The checkout shows your logo and uses your accent colour for its buttons.",
-                          extra={"logo_url": branding.logo_data_url(logo.image, logo.content_type) if logo else "",
-                                 "logo": logo, "accent": accent,
-                                 "accent_text": branding.readable_text_color(accent) if accent else ""})
+    return {"logo_url": branding.logo_data_url(logo.image, logo.content_type) if logo else "", "logo": logo,
+            "accent": accent, "accent_text": branding.readable_text_color(accent) if accent else ""}
 
 
-@portal_required(permission="settings.view")
-def settings_branding(request):
-    return _branding(request, BrandingForm(initial={"accent_color": request.portal_merchant.brand_accent_color},
-                                           read_only=not can_edit(request)))
+BUSINESS = Section(
+    tab="portal:settings", title="Business", save_url="portal:settings-business-save", form=ProfileForm,
+    intro="What your customers see on the checkout and in your emails.",
+    initial=lambda m: {"public_name": m.public_name, "support_email": m.support_email,
+                       "website_url": m.website_url, "statement_descriptor": m.statement_descriptor},
+    save=lambda request, data: services.merchant_profile_update(merchant=request.portal_merchant, request=request,
+                                                                **data),
+    saved="Business profile",
+)
+BRANDING = Section(
+    tab="portal:settings-branding", title="Branding", save_url="portal:settings-branding-save", form=BrandingForm,
+    intro="The checkout shows your logo and uses your accent colour for its buttons.",
+    initial=lambda m: {"accent_color": m.brand_accent_color},
+    save=lambda request, data: services.merchant_branding_update(
+        merchant=request.portal_merchant, accent_color=data["accent_color"], logo=data["logo"],
+        logo_remove=data["logo_remove"], request=request),
+    saved="Branding", extra=_branding_extra,
+)
+CHECKOUT = Section(
+    tab="portal:settings-checkout", title="Checkout", save_url="portal:settings-checkout-save",
+    form=CheckoutSettingsForm,
+    intro="How new payments wait for funds and what counts as paid. Payments already created keep their expiry.",
+    initial=lambda m: {"payment_expiry_minutes": m.payment_expiry_minutes,
+                       "underpayment_tolerance_bps": m.underpayment_tolerance_bps,
+                       "accept_late_payments": m.accept_late_payments},
+    save=lambda request, data: services.merchant_checkout_settings_update(merchant=request.portal_merchant,
+                                                                          request=request, **data),
+    saved="Checkout settings",
+)
+NOTIFICATIONS = Section(
+    tab="portal:settings-notifications", title="Notifications", save_url="portal:settings-notifications-save",
+    form=NotificationsForm,
+    intro="The emails you want. A webhook endpoint that is disabled after 3 days of failures is always emailed.",
+    initial=lambda m: {"notification_emails": "\n".join(m.notification_emails),
+                       "notify_payment_succeeded": m.notify_payment_succeeded,
+                       "notify_webhook_failing": m.notify_webhook_failing,
+                       "notify_daily_summary": m.notify_daily_summary},
+    save=lambda request, data: services.merchant_notifications_update(merchant=request.portal_merchant,
+                                                                      request=request, **data),
+    saved="Notification settings",
+)
 
-
-@portal_required(permission="settings.write")
-@require_POST
-def settings_branding_save(request):
-    form = BrandingForm(request.POST, request.FILES)
-    if not form.is_valid():
-        return _branding(request, form, status=400)
-    services.merchant_branding_update(
-        merchant=request.portal_merchant, accent_color=form.cleaned_data["accent_color"],
-        logo=form.cleaned_data["logo"], logo_remove=form.cleaned_data["logo_remove"], request=request)
-    return _saved(request, "Branding", "portal:settings-branding")
-
-
-# Checkout: expiry, tolerance, late payments
-
-def _checkout(request, form, status=200):
-    return section_render(request, tab="portal:settings-checkout", title="Checkout", form=form,
-                          save_url="portal:settings-checkout-save", status=status,
-                          intro="How new payments wait for funds and what counts as paid. Payments already created "
-                                "keep their expiry.")
-
-
-@portal_required(permission="settings.view")
-def settings_checkout(request):
-    merchant = request.portal_merchant
-    return _checkout(request, CheckoutSettingsForm(initial={
-        "payment_expiry_minutes": merchant.payment_expiry_minutes,
-        "underpayment_tolerance_bps": merchant.underpayment_tolerance_bps,
-        "accept_late_payments": merchant.accept_late_payments,
-    }, read_only=not can_edit(request)))
-
-
-@portal_required(permission="settings.write")
-@require_POST
-def settings_checkout_save(request):
-    form = CheckoutSettingsForm(request.POST)
-    if not form.is_valid():
-        return _checkout(request, form, status=400)
-    services.merchant_checkout_settings_update(merchant=request.portal_merchant, request=request, **form.cleaned_data)
-    return _saved(request, "Checkout settings", "portal:settings-checkout")
-
-
-# Notifications
-
-def _notifications(request, form, status=200):
-    return section_render(request, tab="portal:settings-notifications", title="Notifications", form=form,
-                          save_url="portal:settings-notifications-save", status=status,
-                          intro="The emails you want. A webhook endpoint that is disabled after 3 days of failures "
-                                "is always emailed.")
-
-
-@portal_required(permission="settings.view")
-def settings_notifications(request):
-    merchant = request.portal_merchant
-    return _notifications(request, NotificationsForm(initial={
-        "notification_emails": "\n".join(merchant.notification_emails),
-        "notify_payment_succeeded": merchant.notify_payment_succeeded,
-        "notify_webhook_failing": merchant.notify_webhook_failing,
-        "notify_daily_summary": merchant.notify_daily_summary,
-    }, read_only=not can_edit(request)))
-
-
-@portal_required(permission="settings.write")
-@require_POST
-def settings_notifications_save(request):
-    form = NotificationsForm(request.POST)
-    if not form.is_valid():
-        return _notifications(request, form, status=400)
-    services.merchant_notifications_update(merchant=request.portal_merchant, request=request, **form.cleaned_data)
-    return _saved(request, "Notification settings", "portal:settings-notifications")
+settings_business, settings_business_save = BUSINESS.views("settings_business")
+settings_branding, settings_branding_save = BRANDING.views("settings_branding")
+settings_checkout, settings_checkout_save = CHECKOUT.views("settings_checkout")
+settings_notifications, settings_notifications_save = NOTIFICATIONS.views("settings_notifications")

@@ -2,13 +2,10 @@
 the API names none. It lives here, not in merchants.settings_views with the other sections, because it offers only
 the active networks and tokens (wallets.networks), which `merchants` cannot read."""
 from django import forms
-from django.contrib import messages
-from django.shortcuts import redirect
-from django.views.decorators.http import require_POST
 
 from merchants import services
 from merchants.forms import SettingsForm
-from merchants.settings_views import can_edit, section_render
+from merchants.settings_views import Section
 from wallets.networks import active_networks
 
 from .access import portal_page
@@ -51,32 +48,20 @@ class PaymentMethodsForm(SettingsForm):
         return data
 
 
-def _page(request, form, status=200):
-    return section_render(request, tab="portal:settings-payment-methods", title="Payment methods", form=form,
-                          save_url="portal:settings-payment-methods-save", status=status,
-                          intro="Only networks and tokens the gateway has active are offered.")
-
-
-@portal_page("settings.view")
-def settings_payment_methods(request):
-    merchant = request.portal_merchant
+def _initial(merchant) -> dict:
     networks, tokens, _ = offered()
-    initial = {
-        # Empty means every active one: show them all checked.
-        "enabled_networks": merchant.enabled_networks or [n for n, _ in networks],
-        "enabled_tokens": merchant.enabled_tokens or [t for t, _ in tokens],
-    }
-    return _page(request, PaymentMethodsForm(initial=initial, read_only=not can_edit(request)))
+    # Empty means every active one: show them all checked.
+    return {"enabled_networks": merchant.enabled_networks or [n for n, _ in networks],
+            "enabled_tokens": merchant.enabled_tokens or [t for t, _ in tokens]}
 
 
-@portal_page("settings.write")
-@require_POST
-def settings_payment_methods_save(request):
-    form = PaymentMethodsForm(request.POST)
-    if not form.is_valid():
-        return _page(request, form, status=400)
-    services.merchant_payment_methods_update(
-        merchant=request.portal_merchant, enabled_networks=form.cleaned_data["enabled_networks"],
-        enabled_tokens=form.cleaned_data["enabled_tokens"], request=request)
-    messages.success(request, "Payment methods saved.")
-    return redirect("portal:settings-payment-methods")
+PAYMENT_METHODS = Section(
+    tab="portal:settings-payment-methods", title="Payment methods", save_url="portal:settings-payment-methods-save",
+    form=PaymentMethodsForm, intro="Only networks and tokens the gateway has active are offered.",
+    initial=_initial,
+    save=lambda request, data: services.merchant_payment_methods_update(
+        merchant=request.portal_merchant, enabled_networks=data["enabled_networks"],
+        enabled_tokens=data["enabled_tokens"], request=request),
+    saved="Payment methods", guard=portal_page,
+)
+settings_payment_methods, settings_payment_methods_save = PAYMENT_METHODS.views("settings_payment_methods", __name__)
