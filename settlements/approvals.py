@@ -4,7 +4,10 @@ approves (the payout or refund is released to sending, its event written) or rej
 and its money returned in the ledger, with Stripe's events). Each decision is one transaction with its event and its
 audit record; the database refuses a decision by the requester (CHECK `*_approval_four_eyes`). The admin asks for a
 fresh TOTP code before it calls these (settlements.admin)."""
+from collections.abc import Callable
+
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from audit.services import audit_record
@@ -16,6 +19,7 @@ from .models import Payout
 from .refunds import services as refunds
 from .refunds.models import Refund
 
+APPROVED, REJECTED = "approved", "rejected"
 DECISION_FIELDS = ["awaiting_approval", "approval_decision", "approval_decided_by", "approval_decided_at",
                    "approval_note", "pending_reason"]
 
@@ -53,63 +57,74 @@ def _after(obj) -> dict:
             "approval_decided_by": obj.approval_decided_by_id, "approval_reasons": obj.approval_reasons}
 
 
+def _decision_take(rows: QuerySet, pk: str, *, decision: str, action: str,
+                   then: Callable[[Payout | Refund, dict], Payout | Refund], actor, note: str,
+                   request) -> Payout | Refund:
+    """What every decision does, in the caller's transaction: the note read (a rejection must say why, before
+    anything is locked), the held row locked by `rows` (each caller's own lock: what it reads with the row, and
+    which rows FOR UPDATE takes) and checked (still held and open, not asked for by `actor`), the decision recorded
+    on it, then `then(row, before)`: what the decision does to the money (sent on, or given back), which returns
+    the row as it ends up. Last, the audit record `action` of that row, with the note as its reason."""
+    note = _reason_required(note) if decision == REJECTED else (note or "").strip()
+    locked = rows.get(pk=pk)
+    _check(locked, actor, "approve" if decision == APPROVED else "reject")
+    before = _decide(locked, actor=actor, decision=decision, note=note)
+    # A rejection's cancellation saves the row again through its state machine, `updated` with it.
+    locked.save(update_fields=[*DECISION_FIELDS, "updated"] if decision == APPROVED else DECISION_FIELDS)
+    done = then(locked, before)
+    audit_record(actor=actor, action=action, obj=done, before=before, after=_after(done), reason=note,
+                 request=request)
+    return done
+
+
+def _released(obj: Payout | Refund, before: dict, *, decimals: int | None, announce: Callable, event: str,
+              wake: Callable[[], None]) -> Payout | Refund:
+    """An approval lets the money go out after all: it counts in today's totals now (held, it added nothing), its
+    `event` (written by `announce`, payout_event or refund_event) tells that it waits no more, and its sender is woken
+    once this commits."""
+    money_out_volume_add(merchant=obj.merchant, livemode=obj.livemode, currency=obj.currency,
+                         amount_base_units=obj.amount_base_units, decimals=decimals)
+    announce(obj, event, previous={"pending_reason": before["pending_reason"]})
+    transaction.on_commit(wake)
+    return obj
+
+
 @transaction.atomic
 def payout_approve(*, payout: Payout, actor, note: str = "", request=None) -> Payout:
     """Release a held payout to sending (`payout.updated`); it counts in today's totals of the limits."""
-    locked = Payout.objects.select_for_update().select_related("merchant", "token").get(pk=payout.pk)
-    _check(locked, actor, "approve")
-    before = _decide(locked, actor=actor, decision="approved", note=(note or "").strip())
-    locked.save(update_fields=[*DECISION_FIELDS, "updated"])
-    money_out_volume_add(merchant=locked.merchant, livemode=locked.livemode, currency=locked.currency,
-                         amount_base_units=locked.amount_base_units, decimals=locked.token.decimals)
-    payouts.payout_event(locked, "payout.updated", previous={"pending_reason": before["pending_reason"]})
-    transaction.on_commit(payouts.payouts_wake)
-    audit_record(actor=actor, action="payout.approve", obj=locked, before=before, after=_after(locked),
-                 reason=locked.approval_note, request=request)
-    return locked
+    def release(locked: Payout, before: dict) -> Payout:
+        return _released(locked, before, decimals=locked.token.decimals, announce=payouts.payout_event,
+                         event="payout.updated", wake=payouts.payouts_wake)
+
+    rows = Payout.objects.select_for_update().select_related("merchant", "token")
+    return _decision_take(rows, payout.pk, decision=APPROVED, action="payout.approve", then=release, actor=actor,
+                          note=note, request=request)
 
 
 @transaction.atomic
 def payout_reject(*, payout: Payout, actor, note: str, request=None) -> Payout:
     """Cancel a held payout: its money back to the available balance (`payout_cancel` posting), `payout.canceled`."""
-    note = _reason_required(note)
-    locked = Payout.objects.select_for_update().get(pk=payout.pk)
-    _check(locked, actor, "reject")
-    before = _decide(locked, actor=actor, decision="rejected", note=note)
-    locked.save(update_fields=DECISION_FIELDS)
-    canceled = payouts.payout_cancel_held(payout=locked)
-    audit_record(actor=actor, action="payout.reject", obj=canceled, before=before, after=_after(canceled),
-                 reason=note, request=request)
-    return canceled
+    return _decision_take(Payout.objects.select_for_update(), payout.pk, decision=REJECTED, action="payout.reject",
+                          then=lambda locked, before: payouts.payout_cancel_held(payout=locked), actor=actor,
+                          note=note, request=request)
 
 
 @transaction.atomic
 def refund_approve(*, refund: Refund, actor, note: str = "", request=None) -> Refund:
     """Release a held refund to sending (once it has an address), `refund.updated`; it counts in today's totals."""
-    locked = Refund.objects.select_for_update(of=("self",)).select_related("merchant", "token", "network").get(
-        pk=refund.pk)
-    _check(locked, actor, "approve")
-    before = _decide(locked, actor=actor, decision="approved", note=(note or "").strip())
-    locked.save(update_fields=[*DECISION_FIELDS, "updated"])
-    money_out_volume_add(merchant=locked.merchant, livemode=locked.livemode, currency=locked.currency,
-                         amount_base_units=locked.amount_base_units, decimals=refunds.refund_decimals(locked))
-    refunds.refund_event(locked, "refund.updated", previous={"pending_reason": before["pending_reason"]})
-    transaction.on_commit(refunds.refunds_wake)
-    audit_record(actor=actor, action="refund.approve", obj=locked, before=before, after=_after(locked),
-                 reason=locked.approval_note, request=request)
-    return locked
+    def release(locked: Refund, before: dict) -> Refund:
+        return _released(locked, before, decimals=refunds.refund_decimals(locked), announce=refunds.refund_event,
+                         event="refund.updated", wake=refunds.refunds_wake)
+
+    rows = Refund.objects.select_for_update(of=("self",)).select_related("merchant", "token", "network")
+    return _decision_take(rows, refund.pk, decision=APPROVED, action="refund.approve", then=release, actor=actor,
+                          note=note, request=request)
 
 
 @transaction.atomic
 def refund_reject(*, refund: Refund, actor, note: str, request=None) -> Refund:
     """Cancel a held refund: the reservation released (and the Charge's amount_refunded), `refund.updated` with
     status canceled, as Stripe announces a canceled refund."""
-    note = _reason_required(note)
-    locked = Refund.objects.select_for_update(of=("self",)).get(pk=refund.pk)
-    _check(locked, actor, "reject")
-    before = _decide(locked, actor=actor, decision="rejected", note=note)
-    locked.save(update_fields=DECISION_FIELDS)
-    canceled = refunds.refund_cancel_held(refund=locked)
-    audit_record(actor=actor, action="refund.reject", obj=canceled, before=before, after=_after(canceled),
-                 reason=note, request=request)
-    return canceled
+    return _decision_take(Refund.objects.select_for_update(of=("self",)), refund.pk, decision=REJECTED,
+                          action="refund.reject", then=lambda locked, before: refunds.refund_cancel_held(refund=locked),
+                          actor=actor, note=note, request=request)

@@ -8,9 +8,9 @@ refund_create inside their transactions.
     money_out_volume_add       an approved one counts for the day too
     merchant_frozen            the merchant's freeze, read under FOR SHARE (a freeze waits for the transaction)
 
-Lock order: every caller has locked its balance rows (and a Charge before them) first; the daily totals are locked
-last, the merchant's before the operator's, so creations never deadlock with each other or with the senders
-(sending address, then balance rows)."""
+Lock order: every caller has locked its balance rows (settlements.services.balances_lock; a Charge before them)
+first; the daily totals are locked last, the merchant's before the operator's, so creations never deadlock with each
+other or with the senders (sending address, then balance rows)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

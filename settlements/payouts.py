@@ -41,11 +41,10 @@ from wallets.outgoing.services import outgoing_transaction_create
 
 from .limits import (ACCOUNT_FROZEN, AWAITING_APPROVAL, account_frozen_error, merchant_frozen,
                      money_out_hold_reasons, money_out_requester)
-from .models import (AccountKind, JournalTransaction, LedgerBalance, Payout, PayoutAddress, PayoutAddressEvent,
-                     PayoutSchedule)
+from .models import AccountKind, JournalTransaction, Payout, PayoutAddress, PayoutAddressEvent, PayoutSchedule
 from .presenters import payout_json
 from .selectors import merchant_fiat_balances, minor_toward_zero, payouts_for
-from .services import Posting, journal_transaction_post, ledger_account_get
+from .services import Posting, balances_lock, journal_transaction_post, ledger_account_get
 
 logger = logging.getLogger(__name__)
 Kind = JournalTransaction.Kind
@@ -164,13 +163,6 @@ def _accounts(payout: Payout, *kinds: str, hot_address: str = "") -> dict[str, o
     return found
 
 
-def _lock_balances(*accounts) -> dict[int, int]:
-    """Lock the running balances of the accounts a posting will touch, in account id order (the order
-    journal_transaction_post updates them in), so that checking one first never deadlocks with another poster."""
-    rows = LedgerBalance.objects.select_for_update().filter(account__in=accounts).order_by("account_id")
-    return {row.account_id: row.balance for row in rows}
-
-
 def _post(payout: Payout, kind: str, *postings: tuple[object, int]) -> None:
     journal_transaction_post(kind=kind, source_type=PAYOUT, source_id=payout.id, memo=payout.merchant_id,
                              postings=[Posting(account, amount) for account, amount in postings])
@@ -247,7 +239,7 @@ def payout_create(*, merchant, token: Token, amount: int, currency: str, metadat
                     description=description, requested_by_id=requester.user_id, requester=requester.label)
     accounts = _accounts(payout, AccountKind.MERCHANT_AVAILABLE, AccountKind.MERCHANT_RESERVED)
     available_account = accounts[AccountKind.MERCHANT_AVAILABLE]
-    available = -_lock_balances(available_account, accounts[AccountKind.MERCHANT_RESERVED])[available_account.id]
+    available = -balances_lock(available_account, accounts[AccountKind.MERCHANT_RESERVED])[available_account.id]
     if base_units > available:
         shown = minor_toward_zero(amount_base_units=available, currency=currency, decimals=token.decimals)
         raise PayoutError(code="balance_insufficient", param="amount",
@@ -359,7 +351,7 @@ def payout_send(*, payout_id: str) -> Payout | None:
     else:
         accounts = _accounts(payout, AccountKind.HOT_WALLET, AccountKind.IN_TRANSIT, hot_address=hot.address)
         hot_account, in_transit = accounts[AccountKind.HOT_WALLET], accounts[AccountKind.IN_TRANSIT]
-        if _lock_balances(hot_account, in_transit)[hot_account.id] < payout.amount_base_units:
+        if balances_lock(hot_account, in_transit)[hot_account.id] < payout.amount_base_units:
             reason = HOT_WALLET_SHORT
     if reason:
         return _hold(payout, reason)

@@ -1,5 +1,6 @@
 """Writes to the ledger (docs/ledger.md). Every movement is one journal transaction posted by
-`journal_transaction_post`, in the caller's database transaction; Charges reach the ledger through payments' queue
+`journal_transaction_post`, in the caller's database transaction (its balance rows locked first by `balances_lock`
+when the caller checks one before it posts); Charges reach the ledger through payments' queue
 (`ledger_post_charge_facts`), each fact posted once whatever runs twice, concurrently or dies half-way."""
 import logging
 from dataclasses import dataclass
@@ -85,6 +86,18 @@ def journal_transaction_post(*, kind: str, source_type: str, source_id: str, pos
                     balance=F("balance") + Value(changes[account_id], output_field=BaseUnitsField()),
                     updated=timezone.now())
         return journal, True
+
+
+def balances_lock(*accounts: LedgerAccount) -> dict[int, int]:
+    """Lock the running balance rows (LedgerBalance, FOR UPDATE) of `accounts`, the ones a posting is about to touch,
+    and return {account id: balance} as they are now. Locked in account id order, the order
+    journal_transaction_post updates them in, so that a caller which checks a balance before it posts (is the
+    merchant's available balance enough to reserve a payout or refund? does the hot wallet hold what a send takes?)
+    never deadlocks with another poster, and two of them see each other's postings instead of both spending the same
+    money. Whatever else a caller locks (a Charge, the hot SendingAddress) it locks before the balances: one order
+    for every caller."""
+    rows = LedgerBalance.objects.select_for_update().filter(account__in=accounts).order_by("account_id")
+    return {row.account_id: row.balance for row in rows}
 
 
 # Charges ------------------------------------------------------------------------------------------------------------

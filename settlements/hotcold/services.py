@@ -37,7 +37,7 @@ from wallets.outgoing.models import OutgoingTransaction, SendingAddress
 from wallets.outgoing.services import outgoing_transaction_create
 
 from ..models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
-from ..services import Posting, journal_transaction_post, ledger_account_get
+from ..services import Posting, balances_lock, journal_transaction_post, ledger_account_get
 from .models import ColdTransfer, ColdTransferEvent, HotColdSetting, HotWalletAlert, HotWalletTopup
 
 logger = logging.getLogger(__name__)
@@ -140,7 +140,7 @@ def cold_transfer_start(*, setting: HotColdSetting, onchain_balance: int | None 
         return None
     hot_account = wallet_account(kind=AccountKind.HOT_WALLET, network=network, token_id=token.id,
                                  address=hot.address)
-    balance = LedgerBalance.objects.select_for_update().get(account=hot_account).balance
+    balance = balances_lock(hot_account)[hot_account.id]
     surplus = balance - setting.hot_ceiling_base_units
     if surplus <= 0:
         return None

@@ -35,9 +35,8 @@ from wallets.outgoing.services import outgoing_transaction_create
 
 from ..limits import (ACCOUNT_FROZEN, AWAITING_APPROVAL, account_frozen_error, merchant_frozen,
                       money_out_hold_reasons, money_out_requester)
-from ..payouts import _lock_balances
-from ..models import AccountKind, JournalTransaction, LedgerAccount, LedgerBalance
-from ..services import Posting, journal_transaction_post, ledger_account_get
+from ..models import AccountKind, JournalTransaction, LedgerAccount
+from ..services import Posting, balances_lock, journal_transaction_post, ledger_account_get
 from .amounts import refund_base_units
 from .models import Refund
 from .presenters import claim_url, refund_json
@@ -187,11 +186,9 @@ def _reserve(refund: Refund) -> None:
         return
     accounts = _accounts(refund, AccountKind.MERCHANT_AVAILABLE, AccountKind.MERCHANT_RESERVED)
     available = accounts[AccountKind.MERCHANT_AVAILABLE]
-    # Both running balances locked in account order (as every posting updates them): two refunds or a refund and
-    # a payout of one merchant and asset see each other's reservation, and never deadlock.
-    rows = {b.account_id: b for b in LedgerBalance.objects.select_for_update()
-            .filter(account_id__in=[a.id for a in accounts.values()]).order_by("account_id")}
-    owed = -int(rows[available.id].balance)
+    # Both running balances locked (balances_lock): two refunds or a refund and a payout of one merchant and asset
+    # see each other's reservation, and never deadlock.
+    owed = -balances_lock(available, accounts[AccountKind.MERCHANT_RESERVED])[available.id]
     if owed < amount:
         raise DomainError(code="balance_insufficient", param="amount",
                           message=f"The merchant's available balance ({owed} base units of "
@@ -511,7 +508,7 @@ def refund_send(*, refund_id: str, client_for=rpc_client_or_none) -> Refund | No
         hot_account = ledger_account_get(kind=AccountKind.HOT_WALLET, network_id=refund.network_id,
                                          token_id=refund.token_id, address=hot.address,
                                          livemode=refund.network.livemode)
-        held = _lock_balances(hot_account, accounts[AccountKind.IN_TRANSIT])[hot_account.id]
+        held = balances_lock(hot_account, accounts[AccountKind.IN_TRANSIT])[hot_account.id]
         if held < refund.amount_base_units:  # the ledger's hot wallet: net of every feature's sends in flight
             logger.warning("hot wallet floor: %s on %s holds %s base units of %s in the ledger, refund %s needs %s",
                            hot.address, refund.network.code, held,
