@@ -13,7 +13,6 @@ from gateway.errors import DomainError
 from merchants import services as merchant_services
 
 from .. import selectors as payment_selectors
-from ..models import Event
 from ..presenters import event_json
 from ..webhooks import services as webhook_services
 from . import selectors
@@ -173,14 +172,8 @@ def webhook_delivery_resend(request, endpoint_id: str, delivery_id: int):
 def event_list(request):
     merchant, livemode = portal_scope(request)
     form = EventFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        qs = payment_selectors.events_for(merchant=merchant, livemode=livemode)
-        if form.cleaned_data["type"]:
-            qs = qs.filter(type=form.cleaned_data["type"])
-        bounds = form.bounds(Event, merchant=merchant, livemode=livemode)
-        if form.is_valid():
-            page = selectors.keyset_page(qs, **bounds)
+    events = payment_selectors.events_for(merchant=merchant, livemode=livemode)
+    page = selectors.filtered_keyset_page(form, events, merchant=merchant, livemode=livemode, match={"type": "type"})
     return render(request, "portal/developers/event_list.html", {
         "form": form, "page": page, "type": form.cleaned_data.get("type", "") if page else "",
         "livemode": livemode,

@@ -1,5 +1,7 @@
-"""Reads of the portal's payments and developer pages: filtered lists paged by keyset on (created, id), and what a
-payment's detail page shows. Every query is filtered by the merchant and the mode of the session."""
+"""Reads of the portal's payments and developer pages: filtered lists paged by keyset on (created, id) (settlements'
+money pages page theirs with the same functions), and what a payment's detail page shows. Every query is filtered
+by the merchant and the mode of the session."""
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
@@ -64,6 +66,30 @@ def keyset_page(qs: QuerySet, *, size: int = PAGE_SIZE, after=None, before=None)
     rows = rows[:size]
     return Page(rows=rows, newer=rows[0].pk if after is not None and rows else None,
                 older=rows[-1].pk if more else None)
+
+
+def filtered_keyset_page(form, rows: QuerySet, *, merchant, livemode: bool,
+                         match: Mapping[str, str] | None = None,
+                         narrow: Callable[[QuerySet, dict], QuerySet] | None = None) -> Page | None:
+    """The page of a filtered list (payments, unmatched deposits, events; settlements' payouts and refunds): `rows`
+    (the merchant's, in this mode) narrowed by the filters of `form`, a bound payments.portal.forms.KeysetCursorForm,
+    and paged from its cursor. `match` maps a filter field to the lookup it sets when given (a status, a reason, a
+    type); `narrow(rows, cleaned_data)` does any other filtering. None when the filters or the cursor are not valid
+    (a cursor that is not one of the merchant's `rows.model` in this mode becomes an error of its field): the page
+    then shows the form's errors with a 400, and no row. One place for the order every list relies on: the filters
+    are validated before the cursor is looked up, and the list is read only when both are valid."""
+    if not form.is_valid():
+        return None
+    bounds = form.bounds(rows.model, merchant=merchant, livemode=livemode)
+    if not form.is_valid():
+        return None
+    data = form.cleaned_data
+    for field, lookup in (match or {}).items():
+        if data[field]:
+            rows = rows.filter(**{lookup: data[field]})
+    if narrow is not None:
+        rows = narrow(rows, data)
+    return keyset_page(rows, **bounds)
 
 
 def keyset_chunks(qs: QuerySet, *, fields: list[str], size: int = 2000):
@@ -183,12 +209,11 @@ def payment_intent_detail(*, intent: PaymentIntent) -> PaymentDetail:
 
 # --- Unmatched deposits ----------------------------------------------------------------------------------------
 
-def unmatched_deposits_list(*, merchant, livemode: bool, reason: str = "") -> QuerySet:
+def unmatched_deposits_list(*, merchant, livemode: bool) -> QuerySet:
     """The merchant's deposits that paid no intent (late, to an unknown address, in a token or on a network the
-    intent did not take), with what each is: filter `reason` (UnmatchedDeposit.Reason)."""
-    qs = (UnmatchedDeposit.objects.filter(merchant=merchant, livemode=livemode)
-          .select_related("transfer__network", "transfer__token", "payment_intent", "assignment"))
-    return qs.filter(reason=reason) if reason else qs
+    intent did not take), with what each is (`reason`, UnmatchedDeposit.Reason: the list filters on it)."""
+    return (UnmatchedDeposit.objects.filter(merchant=merchant, livemode=livemode)
+            .select_related("transfer__network", "transfer__token", "payment_intent", "assignment"))
 
 
 # --- Developers: webhook endpoints, deliveries, events -----------------------------------------------------------

@@ -7,12 +7,19 @@ from django.views.decorators.http import require_http_methods, require_safe
 from gateway.errors import DomainError
 
 from .. import services
-from ..models import PaymentIntent, UnmatchedDeposit
+from ..models import PaymentIntent
 from ..views import format_base_units, format_fiat
 from . import selectors
 from .access import found_or_404, portal_page, portal_scope
 from .export import csv_response, csv_rows
 from .forms import PaymentCancelForm, PaymentFilterForm, UnmatchedFilterForm
+
+
+def _narrowed(intents, filters: dict):
+    """The intents the list's filters (PaymentFilterForm's cleaned data) select; a search by transaction hash reads
+    the networks' ids first."""
+    return selectors.payment_intents_filter(
+        intents, filters=filters, network_ids=selectors.network_ids() if filters.get("q_kind") == "tx" else [])
 
 
 def _filtered(request):
@@ -21,11 +28,7 @@ def _filtered(request):
     form = PaymentFilterForm(request.GET)
     if not form.is_valid():
         return form, None
-    qs = selectors.payment_intents_filter(
-        selectors.payment_intents_list(merchant=merchant, livemode=livemode), filters=form.cleaned_data,
-        network_ids=selectors.network_ids() if form.cleaned_data.get("q_kind") == "tx" else [],
-    )
-    return form, qs
+    return form, _narrowed(selectors.payment_intents_list(merchant=merchant, livemode=livemode), form.cleaned_data)
 
 
 def _rows(intents):
@@ -39,16 +42,13 @@ def _rows(intents):
 @require_safe
 @portal_page("payments.view")
 def payment_list(request):
-    form, qs = _filtered(request)
-    page = None
-    if qs is not None:
-        merchant, livemode = portal_scope(request)
-        bounds = form.bounds(PaymentIntent, merchant=merchant, livemode=livemode)
-        if form.is_valid():
-            page = selectors.keyset_page(qs, **bounds)
+    merchant, livemode = portal_scope(request)
+    form = PaymentFilterForm(request.GET)
+    intents = selectors.payment_intents_list(merchant=merchant, livemode=livemode)
+    page = selectors.filtered_keyset_page(form, intents, merchant=merchant, livemode=livemode, narrow=_narrowed)
     return render(request, "portal/payments/list.html", {
         "form": form, "page": page, "rows": list(_rows(page.rows)) if page else [],
-        "filter_query": form.filter_query(), "livemode": portal_scope(request)[1],
+        "filter_query": form.filter_query(), "livemode": livemode,
     }, status=200 if page is not None else 400)
 
 
@@ -134,13 +134,9 @@ def unmatched_list(request):
     page (`portal:unmatched-refund`, linked by URL name: payments does not import settlements)."""
     merchant, livemode = portal_scope(request)
     form = UnmatchedFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        bounds = form.bounds(UnmatchedDeposit, merchant=merchant, livemode=livemode)
-        if form.is_valid():
-            qs = selectors.unmatched_deposits_list(merchant=merchant, livemode=livemode,
-                                                   reason=form.cleaned_data["reason"])
-            page = selectors.keyset_page(qs, **bounds)
+    deposits = selectors.unmatched_deposits_list(merchant=merchant, livemode=livemode)
+    page = selectors.filtered_keyset_page(form, deposits, merchant=merchant, livemode=livemode,
+                                          match={"reason": "reason"})
     rows = []
     for deposit in page.rows if page else []:
         assignment = getattr(deposit, "assignment", None)

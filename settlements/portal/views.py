@@ -18,7 +18,7 @@ from merchants.permissions import role_can
 from merchants.portal import portal_livemode, portal_merchant, portal_required
 from payments.models import Charge, Event, PaymentIntent, UnmatchedDeposit
 from payments.portal.export import cell, csv_response, csv_writer
-from payments.portal.selectors import keyset_chunks, keyset_page
+from payments.portal.selectors import filtered_keyset_page, keyset_chunks, keyset_page
 from payments.views import format_base_units, format_fiat
 
 from .. import payouts, selectors
@@ -49,6 +49,15 @@ def _tx_hash(row) -> str:
         return ""
     attempt = tx.mined_attempt if tx.mined_attempt_id else (tx.current_attempt if tx.current_attempt_id else None)
     return attempt.tx_hash if attempt else ""
+
+
+def _list_page(request, template: str, *, form, page, row, livemode: bool):
+    """A filtered list of payouts or refunds: `row(obj)` is what the template shows of each; a page that could not be
+    read (`page` None: the filters or the cursor are not valid) shows the form's errors with a 400."""
+    return render(request, template, {
+        "form": form, "page": page, "rows": [row(obj) for obj in page.rows] if page else [],
+        "filter_query": form.filter_query(), "livemode": livemode,
+    }, status=200 if page is not None else 400)
 
 
 def _events(merchant, livemode: bool, object_id: str) -> list[Event]:
@@ -202,18 +211,10 @@ def _payout_view(payout: Payout) -> dict:
 def payout_list(request):
     merchant, livemode = _scope(request)
     form = PayoutFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        bounds = form.bounds(Payout, merchant=merchant, livemode=livemode)
-        if form.is_valid():
-            qs = selectors.payouts_for(merchant=merchant, livemode=livemode)
-            if form.cleaned_data["status"]:
-                qs = qs.filter(status=form.cleaned_data["status"])
-            page = keyset_page(qs, **bounds)
-    return render(request, "portal/settlements/payouts.html", {
-        "form": form, "page": page, "rows": [_payout_view(p) for p in page.rows] if page else [],
-        "filter_query": form.filter_query(), "livemode": livemode,
-    }, status=200 if page is not None else 400)
+    page = filtered_keyset_page(form, selectors.payouts_for(merchant=merchant, livemode=livemode),
+                                merchant=merchant, livemode=livemode, match={"status": "status"})
+    return _list_page(request, "portal/settlements/payouts.html", form=form, page=page, row=_payout_view,
+                      livemode=livemode)
 
 
 @require_safe
@@ -310,20 +311,11 @@ def _refund_view(refund: Refund) -> dict:
 def refund_list(request):
     merchant, livemode = _scope(request)
     form = RefundFilterForm(request.GET)
-    page = None
-    if form.is_valid():
-        bounds = form.bounds(Refund, merchant=merchant, livemode=livemode)
-        if form.is_valid():
-            qs = refund_selectors.refunds_for(merchant=merchant, livemode=livemode)
-            if form.cleaned_data["status"]:
-                qs = qs.filter(status=form.cleaned_data["status"])
-            if form.cleaned_data["payment_intent"]:
-                qs = qs.filter(payment_intent_id=form.cleaned_data["payment_intent"])
-            page = keyset_page(qs, **bounds)
-    return render(request, "portal/settlements/refunds.html", {
-        "form": form, "page": page, "rows": [_refund_view(r) for r in page.rows] if page else [],
-        "filter_query": form.filter_query(), "livemode": livemode,
-    }, status=200 if page is not None else 400)
+    page = filtered_keyset_page(form, refund_selectors.refunds_for(merchant=merchant, livemode=livemode),
+                                merchant=merchant, livemode=livemode,
+                                match={"status": "status", "payment_intent": "payment_intent_id"})
+    return _list_page(request, "portal/settlements/refunds.html", form=form, page=page, row=_refund_view,
+                      livemode=livemode)
 
 
 @never_cache  # while it waits, the page shows the customer's claim link
