@@ -106,7 +106,7 @@ def unmatched_deposit_refund_mark(*, deposit_id: str, refund_id: str) -> None:
         deposit.save(update_fields=["refund_reference"])
 
 
-HOLD_FIELDS = ["status", "decided_at", "decided_by", "decision_reason"]
+HOLD_FIELDS = funding.HOLD_FIELDS
 HOLD_TRANSITIONS = {
     HeldDeposit.Status.HELD: {HeldDeposit.Status.RELEASED, HeldDeposit.Status.KEPT},
     HeldDeposit.Status.KEPT: {HeldDeposit.Status.RELEASED},  # a decision revisited (the address left the list)
@@ -115,27 +115,47 @@ HOLD_TRANSITIONS = {
 
 
 def _held_deposit_decide(*, hold: HeldDeposit, to: str, actor, reason: str, request=None) -> HeldDeposit:
+    """One decision for one on-chain transfer: a reorg that re-mined it gave it a new row and a new hold
+    (funding._hold_carry), and a decision taken on either hold (the orphaned one too) decides every hold of the same
+    network, tx_hash and log_index, each with its audit record; a release then counts the live row, once."""
     reason = _reason_required(reason)
-    address_id = HeldDeposit.objects.filter(pk=hold.pk).values_list("transfer__deposit_address_id", flat=True).get()
+    transfer = HeldDeposit.objects.filter(pk=hold.pk).values(
+        "transfer__deposit_address_id", "transfer__network_id", "transfer__tx_hash", "transfer__log_index").get()
+    address_id = transfer["transfer__deposit_address_id"]
     activity.deposit_address_lock(deposit_address_id=address_id)  # funding.address_apply's order: address first
-    locked = HeldDeposit.objects.select_for_update(of=("self",)).get(pk=hold.pk)
-    if locked.status == to:
+    # Every row of the transfer has this recipient, so the address lock covers them all; the holds in id order.
+    holds = list(HeldDeposit.objects.select_for_update(of=("self",)).filter(
+        transfer__network_id=transfer["transfer__network_id"], transfer__tx_hash=transfer["transfer__tx_hash"],
+        transfer__log_index=transfer["transfer__log_index"],
+    ).order_by("pk"))
+    locked = next(h for h in holds if h.pk == hold.pk)
+    pending = [h for h in holds if h.status != to]
+    if not pending:
         return locked
-    if to not in HOLD_TRANSITIONS[locked.status]:
+    refused = next((h for h in pending if to not in HOLD_TRANSITIONS[h.status]), None)
+    if refused is not None:
         raise DomainError(code="held_deposit_unexpected_state", param="status",
-                          message=f"{locked.id} is {locked.status}: it cannot be {to}.")
-    before = model_snapshot(locked, HOLD_FIELDS)
-    locked.status, locked.decided_at = to, timezone.now()
-    locked.decided_by = getattr(actor, "username", "") or str(actor)
-    locked.decision_reason = reason
-    locked.save(update_fields=HOLD_FIELDS)
-    after = model_snapshot(locked, HOLD_FIELDS)
+                          message=f"{refused.id} is {refused.status}: it cannot be {to}.")
+    decided_at, decided_by = timezone.now(), getattr(actor, "username", "") or str(actor)
+    changes = []
+    for row in pending:
+        before = model_snapshot(row, HOLD_FIELDS)
+        row.status, row.decided_at, row.decided_by, row.decision_reason = to, decided_at, decided_by, reason
+        row.save(update_fields=HOLD_FIELDS)
+        after = model_snapshot(row, HOLD_FIELDS)
+        if row.pk != locked.pk:
+            after["decided_with"] = locked.id  # the same on-chain transfer, another row of it (a reorg)
+        changes.append((row, before, after))
+    intent_after = None
     if to == HeldDeposit.Status.RELEASED:
         # Counted from now on by the normal rules (Charge, processing / succeeded, ledger queue, sweep), once.
         intent = funding.address_apply(deposit_address_id=address_id)
-        after["payment_intent"] = {"id": intent.id, **model_snapshot(intent, INTENT_FIELDS)} if intent else None
-    audit_record(actor=actor, action=f"held_deposit.{'release' if to == HeldDeposit.Status.RELEASED else 'keep'}",
-                 obj=locked, before=before, after=after, reason=reason, request=request)
+        intent_after = {"id": intent.id, **model_snapshot(intent, INTENT_FIELDS)} if intent else None
+    for row, before, after in changes:
+        if to == HeldDeposit.Status.RELEASED:
+            after["payment_intent"] = intent_after
+        audit_record(actor=actor, action=f"held_deposit.{'release' if to == HeldDeposit.Status.RELEASED else 'keep'}",
+                     obj=row, before=before, after=after, reason=reason, request=request)
     return locked
 
 

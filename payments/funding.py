@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
+from audit.services import audit_record, model_snapshot
 from gateway.metrics import DEPOSITS_HELD, PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, PAYMENT_TRANSITIONS
 from wallets import activity
 from wallets.alerts import staff_email
@@ -106,18 +107,36 @@ def _record_unmatched(*, address, intent, transfer: Transfer, reason: str) -> No
                      obj_id=deposit.id, snapshot=unmatched_deposit_json(deposit), sequence=1)
 
 
+HOLD_FIELDS = ["status", "decided_at", "decided_by", "decision_reason"]
+CARRY_ACTOR = "task:address_apply"  # the audit actor of a decision carried over to a reorg's new row (the system)
+
+
 def _held(*, address, intent: PaymentIntent | None, transfers: list[Transfer], settled: set[int]) -> set[int]:
     """The transfers of this apply held for review (HeldDeposit held or kept): never credited, never unmatched.
     A live transfer not credited or announced yet (not in `settled`) whose sender is on the active blocklist is held
     here, once: its HeldDeposit row is written now, logged, counted and emailed to staff. A transfer credited before
-    its sender was blocked stays credited; a released hold counts by the normal rules."""
+    its sender was blocked stays credited; a released hold counts by the normal rules.
+
+    A reorg that re-mines a held transfer in a new block gives it a new row (wallets.Transfer): its hold carries the
+    decision made on the old row's (`_hold_carry`), whatever the blocklist says now, so a released deposit is not held
+    again and a kept one is not credited because its sender left the list meanwhile. Every row of one on-chain
+    transfer is a transfer of this address (the same recipient), so the old holds are among `holds`."""
     ids = [t.id for t in transfers]
-    status = dict(HeldDeposit.objects.filter(transfer_id__in=ids).values_list("transfer_id", "status"))
+    holds = {h.transfer_id: h for h in HeldDeposit.objects.filter(transfer_id__in=ids)}
+    status = {transfer_id: h.status for transfer_id, h in holds.items()}
     fresh = [t for t in transfers if t.id not in status and t.id not in settled and t.orphaned_at is None]
     if fresh:
+        earlier: dict[tuple, list[HeldDeposit]] = {}
+        for t in transfers:
+            if t.id in holds:
+                earlier.setdefault((t.network_id, t.tx_hash, t.log_index), []).append(holds[t.id])
         blocked = {b.address: b for b in BlockedAddress.objects.filter(
             address__in={t.from_address for t in fresh}, active=True)}
         for transfer in fresh:
+            same = earlier.get((transfer.network_id, transfer.tx_hash, transfer.log_index))
+            if same:
+                status[transfer.id] = _hold_carry(intent=intent, transfer=transfer, earlier=same)
+                continue
             entry = blocked.get(transfer.from_address)
             if entry is None:
                 continue
@@ -125,22 +144,29 @@ def _held(*, address, intent: PaymentIntent | None, transfers: list[Transfer], s
     return {transfer_id for transfer_id, s in status.items() if s != HeldDeposit.Status.RELEASED}
 
 
+def _hold_carry(*, intent: PaymentIntent | None, transfer: Transfer, earlier: list[HeldDeposit]) -> str:
+    """The hold of a transfer recorded again after a reorg, with the decision of its latest decided hold (or held, as
+    they are, if none is decided: staff were told once). A decision carried over is audited here, by the system, in
+    the apply's transaction; a release then counts at once by the normal rules (the caller's apply)."""
+    source = max(earlier, key=lambda h: (h.decided_at is not None, h.decided_at or h.created, h.created))
+    hold = HeldDeposit.objects.create(
+        merchant_id=source.merchant_id, livemode=source.livemode, payment_intent=intent, transfer=transfer,
+        from_address=transfer.from_address, blocked_reason=source.blocked_reason, status=source.status,
+        decided_at=source.decided_at, decided_by=source.decided_by, decision_reason=source.decision_reason,
+    )
+    if hold.status != HeldDeposit.Status.HELD:
+        audit_record(actor=CARRY_ACTOR, action="held_deposit.carry_over", obj=hold,
+                     after={**model_snapshot(hold, HOLD_FIELDS), "transfer": transfer.id, "carried_from": source.id},
+                     reason=f"the same on-chain transfer recorded again after a reorg: {source.id} was {source.status}")
+    return hold.status
+
+
 def _hold(*, address, intent: PaymentIntent | None, transfer: Transfer, entry: BlockedAddress) -> str:
-    earlier = HeldDeposit.objects.filter(
-        transfer__network_id=transfer.network_id, transfer__tx_hash=transfer.tx_hash,
-        transfer__log_index=transfer.log_index,
-    ).exclude(transfer=transfer).order_by("-created").first()
-    # The same on-chain transfer recorded again (its block orphaned, then back): it keeps the decision made on it.
     hold = HeldDeposit.objects.create(
         merchant_id=address.merchant_id, livemode=transfer.network.livemode, payment_intent=intent,
         transfer=transfer, from_address=transfer.from_address,
         blocked_reason=f"{entry.source} {entry.list_reference}: {entry.reason}".strip()[:2000],
-        status=earlier.status if earlier else HeldDeposit.Status.HELD,
-        decided_at=earlier.decided_at if earlier else None, decided_by=earlier.decided_by if earlier else "",
-        decision_reason=earlier.decision_reason if earlier else "",
     )
-    if earlier is not None:
-        return hold.status
     network = transfer.network.code
     what = (f"{transfer.amount_base_units} base units of {transfer.token.currency if transfer.token_id else 'native'}"
             f" from blocked {transfer.from_address} to {address.address} on {network} (tx {transfer.tx_hash})")

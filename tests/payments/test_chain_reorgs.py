@@ -7,9 +7,13 @@ head is not final; for deeper reorgs the network counts confirmations instead (a
 does), which keeps the payment's block non-final under the reorg."""
 import pytest
 
-from payments.models import Charge, Event
+from audit.models import AuditRecord
+from payments.corrections import held_deposit_release
+from payments.models import Charge, Event, HeldDeposit
 from tests.chain import running_anvil
-from tests.payments.conftest import charges_of, create, event_types, get, settle, simulate
+from tests.payments.conftest import charges_of, create, event_types, get, mined, settle, simulate
+from tests.staff import staff_user
+from wallets.blocklist import blocked_address_add
 from wallets.devchain import rpc
 from wallets.models import Network, Transfer
 
@@ -154,3 +158,53 @@ def test_a_reorg_takes_back_only_the_part_it_removed(api, devnet, devnet_chain):
         "payment_intent.partially_funded", "payment_intent.processing", "payment_intent.reversed",
         "payment_intent.processing", "payment_intent.succeeded",
     ]
+
+
+def test_a_released_deposit_the_reorg_re_mines_stays_released_and_is_credited_once(api, devnet, devnet_chain):
+    chain = devnet_chain
+    sender = chain.accounts[6]
+    blocked_address_add(address=sender, reason="case 3", actor="command:test")
+    settle(devnet, chain)
+    intent = create(api, amount=1000)
+    address = get(api, intent["id"])["next_action"]["crypto_display_details"]["deposit_addresses"]["bsc"]["address"]
+
+    # Given the blocked sender's payment seen (not final), held, and released by staff. Signed here, so that the very
+    # same transaction (same hash) can be mined again after the reorg, as on a real chain (anvil_reorg's replay
+    # would re-sign it: another hash, another on-chain transfer).
+    data = "0xa9059cbb" + address[2:].rjust(64, "0") + hex(10 * 10**18)[2:].rjust(64, "0")
+    raw = rpc(chain.rpc_url, "eth_signTransaction", [{
+        "from": sender, "to": chain.tokens["usdt"], "data": data, "gas": hex(100_000),
+        "gasPrice": rpc(chain.rpc_url, "eth_gasPrice"), "chainId": rpc(chain.rpc_url, "eth_chainId"),
+        "nonce": rpc(chain.rpc_url, "eth_getTransactionCount", [sender, "latest"]),
+    }])
+    tx_hash = rpc(chain.rpc_url, "eth_sendRawTransaction", [raw])
+    assert mined(chain.rpc_url, tx_hash)["status"] == "0x1"
+    settle(devnet, chain)
+    first = HeldDeposit.objects.get()
+    first = held_deposit_release(hold=first, actor=staff_user("security"), reason="sender cleared, ticket 7")
+    assert get(api, intent["id"])["status"] == "processing"
+
+    # When a reorg replaces its block with an empty one and the same signed transaction is mined in the next block
+    rpc(chain.rpc_url, "anvil_rollback", [1])
+    rpc(chain.rpc_url, "anvil_mine", ["0x1"])
+    assert rpc(chain.rpc_url, "eth_sendRawTransaction", [raw]) == tx_hash
+    assert mined(chain.rpc_url, tx_hash)["status"] == "0x1"
+    settle(devnet, chain)
+
+    # Then the new row (same transaction, same log) has a hold released with the same decision, counted at once
+    old, new = Transfer.objects.order_by("id")
+    assert (old.tx_hash, old.log_index) == (new.tx_hash, new.log_index) == (tx_hash, old.log_index)
+    assert old.orphaned_at is not None and new.orphaned_at is None and new.block_hash != old.block_hash
+    second = HeldDeposit.objects.get(transfer=new)
+    assert (second.status, second.decision_reason, second.decided_at) == (
+        "released", "sender cleared, ticket 7", first.decided_at)
+    assert AuditRecord.objects.get(action="held_deposit.carry_over").object_id == second.id
+    assert get(api, intent["id"])["status"] == "processing"
+
+    # and once final, the intent succeeds once, with one Charge of the new row
+    settle(devnet, chain, mine_blocks=2)
+    paid = get(api, intent["id"])
+    assert paid["status"] == "succeeded" and paid["amount_received"] == 1000
+    assert Charge.objects.get().transfer_id == new.id
+    # (the orphaned row and the new one came in one scanner step, one apply: the intent never went back)
+    assert event_types(intent["id"])[2:] == ["payment_intent.processing", "payment_intent.succeeded"]
