@@ -136,18 +136,23 @@ def audit_batch():
     run over the merchants' schedules), each change's `audit_record` waits here and all are appended, in order, when
     the block ends without an error: the head is then taken after the last row lock of the loop, never before one
     (a loop that took it on its first item and then waited for a row held by a transaction waiting for the head
-    would deadlock). Use it around a loop of service calls, each its own savepoint, in one transaction."""
+    would deadlock). Use it around a loop of service calls, each its own savepoint, in one transaction: the records
+    of a savepoint that rolled back (an item that failed and was skipped) are dropped with it, as its changes were."""
     if _BATCH.get() is not None:  # nested: the outer block appends
         yield
         return
-    pending: list[dict] = []
+    pending: list[tuple] = []
     token = _BATCH.set(pending)
     try:
         yield
     finally:
         _BATCH.reset(token)
-    for kwargs in pending:
-        audit_record(**kwargs)
+    # Each waiting record registered a no-op on_commit marker; Django discards the callbacks of a savepoint it rolls
+    # back, so a record whose marker is gone described changes that are gone too.
+    alive = {id(entry[1]) for entry in transaction.get_connection().run_on_commit}
+    for marker, kwargs in pending:
+        if id(marker) in alive:
+            audit_record(**kwargs)
 
 
 def audit_record(*, actor=None, action: str, obj=None, before: dict | None = None, after: dict | None = None,
@@ -164,8 +169,12 @@ def audit_record(*, actor=None, action: str, obj=None, before: dict | None = Non
         raise AuditError("audit_record must run inside the transaction of the change it records")
     pending = _BATCH.get()
     if pending is not None:  # in an `audit_batch`: appended when it ends (None here)
-        pending.append(dict(actor=actor, action=action, obj=obj, before=_jsonable(before), after=_jsonable(after),
-                            reason=reason, request=request))
+        def marker():  # dropped by Django with the savepoint this record was made in, if that rolls back
+            pass
+
+        transaction.on_commit(marker)
+        pending.append((marker, dict(actor=actor, action=action, obj=obj, before=_jsonable(before),
+                                     after=_jsonable(after), reason=reason, request=request)))
         return None
     who: Actor = actor_of(actor if actor is not None else _request_actor(request))
     object_type, object_id = _object_ref(obj)

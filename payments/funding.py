@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.timezone import now
 
-from audit.services import audit_record, model_snapshot
+from audit.services import audit_batch, audit_record, model_snapshot
 from gateway.metrics import DEPOSITS_HELD, PAYMENT_BLOCK_TO_STATUS, PAYMENT_SUCCEEDED_AMOUNT, PAYMENT_TRANSITIONS
 from wallets import activity
 from wallets.alerts import staff_email
@@ -387,11 +387,13 @@ def address_apply(*, deposit_address_id: int) -> PaymentIntent | None:
 
 def address_activity_process(*, limit: int = 200) -> int:
     """Consume the queue in batches (one transaction a batch, a savepoint an address). An address whose apply
-    fails keeps its rows for the next run and does not hold up the others. Returns the addresses applied."""
+    fails keeps its rows for the next run and does not hold up the others. Returns the addresses applied. The
+    batch's audit records (a hold's decision carried over a reorg) are appended at its end (audit_batch), after its
+    last row lock: the audit chain's head is never held while the batch waits for an address a staff action holds."""
     done = 0
     failed: set[int] = set()
     while True:
-        with transaction.atomic():
+        with transaction.atomic(), audit_batch():
             claimed = activity.address_activity_claim(limit=limit, exclude_ids=failed)
             if not claimed:
                 return done

@@ -54,6 +54,7 @@ DB_CHECK_SECONDS = 5.0
 # already waiting (a delivery's state is written at most this much later; its POST is not delayed).
 RECORD_GATHER_SECONDS = 0.05
 RECORD_BATCH = 200
+FAN_OUT_BATCH = 1000  # events fanned out per transaction
 
 
 class GuardedResolver(AbstractResolver):
@@ -130,25 +131,26 @@ class Dispatcher:
                 raise
         return await asyncio.get_running_loop().run_in_executor(self._db_pool, call)
 
-    def _fan_out_all(self) -> int:
-        total = 0
-        while True:
-            events, _ = fanout.events_fan_out(now=timezone.now(), limit=1000)
-            total += events
-            if events < 1000:
-                return total
+    def _fan_out_batch(self) -> int:
+        return fanout.events_fan_out(now=timezone.now(), limit=FAN_OUT_BATCH)[0]
 
     def _step(self, fan_out: bool, claim_args: tuple | None) -> tuple[int, list]:
-        """The database thread's step: the fan-out (when due), then the claim (unless the sender has no room). A
-        stop that came while the fan-out ran ends the claiming here: what is claimed is sent, so a sender being
-        stopped must not take more (it would hold it until its requests end or time out). One transaction for both
-        (one commit per step, not two): the claim sees the deliveries the fan-out just made, other senders see them
-        claimed."""
-        with transaction.atomic():
-            fanned = self._fan_out_all() if fan_out else 0
-            if claim_args is None or self.stop.is_set():
-                return fanned, []
-            return fanned, self._claim(*claim_args)
+        """The database thread's step: the fan-out (when due), then the claim (unless the sender has no room). The
+        last fan-out batch and the claim share one transaction (one commit per step, not two: the claim sees the
+        deliveries just made, other senders see them claimed); a full batch commits on its own first, so a backlog
+        is fanned out in bounded transactions, each kept if a later one fails. A stop that came while the fan-out
+        ran ends the step there: what is claimed is sent, so a sender being stopped must not take more (it would
+        hold it until its requests end or time out)."""
+        fanned = 0
+        while True:
+            with transaction.atomic():
+                batch = self._fan_out_batch() if fan_out else 0
+                fanned += batch
+                if batch == FAN_OUT_BATCH and not self.stop.is_set():
+                    continue  # committed: more events may wait
+                if claim_args is None or self.stop.is_set():
+                    return fanned, []
+                return fanned, self._claim(*claim_args)
 
     def _claim(self, limit: int, skip: list[str], failing: list[str], slow_lane: list[str], slow_room: int):
         """The fast lane (every endpoint not known here to be failing), then the slow lane: the failing endpoints

@@ -29,7 +29,8 @@ def events_fan_out(*, now: datetime, limit: int = 1000) -> tuple[int, int]:
     concurrent runners share the work), create their deliveries (due at `now`) for the merchant's enabled endpoints
     of the same mode whose `enabled_events` match and that existed when the event happened, mark the events fanned
     out. Idempotent: the unique (endpoint, event) makes a second run insert nothing. Returns (events, deliveries).
-    Inside a caller's transaction (the sender's step, with its claim), part of it: no savepoint round trips."""
+    One transaction, or part of the caller's (the sender's step: its last batch with its claim), with no savepoint
+    round trips."""
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.execute(FAN_OUT_SQL, {"now": now, "limit": limit})
         events, deliveries = cursor.fetchone()

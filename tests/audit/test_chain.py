@@ -166,3 +166,24 @@ def test_verifying_the_last_records_checks_only_those_and_their_link_to_the_one_
     assert audit_chain_verify(last=1).ok  # record #5 is outside the last one
     _sql("DELETE FROM audit_auditrecord WHERE seq = 3")
     assert audit_chain_verify(last=3).bad_seq == 3  # the record before the window is gone
+
+
+def test_a_batch_appends_its_records_at_its_end_and_drops_those_of_a_savepoint_rolled_back(db):
+    from audit.services import audit_batch
+
+    # Given a batch of three items, each in its own savepoint, the second of which fails after its record
+    with transaction.atomic(), audit_batch():
+        for i in range(3):
+            try:
+                with transaction.atomic():
+                    audit_record(actor=command_actor("batch test"), action="thing.touch",
+                                 obj=ObjectRef("test.thing", i), reason=f"item {i}")
+                    assert not AuditRecord.objects.exists()  # waiting: nothing appended inside the loop
+                    if i == 1:
+                        raise ValueError("this item fails")
+            except ValueError:
+                pass
+
+    # then the records of the items that committed are appended, in order, and the failed item's is not
+    assert list(AuditRecord.objects.order_by("seq").values_list("reason", flat=True)) == ["item 0", "item 2"]
+    assert audit_chain_verify().ok

@@ -338,8 +338,8 @@ def test_a_sender_stopped_while_it_fans_out_claims_nothing_more(merchant, receiv
             self.loop = asyncio.get_running_loop()
             return await super().run(**kwargs)
 
-        def _fan_out_all(self):  # in the database thread: the stop is set on the loop, as a signal handler does
-            fanned = super()._fan_out_all()
+        def _fan_out_batch(self):  # in the database thread: the stop is set on the loop, as a signal handler does
+            fanned = super()._fan_out_batch()
             stopped = threading.Event()
             self.loop.call_soon_threadsafe(lambda: (self.stop.set(), stopped.set()))
             assert stopped.wait(10)
@@ -386,3 +386,32 @@ def test_endpoints_that_hang_hold_only_the_slow_lanes_share_and_a_healthy_one_is
         stop(then=hanging.close)  # the hanging requests end (connection closed) and are recorded as failures
     assert WebhookDelivery.objects.filter(endpoint=healthy, status="succeeded").count() == 46
     assert WebhookAttempt.objects.filter(delivery__endpoint__in=hung).count() == share
+
+
+def test_a_backlog_is_fanned_out_in_bounded_transactions_and_a_failed_claim_undoes_only_the_last(
+        merchant, receiver, make_endpoint, monkeypatch):
+    from payments.webhooks import delivery as delivery_module
+
+    # Given five events not fanned out, batches of two, and a claim that fails
+    monkeypatch.setattr(delivery_module, "FAN_OUT_BATCH", 2)
+    make_endpoint(receiver.on("/ok"))
+    events = [make_event(merchant) for _ in range(5)]
+
+    class ClaimFails(Dispatcher):
+        def _claim(self, *args):
+            raise RuntimeError("the claim failed")
+
+    sender = ClaimFails()
+    sender.stop = asyncio.Event()
+    # when a step fans out and claims
+    with pytest.raises(RuntimeError):
+        sender._step(True, (10, [], [], [], 10))
+
+    # then the two full batches stayed fanned out (each its own transaction); the last batch went with the claim
+    fanned = Event.objects.filter(pk__in=[e.pk for e in events], fanned_out_at__isnull=False).count()
+    assert fanned == 4 and WebhookDelivery.objects.count() == 4
+    # and the next step fans out the rest
+    again = Dispatcher()
+    again.stop = asyncio.Event()
+    assert again._step(True, None) == (1, [])
+    assert Event.objects.filter(pk__in=[e.pk for e in events], fanned_out_at__isnull=True).count() == 0
