@@ -140,7 +140,9 @@ def cold_transfer_start(*, setting: HotColdSetting, onchain_balance: int | None 
         return None
     hot_account = wallet_account(kind=AccountKind.HOT_WALLET, network=network, token_id=token.id,
                                  address=hot.address)
-    balance = balances_lock(hot_account)[hot_account.id]
+    in_transit = operator_account(kind=AccountKind.IN_TRANSIT, network=network, token_id=token.id)
+    # Both rows the posting below touches, in balances_lock's order (a payout's reversal posts the same two).
+    balance = balances_lock(hot_account, in_transit)[hot_account.id]
     surplus = balance - setting.hot_ceiling_base_units
     if surplus <= 0:
         return None
@@ -161,7 +163,6 @@ def cold_transfer_start(*, setting: HotColdSetting, onchain_balance: int | None 
     ColdTransferEvent.objects.create(cold_transfer=cold, from_status="", to_status=ColdTransfer.Status.SENT,
                                      detail={"ledger_balance": str(balance), "ceiling":
                                              str(setting.hot_ceiling_base_units), "outgoing_transaction": tx.id})
-    in_transit = operator_account(kind=AccountKind.IN_TRANSIT, network=network, token_id=token.id)
     journal_transaction_post(kind=Kind.COLD_SEND, source_type=COLD_SOURCE, source_id=str(cold.id),
                              memo=f"{hot.address} -> {setting.cold_address}",
                              postings=[Posting(in_transit, surplus), Posting(hot_account, -surplus)])
