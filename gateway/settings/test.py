@@ -1,6 +1,7 @@
 """The test suite: the same PostgreSQL, Redis and anvil as production, but fast password hashing."""
 import base64
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 # `make test` runs the suite in pytest-xdist workers (gw0, gw1, ...): each gets a Redis database of its own (this
 # run's database minus the worker's number: 15, 14, ... by default), so one worker's Celery worker processes never
@@ -8,8 +9,9 @@ import os
 # ...). Written back to the environment, once, so the gateway processes a test starts inherit the same database.
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _XDIST_WORKER.startswith("gw") and not os.environ.get("GATEWAY_TEST_REDIS_OF_WORKER"):
-    _base, _, _db = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15").rpartition("/")
-    os.environ["REDIS_URL"] = f"{_base}/{(int(_db or 0) - int(_XDIST_WORKER[2:])) % 16}"
+    _url = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"))
+    _db = (int(_url.path.strip("/") or 0) - int(_XDIST_WORKER[2:])) % 16
+    os.environ["REDIS_URL"] = urlunsplit(_url._replace(path=f"/{_db}"))
     os.environ["GATEWAY_TEST_REDIS_OF_WORKER"] = _XDIST_WORKER
 
 from .base import *  # noqa: E402,F401,F403
