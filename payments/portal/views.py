@@ -31,12 +31,21 @@ def _filtered(request):
     return form, _narrowed(selectors.payment_intents_list(merchant=merchant, livemode=livemode), form.cleaned_data)
 
 
-def _rows(intents):
-    for intent in intents:
-        charge = intent.latest_charge
-        yield {"intent": intent, "amount": format_fiat(intent.amount, intent.currency),
-               "network": charge.transfer.network if charge else None,
-               "token": charge.transfer.token.currency.upper() if charge and charge.transfer.token else ""}
+def _row(intent) -> dict:
+    charge = intent.latest_charge
+    return {"intent": intent, "amount": format_fiat(intent.amount, intent.currency),
+            "network": charge.transfer.network if charge else None,
+            "token": charge.transfer.token.currency.upper() if charge and charge.transfer.token else ""}
+
+
+def filtered_list_render(request, template: str, *, form, page, row, livemode: bool):
+    """A filtered list page (payments here; settlements' payouts and refunds): `row(obj)` is what the template shows
+    of each object of `page` (selectors.filtered_keyset_page); a page that could not be read (`page` None: the
+    filters or the cursor are not valid) shows the form's errors with a 400."""
+    return render(request, template, {
+        "form": form, "page": page, "rows": [row(obj) for obj in page.rows] if page else [],
+        "filter_query": form.filter_query(), "livemode": livemode,
+    }, status=200 if page is not None else 400)
 
 
 @require_safe
@@ -46,10 +55,8 @@ def payment_list(request):
     form = PaymentFilterForm(request.GET)
     intents = selectors.payment_intents_list(merchant=merchant, livemode=livemode)
     page = selectors.filtered_keyset_page(form, intents, merchant=merchant, livemode=livemode, narrow=_narrowed)
-    return render(request, "portal/payments/list.html", {
-        "form": form, "page": page, "rows": list(_rows(page.rows)) if page else [],
-        "filter_query": form.filter_query(), "livemode": livemode,
-    }, status=200 if page is not None else 400)
+    return filtered_list_render(request, "portal/payments/list.html", form=form, page=page, row=_row,
+                                livemode=livemode)
 
 
 @require_safe

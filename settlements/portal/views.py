@@ -19,6 +19,7 @@ from merchants.portal import portal_livemode, portal_merchant, portal_required
 from payments.models import Charge, Event, PaymentIntent, UnmatchedDeposit
 from payments.portal.export import cell, csv_response, csv_writer
 from payments.portal.selectors import filtered_keyset_page, keyset_chunks, keyset_page
+from payments.portal.views import filtered_list_render
 from payments.views import format_base_units, format_fiat
 
 from .. import payouts, selectors
@@ -49,15 +50,6 @@ def _tx_hash(row) -> str:
         return ""
     attempt = tx.mined_attempt if tx.mined_attempt_id else (tx.current_attempt if tx.current_attempt_id else None)
     return attempt.tx_hash if attempt else ""
-
-
-def _list_page(request, template: str, *, form, page, row, livemode: bool):
-    """A filtered list of payouts or refunds: `row(obj)` is what the template shows of each; a page that could not be
-    read (`page` None: the filters or the cursor are not valid) shows the form's errors with a 400."""
-    return render(request, template, {
-        "form": form, "page": page, "rows": [row(obj) for obj in page.rows] if page else [],
-        "filter_query": form.filter_query(), "livemode": livemode,
-    }, status=200 if page is not None else 400)
 
 
 def _events(merchant, livemode: bool, object_id: str) -> list[Event]:
@@ -213,8 +205,8 @@ def payout_list(request):
     form = PayoutFilterForm(request.GET)
     page = filtered_keyset_page(form, selectors.payouts_for(merchant=merchant, livemode=livemode),
                                 merchant=merchant, livemode=livemode, match={"status": "status"})
-    return _list_page(request, "portal/settlements/payouts.html", form=form, page=page, row=_payout_view,
-                      livemode=livemode)
+    return filtered_list_render(request, "portal/settlements/payouts.html", form=form, page=page,
+                                row=_payout_view, livemode=livemode)
 
 
 @require_safe
@@ -314,8 +306,8 @@ def refund_list(request):
     page = filtered_keyset_page(form, refund_selectors.refunds_for(merchant=merchant, livemode=livemode),
                                 merchant=merchant, livemode=livemode,
                                 match={"status": "status", "payment_intent": "payment_intent_id"})
-    return _list_page(request, "portal/settlements/refunds.html", form=form, page=page, row=_refund_view,
-                      livemode=livemode)
+    return filtered_list_render(request, "portal/settlements/refunds.html", form=form, page=page,
+                                row=_refund_view, livemode=livemode)
 
 
 @never_cache  # while it waits, the page shows the customer's claim link
